@@ -172,7 +172,9 @@ def _encode_frame(
         payload = bytes(value)
         return FrameSpec(name=name, encoding="bytes", nbytes=len(payload)), payload
     if not isinstance(value, np.ndarray):
-        raise WireError(f"frame {name!r}: expected numpy array or bytes, got {type(value).__name__}")
+        raise WireError(
+            f"frame {name!r}: expected numpy array or bytes, got {type(value).__name__}"
+        )
     if value.dtype.name not in _DTYPES:
         raise WireError(f"frame {name!r}: dtype {value.dtype} cannot travel; use {sorted(_DTYPES)}")
     if as_jpeg:
@@ -182,15 +184,20 @@ def _encode_frame(
         payload = np.ascontiguousarray(value).tobytes()
         encoding = "raw"
     spec = FrameSpec(
-        name=name, encoding=encoding, nbytes=len(payload), dtype=value.dtype.name,
+        name=name,
+        encoding=encoding,
+        nbytes=len(payload),
+        dtype=value.dtype.name,
         shape=list(value.shape),
-    )  # fmt: skip
+    )
     return spec, payload
 
 
 def _jpeg_bytes(name: str, image: np.ndarray, quality: int) -> bytes:
     if image.dtype != np.uint8 or not _is_image_shape(image.shape):
-        raise WireError(f"frame {name!r}: JPEG needs uint8 HxWx3 or HxW, got {image.dtype} {image.shape}")
+        raise WireError(
+            f"frame {name!r}: JPEG needs uint8 HxWx3 or HxW, got {image.dtype} {image.shape}"
+        )
     bgr = image[..., ::-1] if image.ndim == 3 else image
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -218,7 +225,7 @@ def _decode_frame(topic: str, spec: FrameSpec, part: memoryview, max_bytes: int)
     expected = int(np.prod(spec.shape, dtype=np.int64)) * dtype.itemsize
     if expected != len(part):
         raise WireError(
-            f"{where}: dtype {spec.dtype} shape {spec.shape} needs {expected} bytes, got {len(part)}"
+            f"{where}: {spec.dtype} {spec.shape} needs {expected} bytes, got {len(part)}"
         )
     return np.frombuffer(part, dtype=dtype).reshape(spec.shape)
 
@@ -226,7 +233,9 @@ def _decode_frame(topic: str, spec: FrameSpec, part: memoryview, max_bytes: int)
 def _decode_jpeg(where: str, spec: FrameSpec, part: memoryview) -> np.ndarray:
     assert spec.shape is not None
     if spec.dtype != "uint8" or not _is_image_shape(spec.shape):
-        raise WireError(f"{where}: JPEG frame must be uint8 HxWx3 or HxW, header says {spec.dtype} {spec.shape}")
+        raise WireError(
+            f"{where}: JPEG frame must be uint8 HxWx3 or HxW, header says {spec.dtype} {spec.shape}"
+        )
     flag = cv2.IMREAD_COLOR if len(spec.shape) == 3 else cv2.IMREAD_GRAYSCALE
     image = cv2.imdecode(np.frombuffer(part, dtype=np.uint8), flag)
     if image is None:
@@ -236,8 +245,14 @@ def _decode_jpeg(where: str, spec: FrameSpec, part: memoryview) -> np.ndarray:
     return image[..., ::-1].copy() if image.ndim == 3 else image
 
 
-def send(socket: Any, msg: Message, frames: Mapping[str, FrameValue] | None = None, *,
-         jpeg: Collection[str] = (), flags: int = 0) -> None:  # fmt: skip
+def send(
+    socket: Any,
+    msg: Message,
+    frames: Mapping[str, FrameValue] | None = None,
+    *,
+    jpeg: Collection[str] = (),
+    flags: int = 0,
+) -> None:
     """Encode and send one message on a ZMQ socket."""
     socket.send_multipart(encode(msg, frames, jpeg=jpeg), flags=flags, copy=False)
 

@@ -101,7 +101,9 @@ class Outcome(StrEnum):
     DISCARD = "discard"
 
 
-def finite_vector(values: list[float], *, length: int | None = None, what: str = "vector") -> list[float]:
+def finite_vector(
+    values: list[float], *, length: int | None = None, what: str = "vector"
+) -> list[float]:
     """Check that ``values`` are finite floats (and of ``length`` when given)."""
     if length is not None and len(values) != length:
         raise ValueError(f"{what} must have {length} numbers, got {len(values)}")

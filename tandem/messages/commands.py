@@ -39,9 +39,7 @@ class TeleopAction(_Cmd):
     action: list[float]
     t_input: float = Field(description="Sender monotonic time the input was read, s.")
 
-    _check = field_validator("action")(
-        lambda v: finite_vector(v, length=ACTION_DIM, what="action")
-    )
+    _check = field_validator("action")(lambda v: finite_vector(v, length=ACTION_DIM, what="action"))
 
 
 class EndEpisode(_Cmd):

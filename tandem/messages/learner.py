@@ -36,13 +36,24 @@ class LearnerMetrics(Message):
     run_id: str
     update_step: int = Field(ge=0)
     env_steps: int = Field(ge=0)
-    metrics: dict[str, float]
+    metrics: dict[str, float | None] = Field(
+        description="Metric name -> value; None (JSON null) for a metric with no value yet."
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _nan_to_none(cls, metrics: Any) -> Any:
+        # NaN means "no value yet" and travels as null, which every JSON parser reads.
+        if isinstance(metrics, dict):
+            return {
+                k: None if isinstance(x, float) and math.isnan(x) else x for k, x in metrics.items()
+            }
+        return metrics
 
     @field_validator("metrics")
     @classmethod
-    def _finite_or_nan(cls, metrics: dict[str, float]) -> dict[str, float]:
-        # NaN is allowed (a metric not yet defined) but infinities are not.
-        bad = [k for k, x in metrics.items() if math.isinf(x)]
+    def _no_infinities(cls, metrics: dict[str, float | None]) -> dict[str, float | None]:
+        bad = [k for k, x in metrics.items() if x is not None and math.isinf(x)]
         if bad:
             raise ValueError(f"metrics must not be infinite: {bad}")
         return metrics

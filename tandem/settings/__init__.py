@@ -46,7 +46,10 @@ class SettingsError(ValueError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="TANDEM_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+        env_prefix="TANDEM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        nested_model_default_partial_update=True,
     )
 
     data_dir: Path = Field(Path("data"), description="Directory for episodes, runs and logs.")
