@@ -1,0 +1,203 @@
+"""Supervises Tandem's processes on one machine (what ``tandem up`` runs).
+
+Each child runs in its own process group with stdout and stderr merged; every
+line is forwarded to the console and to ``<log_dir>/<role>.log``, prefixed by
+the role. A child that exits is restarted with exponential back-off (reset
+after it has stayed up for a while). ``stop`` sends SIGTERM to every child,
+waits, then SIGKILLs what is left. The state of every child is written as
+JSON to ``status_path`` after each change so the server can show it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, TextIO
+
+log = logging.getLogger(__name__)
+
+ChildStatus = Literal["starting", "running", "backoff", "stopped"]
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """A process to supervise: its role name, command line and extra environment."""
+
+    role: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Restart delays: ``initial_s`` doubling up to ``max_s``; reset after ``stable_s`` up."""
+
+    initial_s: float = 1.0
+    max_s: float = 30.0
+    stable_s: float = 60.0
+
+    def delay(self, consecutive_failures: int) -> float:
+        return min(self.max_s, self.initial_s * 2 ** max(0, consecutive_failures - 1))
+
+
+@dataclass
+class ChildState:
+    role: str
+    status: ChildStatus = "starting"
+    pid: int | None = None
+    restarts: int = 0
+    last_exit_code: int | None = None
+    started_wall: float | None = None
+    next_start_wall: float | None = None
+
+
+class _Child:
+    def __init__(self, spec: ChildSpec, log_dir: Path, console: TextIO) -> None:
+        self.spec = spec
+        self.state = ChildState(spec.role)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.failures = 0
+        self.started_mono = 0.0
+        self.restart_at = 0.0
+        self._log_path = log_dir / f"{spec.role}.log"
+        self._console = console
+        self._pump: threading.Thread | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.spec.env, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            self.spec.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        self.started_mono = time.monotonic()
+        self.state.status, self.state.pid = "running", self.proc.pid
+        self.state.started_wall, self.state.next_start_wall = time.time(), None
+        self._pump = threading.Thread(target=self._forward, args=(self.proc,), daemon=True)
+        self._pump.start()
+        log.info("started %s (pid %d): %s", self.spec.role, self.proc.pid, " ".join(self.spec.argv))
+
+    def _forward(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        prefix = f"[{self.spec.role}] "
+        with open(self._log_path, "ab") as file:
+            for raw in proc.stdout:
+                file.write(raw)
+                file.flush()
+                line = raw.decode(errors="replace").rstrip("\n")
+                self._console.write(prefix + line + "\n")
+                self._console.flush()
+
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # it exited in between
+                os.killpg(self.proc.pid, signum)
+
+    def join_output(self, timeout: float = 2.0) -> None:
+        if self._pump is not None:
+            self._pump.join(timeout)
+
+
+class Supervisor:
+    """Runs children until ``stop`` is called; restarts crashed ones with back-off."""
+
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        log_dir: str | Path,
+        status_path: str | Path | None = None,
+        *,
+        backoff: Backoff | None = None,
+        stop_timeout_s: float = 15.0,
+        console: TextIO | None = None,
+    ) -> None:
+        roles = [s.role for s in specs]
+        if len(set(roles)) != len(roles):
+            raise ValueError(f"child roles must be unique, got {roles}")
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.status_path = Path(status_path) if status_path else None
+        self.backoff = backoff or Backoff()
+        self.stop_timeout_s = stop_timeout_s
+        self._children = [_Child(s, self.log_dir, console or sys.stdout) for s in specs]
+        self._stop = threading.Event()
+
+    def states(self) -> list[ChildState]:
+        return [ChildState(**asdict(c.state)) for c in self._children]
+
+    def stop(self) -> None:
+        """Ask ``run`` to shut every child down and return."""
+        self._stop.set()
+
+    def run(self, poll_s: float = 0.2, on_change: Callable[[], None] | None = None) -> None:
+        """Start every child and keep them running until ``stop``; then shut down."""
+        for child in self._children:
+            child.start()
+        self._write_status()
+        while not self._stop.wait(poll_s):
+            if any([self._tend(child) for child in self._children]):
+                self._write_status()
+                if on_change is not None:
+                    on_change()
+        self._shutdown()
+
+    def _tend(self, child: _Child) -> bool:
+        """Restart or schedule a restart of one child; True when its state changed."""
+        now = time.monotonic()
+        if child.state.status == "backoff":
+            if now < child.restart_at:
+                return False
+            child.state.restarts += 1
+            child.start()
+            return True
+        assert child.proc is not None
+        code = child.proc.poll()
+        if code is None:
+            return False
+        up_for = now - child.started_mono
+        child.failures = 1 if up_for >= self.backoff.stable_s else child.failures + 1
+        delay = self.backoff.delay(child.failures)
+        child.restart_at = now + delay
+        child.state.status, child.state.pid, child.state.last_exit_code = "backoff", None, code
+        child.state.next_start_wall = time.time() + delay
+        log.warning("%s exited with code %s; restarting in %.1f s", child.spec.role, code, delay)
+        return True
+
+    def _shutdown(self) -> None:
+        for child in self._children:
+            child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout_s
+        for child in self._children:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("%s ignored SIGTERM; killing it", child.spec.role)
+                child.signal(signal.SIGKILL)
+                child.proc.wait()
+            child.state.last_exit_code = child.proc.returncode
+            child.state.status, child.state.pid = "stopped", None
+            child.join_output()
+        self._write_status()
+
+    def _write_status(self) -> None:
+        if self.status_path is None:
+            return
+        data = {"t_wall": time.time(), "children": [asdict(s) for s in self.states()]}
+        tmp = self.status_path.with_name(self.status_path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(self.status_path)

@@ -1,0 +1,109 @@
+import io
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tandem.supervisor import Backoff, ChildSpec, Supervisor
+
+pytestmark = pytest.mark.timeout(60)
+
+GRACEFUL = """
+import signal, sys, time, pathlib
+def bye(*_):
+    pathlib.Path(sys.argv[1]).write_text("clean")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+STUBBORN = """
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+CRASHING = "print('boom', flush=True); raise SystemExit(3)"
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def run_in_thread(sup: Supervisor) -> threading.Thread:
+    thread = threading.Thread(target=sup.run, kwargs={"poll_s": 0.05}, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_output_is_prefixed_by_role_in_console_and_log(tmp_path: Path):
+    console = io.StringIO()
+    marker = tmp_path / "marker"
+    sup = Supervisor(
+        [ChildSpec("bridge", [sys.executable, "-c", GRACEFUL, str(marker)])],
+        tmp_path / "logs",
+        console=console,
+    )
+    thread = run_in_thread(sup)
+    assert wait_for(lambda: "[bridge] ready" in console.getvalue())
+    sup.stop()
+    thread.join(20)
+    assert (tmp_path / "logs" / "bridge.log").read_text().strip() == "ready"
+    assert marker.read_text() == "clean"  # SIGTERM reached it and it shut down cleanly
+    assert sup.states()[0].status == "stopped" and sup.states()[0].last_exit_code == 0
+
+
+def test_crashed_child_is_restarted_with_backoff(tmp_path: Path):
+    status = tmp_path / "status.json"
+    sup = Supervisor(
+        [ChildSpec("learner", [sys.executable, "-c", CRASHING])],
+        tmp_path / "logs",
+        status,
+        backoff=Backoff(initial_s=0.2, max_s=0.4),
+        console=io.StringIO(),
+    )
+    thread = run_in_thread(sup)
+    assert wait_for(lambda: sup.states()[0].restarts >= 3)
+    child = json.loads(status.read_text())["children"][0]
+    assert child["role"] == "learner" and child["last_exit_code"] == 3
+    sup.stop()
+    thread.join(20)
+    assert (tmp_path / "logs" / "learner.log").read_text().count("boom") >= 3
+
+
+def test_backoff_doubles_up_to_the_cap():
+    backoff = Backoff(initial_s=1, max_s=5)
+    assert [backoff.delay(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 5, 5]
+
+
+def test_child_ignoring_sigterm_is_killed_after_the_timeout(tmp_path: Path):
+    console = io.StringIO()
+    sup = Supervisor(
+        [ChildSpec("server", [sys.executable, "-c", STUBBORN])],
+        tmp_path / "logs",
+        stop_timeout_s=0.5,
+        console=console,
+    )
+    thread = run_in_thread(sup)
+    assert wait_for(lambda: "[server] ready" in console.getvalue())
+    started = time.monotonic()
+    sup.stop()
+    thread.join(20)
+    assert time.monotonic() - started < 5
+    assert sup.states()[0].last_exit_code == -9
+
+
+def test_roles_must_be_unique(tmp_path: Path):
+    spec = ChildSpec("a", ["true"])
+    with pytest.raises(ValueError, match="unique"):
+        Supervisor([spec, spec], tmp_path)
