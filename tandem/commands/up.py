@@ -1,0 +1,115 @@
+"""``tandem up``: the server, one bridge per robot and the learner on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
+
+from tandem.cli_util import add_config_argument, settings_from_args
+from tandem.logs import setup_logging
+from tandem.settings import Settings, save_settings
+from tandem.supervisor import ChildSpec, Supervisor
+
+log = logging.getLogger(__name__)
+
+PORTS_PER_ROBOT = 10  # robot i uses the bridge ports shifted by 10 * i
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    up = sub.add_parser(
+        "up",
+        help="run the server, a sim bridge per robot and the learner, supervised",
+        description="Start Tandem on one machine: server + dashboard, one bridge per --robot, "
+        "and the learner; restart crashed children; Ctrl-C stops everything cleanly.",
+    )
+    add_config_argument(up)
+    up.add_argument(
+        "--robot",
+        action="append",
+        metavar="SPEC",
+        help="robot backend (sim:lift, sim:drawer, mock, zmq://HOST:PORT); repeat for several "
+        "robots (default: the bridge.robot setting)",
+    )
+    up.add_argument("--no-learner", action="store_true", help="do not start the learner")
+    up.set_defaults(func=_up)
+
+
+def shift_port(endpoint: str, offset: int) -> str:
+    """``tcp://host:5555`` shifted by ``offset`` ports; other transports unchanged."""
+    parts = urlsplit(endpoint)
+    if parts.scheme != "tcp" or parts.port is None:
+        return endpoint
+    netloc = f"{parts.hostname}:{parts.port + offset}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def plan(
+    settings: Settings, robots: list[str], *, learner: bool = True, config_file: str | None = None
+) -> list[ChildSpec]:
+    """The children of ``tandem up``; endpoints are wired through environment settings.
+
+    Every child reads the same settings (and config file); the bridge of robot
+    ``i`` gets its ports shifted by ``10 * i`` and the server and learner get
+    the list of all bridges.
+    """
+    bridge = settings.bridge
+    pubs = [shift_port(bridge.pub_endpoint, PORTS_PER_ROBOT * i) for i in range(len(robots))]
+    cmds = [shift_port(bridge.cmd_endpoint, PORTS_PER_ROBOT * i) for i in range(len(robots))]
+    shared = {"TANDEM_DATA_DIR": str(settings.data_dir), "TANDEM_LOG_LEVEL": settings.log_level}
+    if config_file is not None:
+        shared["TANDEM_CONFIG"] = config_file
+    base = [sys.executable, "-m", "tandem"]
+    specs = [
+        ChildSpec(
+            "server",
+            [*base, "server"],
+            {
+                **shared,
+                "TANDEM_SERVER__BRIDGES": json.dumps(pubs),
+                "TANDEM_SERVER__BRIDGE_CMD_ENDPOINTS": json.dumps(cmds),
+            },
+        )
+    ]
+    for i, robot in enumerate(robots):
+        env = {
+            **shared,
+            "TANDEM_BRIDGE__ROBOT": robot,
+            "TANDEM_BRIDGE__ROBOT_ID": bridge.robot_id if len(robots) == 1 else f"robot{i}",
+            "TANDEM_BRIDGE__PUB_ENDPOINT": pubs[i],
+            "TANDEM_BRIDGE__CMD_ENDPOINT": cmds[i],
+        }
+        role = "bridge" if len(robots) == 1 else f"bridge{i}"
+        specs.append(ChildSpec(role, [*base, "bridge", "--robot", robot], env))
+    if learner:
+        env = {**shared, "TANDEM_LEARNER__BRIDGES": json.dumps(pubs)}
+        specs.append(ChildSpec("learner", [*base, "learner"], env))
+    return specs
+
+
+def _up(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    setup_logging("up", settings.log_level, settings.data_dir / "logs" / "up.log")
+    robots = args.robot or [settings.bridge.robot]
+    save_settings(settings, settings.data_dir / "settings.json")
+    specs = plan(settings, robots, learner=not args.no_learner, config_file=args.config)
+    supervisor = Supervisor(specs, settings.data_dir / "logs", settings.data_dir / "processes.json")
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("received signal %d; stopping every process", signum)
+        supervisor.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    server = settings.server
+    log.info(
+        "dashboard: http://%s:%d/ (the server prints the one-time login link)",
+        server.host,
+        server.port,
+    )
+    supervisor.run()
+    return 0

@@ -1,0 +1,53 @@
+import json
+
+from tandem.commands.up import plan, shift_port
+from tandem.settings import load_settings
+
+
+def test_shift_port_moves_tcp_ports_only():
+    assert shift_port("tcp://127.0.0.1:5555", 10) == "tcp://127.0.0.1:5565"
+    assert shift_port("ipc:///tmp/bridge", 10) == "ipc:///tmp/bridge"
+
+
+def test_one_robot_gets_the_configured_endpoints_and_id():
+    settings = load_settings()
+    specs = plan(settings, ["sim:lift"])
+    assert [s.role for s in specs] == ["server", "bridge", "learner"]
+    bridge = specs[1]
+    assert bridge.argv[-3:] == ["bridge", "--robot", "sim:lift"]
+    assert bridge.env["TANDEM_BRIDGE__PUB_ENDPOINT"] == settings.bridge.pub_endpoint
+    assert bridge.env["TANDEM_BRIDGE__ROBOT_ID"] == settings.bridge.robot_id
+
+
+def test_several_robots_get_distinct_ports_and_everyone_knows_them(tmp_path):
+    settings = load_settings()
+    specs = plan(settings, ["sim:lift", "sim:drawer"], config_file=str(tmp_path / "c.toml"))
+    bridges = [s for s in specs if s.role.startswith("bridge")]
+    pubs = [b.env["TANDEM_BRIDGE__PUB_ENDPOINT"] for b in bridges]
+    cmds = [b.env["TANDEM_BRIDGE__CMD_ENDPOINT"] for b in bridges]
+    assert len(set(pubs + cmds)) == 4
+    assert len({b.env["TANDEM_BRIDGE__ROBOT_ID"] for b in bridges}) == 2
+    server, learner = specs[0], specs[-1]
+    assert json.loads(server.env["TANDEM_SERVER__BRIDGES"]) == pubs
+    assert json.loads(server.env["TANDEM_SERVER__BRIDGE_CMD_ENDPOINTS"]) == cmds
+    assert json.loads(learner.env["TANDEM_LEARNER__BRIDGES"]) == pubs
+    assert all(s.env["TANDEM_CONFIG"] == str(tmp_path / "c.toml") for s in specs)
+
+
+def test_children_resolve_the_settings_they_are_given(monkeypatch):
+    settings = load_settings()
+    [_, bridge, _] = plan(settings, ["sim:drawer"])
+    for key, value in bridge.env.items():
+        monkeypatch.setenv(key, value)
+    resolved = load_settings()
+    assert resolved.bridge.robot == "sim:drawer"
+    assert resolved.bridge.pub_endpoint == bridge.env["TANDEM_BRIDGE__PUB_ENDPOINT"]
+
+
+def test_server_and_learner_parse_the_bridge_lists(monkeypatch):
+    specs = plan(load_settings(), ["sim:lift", "mock"])
+    for key, value in {**specs[0].env, **specs[-1].env}.items():
+        monkeypatch.setenv(key, value)
+    resolved = load_settings()
+    assert len(resolved.server.bridges) == 2
+    assert resolved.learner.bridges == resolved.server.bridges
