@@ -258,7 +258,7 @@ class Ack(ControlMessage):
     name: CommandName
     ok: bool
     reason: str = ""
-    mode: ControlMode | None = None
+    mode: ControlMode | None = Field(None, strict=False, description="Control mode after it.")
 
 
 class Lease(ControlMessage):
