@@ -62,6 +62,10 @@ class InputMapper:
         self._last_quat: tuple[float, ...] | None = None
 
     def on_gamepad(self, msg: GamepadInput) -> MappedInput:
+        """Map a pad snapshot; pads without the standard mapping are not used (hold)."""
+        if msg.mapping != "standard":
+            self.gamepad.release()
+            return MappedInput(None, False, False, "gamepad", "non_standard_mapping")
         pressed = [b.pressed for b in msg.buttons]
         values = [b.value for b in msg.buttons]
         action, deadman = self.gamepad.update(msg.axes, pressed, values)

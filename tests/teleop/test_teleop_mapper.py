@@ -51,6 +51,13 @@ def test_gamepad_through_protocol() -> None:
     assert out.action is None and not out.deadman and out.device == "gamepad"
 
 
+def test_non_standard_pad_is_not_mapped() -> None:
+    mapper = InputMapper(TeleopSettings())
+    msg = gamepad([0.0, -1.0, 0.0, 0.0], held={5}).model_copy(update={"mapping": ""})
+    out = mapper.on_gamepad(msg)
+    assert out.action is None and out.event == "non_standard_mapping"
+
+
 def test_keyboard_through_protocol() -> None:
     mapper = InputMapper(TeleopSettings())
     msg = parse_client_message('{"type": "keyboard", "keys": ["KeyW", "KeyW"], "t_input": 3}')
