@@ -9,7 +9,7 @@ is not moving the robot; in an intervention that means handing back).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from tandem.messages.control import GamepadInput, KeyboardInput, XREvent, XRInput
@@ -101,7 +101,7 @@ class InputMapper:
         if msg.kind == "set_forward":
             return self._set_forward()
         if msg.kind == "visibility" and msg.state == "visible":
-            return MappedInput(None, False, self.xr.engaged, "xr", "visibility")
+            return replace(self._last_xr, event="visibility")
         self.xr.release(msg.kind)
         self._last_xr = MappedInput(None, False, False, "xr", msg.kind)
         return self._last_xr

@@ -92,7 +92,9 @@ def test_xr_events_release_clutch(kind: str, extra: dict) -> None:
 def test_visible_again_keeps_clutch() -> None:
     mapper = InputMapper(TeleopSettings())
     mapper.on_xr(xr(), HOME)
-    assert mapper.on_xr_event(event("visibility", state="visible")).engaged
+    moved = mapper.on_xr(xr(pos=(0.0, 1.0, -0.31)), HOME)
+    out = mapper.on_xr_event(event("visibility", state="visible"))
+    assert out.engaged and out.action == moved.action and out.event == "visibility"
     assert mapper.on_xr(xr(pos=(0.0, 1.0, -0.31)), HOME).engaged
 
 
