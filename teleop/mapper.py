@@ -80,7 +80,7 @@ class InputMapper:
         driving hand's last result. ``ee_pose``: the latest measured EE pose or None."""
         c = msg.controller
         if c.hand != self.cfg.xr_hand:
-            return self._last_xr
+            return replace(self._last_xr, event=None)
         sample = XRSample(
             position_rub=None if c.position is None else tuple(c.position),
             quat_xyzw=None if c.orientation is None else tuple(c.orientation),

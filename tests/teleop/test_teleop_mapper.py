@@ -71,7 +71,8 @@ def test_xr_uses_bridge_limits_and_driving_hand() -> None:
     out = mapper.on_xr(xr(pos=(0.0, 1.0, -0.31)), HOME)
     assert math.isclose(out.action[0], 0.5)
     # Frames of the other hand change nothing and repeat the driving hand's last result.
-    assert mapper.on_xr(xr(hand="left", squeeze=0.0), HOME) == out
+    other = mapper.on_xr(xr(hand="left", squeeze=0.0), HOME)
+    assert other.action == out.action and other.engaged and other.event is None
     assert mapper.on_xr(xr(squeeze=0.0), HOME).event == "released"
 
 
