@@ -142,6 +142,9 @@ class BridgeStatus(Message):
     episode_kind: EpisodeKind | None = None
     step: int = 0
     ee_pos: list[float] | None = Field(None, description="End-effector position, m, base frame.")
+    ee_quat: list[float] | None = Field(
+        None, description="End-effector orientation quaternion (w, x, y, z), base frame."
+    )
     gripper: float | None = Field(None, description="Gripper opening in [0, 1].")
     link_ok: bool = True
     policy_ready: bool = False
