@@ -7,8 +7,16 @@ arguments are those of :func:`make_env`.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 
+# MuJoCo chooses its OpenGL backend when it is first imported, so this must come before that.
+if "mujoco" in sys.modules and "MUJOCO_GL" not in os.environ:
+    logging.getLogger(__name__).warning(
+        "mujoco was imported before robot_bridge.sim without MUJOCO_GL set; offscreen "
+        "rendering may fail. Set MUJOCO_GL=egl in the environment."
+    )
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from collections.abc import Sequence

@@ -8,6 +8,7 @@ Each ``step`` lasts ``CONTROL_DT`` = 0.1 s of simulated time (10 Hz control).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -263,7 +264,14 @@ class TabletopEnv(gymnasium.Env):
 
     def _render(self, camera: str) -> np.ndarray:
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+            try:
+                self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+            except mujoco.FatalError as exc:
+                raise RuntimeError(
+                    f"offscreen rendering failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}; "
+                    "set MUJOCO_GL=egl (or osmesa) before mujoco is first imported, or use "
+                    "cameras=() for a state-only environment"
+                ) from exc
         self._renderer.update_scene(self.data, camera=camera)
         return self._renderer.render().copy()
 
