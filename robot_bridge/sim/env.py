@@ -152,7 +152,7 @@ class TabletopEnv(gymnasium.Env):
         truncated = self._steps >= self.horizon and not success
         return self._observation(), float(success), success, truncated, self._info(success)
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """The ``front`` camera image (H, W, 3) uint8 when render_mode is "rgb_array"."""
         if self.render_mode != "rgb_array":
             return None
