@@ -236,3 +236,10 @@ def test_gymnasium_ids_are_registered() -> None:
     env = gymnasium.make("tandem/Drawer-v0", cameras=(), horizon=17, max_translation_m=0.03)
     assert env.unwrapped.horizon == 17
     assert env.unwrapped.max_translation_m == 0.03
+
+
+@pytest.mark.parametrize("task", sim.TASKS)
+def test_passes_gymnasium_env_checker(task: str) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(sim.make_env(task, image_size=32), skip_render_check=True)
