@@ -238,8 +238,28 @@ def test_gymnasium_ids_are_registered() -> None:
     assert env.unwrapped.max_translation_m == 0.03
 
 
+@pytest.mark.filterwarnings("ignore:.*infinity.*")  # the state space is unbounded on purpose
 @pytest.mark.parametrize("task", sim.TASKS)
 def test_passes_gymnasium_env_checker(task: str) -> None:
     from gymnasium.utils.env_checker import check_env
 
     check_env(sim.make_env(task, image_size=32), skip_render_check=True)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("task", sim.TASKS)
+def test_random_actions_keep_the_simulation_sane(task: str) -> None:
+    """Held random commands (pushing into the table, the cabinet, joint limits) stay stable."""
+    env = sim.make_env(task, cameras=(), horizon=10_000)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    action = np.zeros(7, np.float32)
+    for t in range(400):
+        if t % 5 == 0:
+            action = rng.uniform(-1, 1, 7).astype(np.float32)
+        obs, *_ = env.step(action)
+        state = obs["state"]
+        assert np.all(np.isfinite(state))
+        assert np.all(np.abs(state[8:14]) < 10.0), "end-effector velocity exploded"
+        assert -0.05 < state[2] < 0.7
+    assert all(w.number == 0 for w in env.data.warning), "MuJoCo raised a warning"
