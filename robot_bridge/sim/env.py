@@ -280,7 +280,15 @@ class TabletopEnv(gymnasium.Env):
         qpos = self.data.qpos.copy()
         qpos[self._ik.qpos_idx] = scene.HOME_GUESS
         ik = DiffIK(self.model, "grip", scene.ARM_JOINTS, IKConfig(iterations=200, tolerance=1e-9))
-        return ik.solve(qpos, np.array(scene.HOME_POS), np.array(scene.HOME_QUAT))
+        home = ik.solve(qpos, np.array(scene.HOME_POS), np.array(scene.HOME_QUAT))
+        check = mujoco.MjData(self.model)
+        check.qpos[self._ik.qpos_idx] = home
+        mujoco.mj_kinematics(self.model, check)
+        error = np.linalg.norm(check.site_xpos[self._site] - scene.HOME_POS)
+        if error > 1e-4:
+            raise RuntimeError(f"home pose IK did not converge (error {error:.2e} m)")
+        log.debug("%s env: home joints %s", self.task, np.round(home, 4).tolist())
+        return home
 
 
 def validate_action(action: Any) -> np.ndarray:
