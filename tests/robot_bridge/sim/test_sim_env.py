@@ -26,6 +26,7 @@ def test_spaces_and_observation_layout(task: str) -> None:
     assert base.proprio_dim == sim.PROPRIO_DIM == 14
     assert env.action_space == gymnasium.spaces.Box(-1.0, 1.0, (7,), np.float32)
     state_dim = sim.PROPRIO_DIM + FEATURE_DIMS[task]
+    assert len(base.state_names) == state_dim and len(set(base.state_names)) == state_dim
     assert env.observation_space["state"].shape == (state_dim,)
     obs, info = env.reset(seed=0)
     assert set(obs) == {"state", "front", "wrist"}
@@ -263,3 +264,24 @@ def test_random_actions_keep_the_simulation_sane(task: str) -> None:
         assert np.all(np.abs(state[8:14]) < 10.0), "end-effector velocity exploded"
         assert -0.05 < state[2] < 0.7
     assert all(w.number == 0 for w in env.data.warning), "MuJoCo raised a warning"
+
+
+def test_lift_success_needs_the_cube_held() -> None:
+    env = sim.make_env("lift", cameras=())
+    env.reset(seed=0)
+    adr = env.model.joint("cube").qposadr[0]
+    env.data.qpos[adr + 2] = 0.2  # cube in mid-air, nobody holding it
+    mujoco.mj_forward(env.model, env.data)
+    assert not env._task.success(env.model, env.data)
+
+
+def test_drawer_success_threshold() -> None:
+    env = sim.make_env("drawer", cameras=())
+    env.reset(seed=0)
+    adr = env.model.joint("drawer").qposadr[0]
+    for opening, expected in ((0.05, False), (0.099, False), (0.12, True)):
+        env.data.qpos[adr] = opening
+        mujoco.mj_forward(env.model, env.data)
+        assert env._task.success(env.model, env.data) == expected
+        state = env._observation()["state"]
+        assert state[17] == pytest.approx(opening)
