@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -529,7 +530,7 @@ def _ensure_robot(s: Session, robot_id: str, spec: str | None = None) -> m.Robot
     return robot
 
 
-def _outcome_filter(query: Select[tuple[m.Episode]], outcome: Outcome | str | None) -> Select:
+def _outcome_filter(query: Select[Any], outcome: Outcome | str | None) -> Select[Any]:
     if outcome is None:
         return query
     if outcome == "unlabeled":
@@ -582,7 +583,7 @@ def _apply_meta(row: m.Episode, meta: EpisodeMeta) -> bool:
     An outcome in the files fills an unlabelled row only: later labels live in the DB.
     """
     ended = None if meta.ended_wall is None else _utc(meta.ended_wall)
-    values = {
+    values: dict[str, Any] = {
         "length": meta.num_steps,
         "episode_return": float(meta.episode_return),
         "success": meta.success,
