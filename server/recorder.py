@@ -17,6 +17,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ TOPICS = (StepRecord.TOPIC, EpisodeEvent.TOPIC, BridgeStatus.TOPIC)
 POLL_S = 0.05
 RCV_HWM = 100_000
 MAX_BATCH = 500
+LATENCY_WINDOW = 10_000
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Recorder:
         self._open: dict[str, _Open] = {}
         self._robot_specs: dict[str, str] = {}
         self._ignored: set[str] = set()
+        self._step_times: deque[float] = deque(maxlen=LATENCY_WINDOW)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -137,6 +140,10 @@ class Recorder:
         stats.gaps, stats.missing, stats.duplicates = totals.gaps, totals.missing, totals.duplicates
         return stats
 
+    def step_latencies(self) -> np.ndarray:
+        """Seconds spent on each of the last step messages (decode, write, flush, DB)."""
+        return np.asarray(list(self._step_times), np.float64)
+
     def open_episodes(self) -> list[str]:
         with self._lock:
             return list(self._open)
@@ -169,6 +176,7 @@ class Recorder:
             self._handle_parts(parts)
 
     def _handle_parts(self, parts: list[bytes]) -> None:
+        t0 = time.perf_counter()
         try:
             self._dispatch(decode(parts))
         except (WireError, EpisodeFormatError) as exc:
@@ -178,6 +186,8 @@ class Recorder:
         except Exception as exc:  # the loop must survive anything one message does
             log.exception("recorder: unexpected error handling a message")
             self._count_error("errors", exc)
+        if parts and parts[0] == b"step":
+            self._step_times.append(time.perf_counter() - t0)
 
     def _count_error(self, counter: str, exc: Exception) -> None:
         log.warning("recorder: %s message: %s", counter, exc)
