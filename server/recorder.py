@@ -28,7 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server.db.schemas import ReconcileReport
 from server.store import EpisodeStore
-from tandem.episodes import CAM_PREFIX, EpisodeFormatError, EpisodeMeta, EpisodeWriter, StepData
+from tandem.episodes import (
+    CAM_PREFIX,
+    EpisodeFormatError,
+    EpisodeMeta,
+    EpisodeWriter,
+    StepData,
+    check_name,
+)
 from tandem.messages import BridgeStatus, EpisodeEvent, StepRecord
 from tandem.streams import SeqTracker
 from tandem.wire import Decoded, WireError, decode
@@ -250,6 +257,8 @@ class Recorder:
         return self._begin(meta)
 
     def _begin(self, meta: EpisodeMeta) -> _Open:
+        check_name(meta.robot_id, "robot id")  # ids become paths: refuse before any row
+        check_name(meta.episode_id, "episode id")
         for other in [e for e in self._open.values() if e.meta.robot_id == meta.robot_id]:
             log.warning("episode %s: no end event before the next episode", other.meta.episode_id)
             self._finish(other, end_reason="superseded", complete=False)

@@ -54,27 +54,46 @@ def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class StoreOpenError(Exception):
+    """The database or data directory cannot be opened; the text says why."""
+
+
 def _open_store(args: argparse.Namespace) -> EpisodeStore:
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
     from server.store import EpisodeStore
 
     settings = settings_from_args(args)
     data_dir = args.data_dir or settings.data_dir
-    return EpisodeStore(args.database_url or settings.server.database_url, Path(data_dir))
+    url = args.database_url or settings.server.database_url
+    try:
+        return EpisodeStore(url, Path(data_dir))
+    except (ArgumentError, SQLAlchemyError, OSError) as exc:
+        raise StoreOpenError(
+            f"cannot open the store (url {url!r}, data dir {data_dir}): {exc}"
+        ) from None
+
+
+def _fail(exc: Exception) -> int:
+    sys.stderr.write(f"tandem: {exc}\n")
+    return 1
 
 
 def _export(args: argparse.Namespace) -> int:
     from server.store import NotFoundError
 
-    store = _open_store(args)
+    try:
+        store = _open_store(args)
+    except StoreOpenError as exc:
+        return _fail(exc)
     try:
         ids = args.ids or _select(store, args)
         if not ids:
-            sys.stderr.write("tandem export: no episode matches the selection\n")
+            sys.stderr.write("tandem: no episode matches the selection\n")
             return 1
         path = store.export_hdf5(ids, args.out)
-    except NotFoundError as exc:
-        sys.stderr.write(f"tandem export: {exc}\n")
-        return 1
+    except (NotFoundError, OSError) as exc:
+        return _fail(exc)
     finally:
         store.close()
     sys.stdout.write(f"exported {len(ids)} episodes to {path}\n")
@@ -102,7 +121,10 @@ def _select(store: EpisodeStore, args: argparse.Namespace) -> list[str]:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    store = _open_store(args)  # migrates to head on open
+    try:
+        store = _open_store(args)  # migrates to head on open
+    except StoreOpenError as exc:
+        return _fail(exc)
     try:
         from alembic.runtime.migration import MigrationContext
 

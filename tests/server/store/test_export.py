@@ -91,5 +91,7 @@ def test_cli_export(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "nope" in bad.stderr
     none = _cli("export", "--data-dir", str(data), "--robot", "r9", "--out", str(out))
     assert none.returncode == 1 and "no episode" in none.stderr
+    broken = _cli("db", "upgrade", "--data-dir", str(data), "--database-url", "nosuchdb://x")
+    assert broken.returncode == 1 and "cannot open the store" in broken.stderr
     upgrade = _cli("db", "upgrade", "--data-dir", str(data))
     assert upgrade.returncode == 0 and "revision 0001" in upgrade.stdout
