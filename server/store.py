@@ -95,7 +95,6 @@ class EpisodeStore:
         self._hasher = PasswordHasher()
         self._metrics_interval = metrics_interval_s
         self._metric_last_t: dict[tuple[str, str], float] = {}
-        self._known_runs: set[str] = set()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -479,14 +478,13 @@ class EpisodeStore:
             if np.isfinite(value) and (last is None or t - last >= self._metrics_interval):
                 keep[name] = float(value)
         with self.session() as s:
-            run = s.get(m.LearnerRun, run_id) if run_id in self._known_runs or keep else None
+            run = s.get(m.LearnerRun, run_id)
             if run is None and keep:
                 run = m.LearnerRun(id=run_id, method=method, started_at=_utc(t))
                 s.add(run)
             if run is not None:
                 run.last_seen_at = _utc(t)
             s.add_all(m.MetricPoint(run_id=run_id, t=t, name=k, value=v) for k, v in keep.items())
-        self._known_runs.add(run_id)
         for name in keep:
             self._metric_last_t[(run_id, name)] = t
         return len(keep)
