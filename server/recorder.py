@@ -143,7 +143,7 @@ class Recorder:
     def stats(self) -> RecorderStats:
         with self._lock:
             stats = RecorderStats(**asdict(self._stats))
-        totals = self._seq.totals()
+            totals = self._seq.totals()
         stats.gaps, stats.missing, stats.duplicates = totals.gaps, totals.missing, totals.duplicates
         return stats
 
@@ -205,14 +205,19 @@ class Recorder:
     def _dispatch(self, decoded: Decoded) -> None:
         msg = decoded.msg
         if isinstance(msg, StepRecord):
-            if self._seq.observe(msg.robot_id, msg.TOPIC, msg.seq) >= 0:
+            if self._in_order(msg.robot_id, msg.TOPIC, msg.seq):
                 self._on_step(msg, decoded.images())
         elif isinstance(msg, EpisodeEvent):
-            if self._seq.observe(msg.robot_id, msg.TOPIC, msg.seq) >= 0:
+            if self._in_order(msg.robot_id, msg.TOPIC, msg.seq):
                 self._on_event(msg, decoded.images())
         elif isinstance(msg, BridgeStatus) and self._robot_specs.get(msg.robot_id) != msg.robot:
             self._robot_specs[msg.robot_id] = msg.robot
             self.store.touch_robot(msg.robot_id, msg.robot)
+
+    def _in_order(self, robot_id: str, topic: str, seq: int) -> bool:
+        """Count gaps; False for a duplicate or out-of-order message (dropped)."""
+        with self._lock:
+            return self._seq.observe(robot_id, topic, seq) >= 0
 
     # ----------------------------------------------------------------- steps
 

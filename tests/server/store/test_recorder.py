@@ -123,10 +123,11 @@ def test_gaps_are_counted_and_mark_incomplete(
             b0.seq.next("step")  # the bridge sent it; we lose it
             continue
         b0.step("gappy", i)
+    b0.step("gappy", 9, seq=b0.seq.next("step") - 1)  # a duplicate of the last one
     b0.end("gappy", 10)
     wait_until(lambda: _finished(store, "gappy"), what="finish")
     stats = recording.stats()
-    assert stats.gaps == 2 and stats.missing == 3
+    assert stats.gaps == 2 and stats.missing == 3 and stats.duplicates == 1
     row = store.get_episode("gappy")
     assert row.length == 7 and not row.complete
     assert load_episode(store.episodes_root / "robot0" / "gappy").steps["step"].tolist() == [
