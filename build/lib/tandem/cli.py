@@ -1,0 +1,39 @@
+"""The ``tandem`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from tandem.settings import SettingsError
+
+# Modules under tandem.commands that add subcommands, in --help order.
+COMMAND_MODULES = ["basic", "store"]
+EXIT_CONFIG_ERROR = 2
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tandem",
+        description="Tandem: real-robot learning with browser teleoperation and online IBRL.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"tandem.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        sys.stderr.write(f"tandem: configuration error:\n{exc}\n")
+        return EXIT_CONFIG_ERROR
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Subcommands of the ``tandem`` CLI; each module exposes ``register(subparsers)``."""

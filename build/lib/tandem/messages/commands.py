@@ -1,0 +1,112 @@
+"""Commands to the bridge and its replies (a discriminated union on ``type``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from tandem.messages.base import ACTION_DIM, ControlMode, Message, Outcome, finite_vector
+
+
+class _Cmd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str | None = Field(None, description="Who issued the command.")
+    reason: str | None = Field(None, max_length=500, description="Free-text reason, logged.")
+
+
+class StartDemo(_Cmd):
+    type: Literal["start_demo"] = "start_demo"
+
+
+class StartRollout(_Cmd):
+    type: Literal["start_rollout"] = "start_rollout"
+
+
+class TakeOver(_Cmd):
+    type: Literal["take_over"] = "take_over"
+
+
+class HandBack(_Cmd):
+    type: Literal["hand_back"] = "hand_back"
+
+
+class TeleopAction(_Cmd):
+    """A mapped 7-D operator action (keep-latest; stale ones are not applied)."""
+
+    type: Literal["teleop_action"] = "teleop_action"
+    action: list[float]
+    t_input: float = Field(description="Sender monotonic time the input was read, s.")
+
+    _check = field_validator("action")(
+        lambda v: finite_vector(v, length=ACTION_DIM, what="action")
+    )
+
+
+class EndEpisode(_Cmd):
+    type: Literal["end_episode"] = "end_episode"
+    label: Outcome
+
+
+class LabelEpisode(_Cmd):
+    """Relabel a finished episode (for example while awaiting reset)."""
+
+    type: Literal["label_episode"] = "label_episode"
+    episode_id: str
+    label: Outcome
+
+
+class ResetDone(_Cmd):
+    type: Literal["reset_done"] = "reset_done"
+
+
+class EStop(_Cmd):
+    type: Literal["estop"] = "estop"
+
+
+class ClearEStop(_Cmd):
+    type: Literal["clear_estop"] = "clear_estop"
+
+
+class Ping(_Cmd):
+    type: Literal["ping"] = "ping"
+
+
+CommandBody = Annotated[
+    StartDemo
+    | StartRollout
+    | TakeOver
+    | HandBack
+    | TeleopAction
+    | EndEpisode
+    | LabelEpisode
+    | ResetDone
+    | EStop
+    | ClearEStop
+    | Ping,
+    Field(discriminator="type"),
+]
+command_adapter: TypeAdapter[CommandBody] = TypeAdapter(CommandBody)
+
+
+class Command(Message):
+    """Envelope of one command to a bridge."""
+
+    TOPIC: ClassVar[str] = "cmd"
+
+    robot_id: str | None = Field(None, description="Target robot; None for the only one.")
+    body: CommandBody
+
+
+class CommandReply(Message):
+    """The bridge's answer to one command: accepted or refused with a reason."""
+
+    TOPIC: ClassVar[str] = "reply"
+
+    robot_id: str
+    command_seq: int = Field(ge=0, description="seq of the command answered.")
+    command_type: str
+    ok: bool
+    reason: str = ""
+    mode: ControlMode

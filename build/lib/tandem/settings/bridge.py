@@ -1,0 +1,58 @@
+"""Settings of the robot bridge: control loop, safety limits, endpoints."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class BridgeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    robot: str = Field(
+        "sim:lift",
+        description="Robot backend: sim:lift, sim:drawer, mock, or zmq://HOST:PORT for a real arm.",
+    )
+    robot_id: str = Field(
+        "robot0", min_length=1, description="Name of this robot in steps, episodes and the UI."
+    )
+    rate_hz: float = Field(10.0, gt=0, le=1000, description="Control loop rate in Hz.")
+    cameras: list[str] = Field(
+        default_factory=lambda: ["front", "wrist"], description="Camera names to publish."
+    )
+    image_size: int = Field(96, ge=16, le=1024, description="Square camera resolution in pixels.")
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of live frames.")
+    horizon: int = Field(200, ge=1, description="Episode time limit in control steps.")
+    pub_endpoint: str = Field(
+        "tcp://127.0.0.1:5555", description="ZMQ PUB endpoint for steps, status and frames."
+    )
+    cmd_endpoint: str = Field(
+        "tcp://127.0.0.1:5556", description="ZMQ endpoint where the bridge takes commands."
+    )
+    weights_endpoint: str = Field(
+        "tcp://127.0.0.1:5561", description="Learner's ZMQ PUB endpoint for policy weights."
+    )
+    watchdog_s: float = Field(
+        0.25, gt=0, description="Teleop input older than this (seconds) is not applied."
+    )
+    max_translation_m: float = Field(
+        0.05, gt=0, description="Per-step end-effector translation limit in metres."
+    )
+    max_rotation_rad: float = Field(
+        0.2, gt=0, description="Per-step end-effector rotation limit in radians."
+    )
+    workspace_low: list[float] = Field(
+        default_factory=lambda: [0.25, -0.35, 0.0],
+        min_length=3,
+        max_length=3,
+        description="Lower corner (x, y, z, metres, robot base frame) of the workspace box.",
+    )
+    workspace_high: list[float] = Field(
+        default_factory=lambda: [0.8, 0.35, 0.5],
+        min_length=3,
+        max_length=3,
+        description="Upper corner (x, y, z, metres, robot base frame) of the workspace box.",
+    )
+    realtime: bool = Field(
+        False, description="Ask for SCHED_FIFO real-time priority for the control loop."
+    )
+    arm_timeout_s: float = Field(
+        0.5, gt=0, description="Arm-server stops the arm after this long without a command."
+    )

@@ -1,0 +1,39 @@
+"""Settings of the FastAPI server and the episode store."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Interface the HTTP server listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port of the HTTP server.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy database URL; default: SQLite (WAL) in the data directory.",
+    )
+    bridges: list[str] = Field(
+        default_factory=lambda: ["tcp://127.0.0.1:5555"],
+        description="ZMQ PUB endpoints of the bridges whose steps, status and frames to record.",
+    )
+    bridge_cmd_endpoints: list[str] = Field(
+        default_factory=lambda: ["tcp://127.0.0.1:5556"],
+        description="Command endpoints of the bridges, in the same order as `bridges`.",
+    )
+    learner_metrics_endpoint: str = Field(
+        "tcp://127.0.0.1:5562", description="Learner's ZMQ PUB endpoint for training metrics."
+    )
+
+    # --- Episode store and recorder (server/store.py, server/recorder.py) ---
+    flush_every_s: float = Field(
+        1.0, gt=0, le=1.0, description="Recorder writes buffered steps to disk at least this often."
+    )
+    metrics_interval_s: float = Field(
+        1.0, ge=0, description="Metrics history keeps at most one point per metric per interval."
+    )
+    token_ttl_s: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Lifetime of an operator login token in seconds."
+    )
+    login_token_ttl_s: float = Field(
+        900.0, gt=0, description="Lifetime of the one-time login token printed at start-up, s."
+    )
