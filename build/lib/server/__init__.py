@@ -1,1 +1,0 @@
-"""Tandem server: FastAPI app, episode store, recorder and export."""

@@ -1,1 +1,0 @@
-"""Alembic migration environment of the server database (run via server.db.migrate)."""

@@ -1,1 +1,0 @@
-"""Subcommands of the ``tandem`` CLI; each module exposes ``register(subparsers)``."""
