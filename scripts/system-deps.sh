@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the project needs (Debian). Installs only what is missing.
 set -euo pipefail
-PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri)
+PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri postgresql)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
