@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import zmq
 
 from robot_bridge.driver import ArmDriver, DriverError
+from robot_bridge.mock import MockDriver
 from robot_bridge.types import RobotState
 from tandem import wire
 from tandem.messages.arm import (
@@ -27,6 +29,7 @@ from tandem.messages.arm import (
     Home,
     Stop,
 )
+from tandem.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 _LIMIT_TOL = 1e-6
@@ -181,3 +184,19 @@ def _split_envelope(parts: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     if len(parts) > 1 and parts[1] == b"":
         return parts[:2], parts[2:]
     return parts[:1], parts[1:]
+
+
+def make_driver(spec: str, settings: BridgeSettings) -> ArmDriver:
+    """Build the driver named by ``spec``: mock, sim:lift or sim:drawer."""
+    kwargs: dict[str, Any] = dict(
+        image_size=settings.image_size, cameras=tuple(settings.cameras),
+        max_translation_m=settings.max_translation_m, max_rotation_rad=settings.max_rotation_rad,
+        arm_timeout_s=settings.arm_timeout_s,
+    )  # fmt: skip
+    if spec == "mock":
+        return MockDriver(**kwargs)
+    if spec.startswith("sim:"):
+        from robot_bridge.sim_driver import SimDriver
+
+        return SimDriver(spec.removeprefix("sim:"), horizon=settings.horizon, **kwargs)
+    raise ValueError(f"unknown driver {spec!r}; use mock, sim:lift or sim:drawer")
