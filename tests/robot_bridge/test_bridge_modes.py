@@ -56,7 +56,9 @@ def test_demo_episode_teleop_label_and_next_episode(run_bridge) -> None:
     assert [d.msg.step for d in steps] == list(range(len(steps)))
     human = [d for d in steps if d.msg.action_source == "human"]
     assert human and human[0].msg.human_action[0] == pytest.approx(0.5)
-    assert all(d.msg.policy_action is not None for d in steps), "proposal recorded while human drives"
+    assert all(d.msg.policy_action is not None for d in steps), (
+        "proposal recorded while human drives"
+    )
     assert set(steps[0].images()) == {"front", "wrist"}
     assert steps[0].images()["front"].shape == (96, 96, 3)
     # the episode end carries the final observation's frames
@@ -143,9 +145,11 @@ def test_stale_teleop_is_not_applied(run_bridge) -> None:
     # the arm did not move during the hold
     assert hold[-1].state[:3] == pytest.approx(hold[-2].state[:3])
     status = run.sub.wait_for(
-        lambda: (s := run.sub.last_status())
-        and any(e.kind == "stale_command" for e in s.safety_events)
-        and s
+        lambda: (
+            (s := run.sub.last_status())
+            and any(e.kind == "stale_command" for e in s.safety_events)
+            and s
+        )
     )
     assert status.mode == "teleop"
 
