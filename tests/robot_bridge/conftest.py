@@ -17,6 +17,7 @@ import zmq
 
 from robot_bridge.backend import RobotBackend, make_backend
 from robot_bridge.bridge import Bridge
+from robot_bridge.cameras import CameraSet
 from robot_bridge.policy import ExpertPolicy, PolicySlot
 from tandem import wire
 from tandem.messages import Command, CommandBody, CommandReply
@@ -162,11 +163,12 @@ def run_bridge(ctx: zmq.Context) -> Iterator[Callable[..., Running]]:
         settings: BridgeSettings | None = None,
         backend: RobotBackend | None = None,
         expert: bool = True,
+        cameras: CameraSet | None = None,
     ) -> Running:
         s = settings or bridge_settings()
         be = backend or make_backend(s.robot, s)
         slot = PolicySlot()
-        bridge = Bridge(s, be, policy=slot, context=ctx)
+        bridge = Bridge(s, be, policy=slot, cameras=cameras, context=ctx)
         bridge.start()
         if expert:
             exp = be.expert()
