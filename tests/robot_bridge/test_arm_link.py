@@ -7,9 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import zmq
 
-from robot_bridge.arm_client import ArmClient, LinkError, RemoteDriver
 from robot_bridge.arm_server import Watchdog
 from tandem.messages import ClearEStop, EndEpisode, Ping, StartDemo, TeleopAction
 from tandem.messages.arm import GetState, Heartbeat
@@ -20,21 +18,10 @@ from tests.robot_bridge.conftest import (
     free_port,
     spawn,
     stop_process,
+    wait_hello,
 )
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.e2e, pytest.mark.slow]
-
-
-def wait_hello(ep: str, ctx: zmq.Context, timeout: float = 20.0) -> RemoteDriver:
-    driver = RemoteDriver(ArmClient(ep, 0.3, context=ctx))
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            driver.hello()
-            return driver
-        except LinkError:
-            if time.monotonic() > deadline:
-                raise
 
 
 @pytest.fixture
