@@ -90,6 +90,7 @@ def test_link_loss_goes_to_estop_and_recovers(procs, ctx) -> None:
     sub, client = Collector(pub, ctx), CommandClient(cmd, ctx)
     try:
         assert client.send(Ping(), timeout=20).ok
+        sub.wait_for(sub.last_status)
         reply = client.send(StartDemo())
         assert reply.ok and reply.mode == "teleop", reply.reason
         for _ in range(5):

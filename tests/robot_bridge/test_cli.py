@@ -30,6 +30,7 @@ def rollout_until_success(pub: str, cmd: str, ctx: zmq.Context) -> None:
     sub, client = Collector(pub, ctx), CommandClient(cmd, ctx)
     try:
         assert client.send(Ping(), timeout=30).ok
+        sub.wait_for(sub.last_status)  # the subscription is live: no step will be missed
         reply = client.send(StartRollout())
         assert reply.ok and reply.mode == "rollout", reply.reason
         end = sub.wait_for(lambda: sub.events("end"), timeout=60)[0]
