@@ -73,7 +73,7 @@ def test_bridge_through_arm_server_with_sim_driver(ctx) -> None:
         rollout_until_success(pub, cmd, ctx)
     finally:
         if bridge is not None:
-            stop_process(bridge)
+            sys.stderr.write(stop_process(bridge))  # shown by pytest on failure
         stop_process(arm)
 
 
