@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from robot_bridge.app import build_policy
 from robot_bridge.backend import make_backend
 from robot_bridge.bridge import Bridge
+from robot_bridge.pacer import enable_realtime
 from tandem import wire
 from tandem.messages import Command, CommandReply, ControlMode, Ping, ResetDone, StartRollout
 from tandem.settings import BridgeSettings
@@ -54,26 +55,33 @@ def realtime_permitted() -> bool:
     return result[0]
 
 
-def keep_rolling(endpoint: str, stop: threading.Event) -> None:
-    """Over the command socket: start a rollout and, whenever one ends, the next."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+def keep_rolling(endpoint: str) -> None:
+    """The operator, in its own process (no GIL shared with the loop): over the command
+    socket, start a rollout and, whenever one ends, the next. Runs until terminated."""
+    sock = zmq.Context().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
     body: Any = StartRollout()
-    while not stop.wait(0.05):
+    while True:
+        time.sleep(0.05)
         wire.send(sock, Command(body=body))
         if sock.poll(1000):
             reply = wire.recv(sock).msg
             assert isinstance(reply, CommandReply)
             body = ResetDone() if reply.mode == ControlMode.AWAIT_RESET else Ping()
-    sock.close()
 
 
 def bridge_thread(
     settings: BridgeSettings, stop: threading.Event, realtime: bool, ready: threading.Event,
     out: dict[str, Any],
 ) -> None:  # fmt: skip
-    """Build, run and close the bridge in one thread (MuJoCo's GL context is per thread)."""
+    """Build, run and close the bridge in one thread (MuJoCo's GL context is per thread).
+
+    SCHED_FIFO is taken before the backend is built so that the renderer's worker
+    threads (Mesa llvmpipe on a CPU-only machine) inherit it.
+    """
+    if realtime and not enable_realtime(settings.realtime_priority):
+        raise RuntimeError("SCHED_FIFO refused")
     backend = make_backend(settings.robot, settings)
     window = 100_000
     bridge = Bridge(settings, backend, policy=build_policy("expert", backend), timing_window=window)
@@ -81,7 +89,7 @@ def bridge_thread(
     out["bridge"] = bridge
     ready.set()
     try:
-        bridge.run(stop, realtime=realtime)
+        bridge.run(stop)
     finally:
         bridge.close()
 
@@ -101,14 +109,16 @@ def run_scenario(seconds: float, rate: float, realtime: bool, load: int) -> dict
         raise RuntimeError("the bridge did not start")
     bridge: Bridge = out["bridge"]
     assert bridge.cmds is not None
-    helper = threading.Thread(target=keep_rolling, args=(bridge.cmds.endpoint, stop), daemon=True)
-    helper.start()
+    operator = mp.get_context("spawn").Process(
+        target=keep_rolling, args=(bridge.cmds.endpoint,), daemon=True
+    )
+    operator.start()
     t0 = time.monotonic()
     time.sleep(seconds)
     stop.set()
     loop.join()
     elapsed = time.monotonic() - t0
-    for hog in hogs:
+    for hog in [*hogs, operator]:
         hog.terminate()
         hog.join()
     return summarize(bridge, elapsed, rate, realtime, load)
