@@ -9,6 +9,15 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)-7s [{role}] %(name)s: %(message)s"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr`` (test runners and daemons replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is not sys.stderr:
+            self.setStream(sys.stderr)
+        super().emit(record)
+
+
 def setup_logging(role: str, level: str = "INFO", log_file: str | Path | None = None) -> None:
     """Configure the root logger for a process playing ``role`` (bridge, learner, ...).
 
@@ -16,7 +25,7 @@ def setup_logging(role: str, level: str = "INFO", log_file: str | Path | None = 
     Calling it again replaces the previous configuration.
     """
     formatter = logging.Formatter(FORMAT.format(role=role))
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [_StderrHandler(sys.stderr)]
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))

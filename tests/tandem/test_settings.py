@@ -88,3 +88,21 @@ def test_resolved_settings_round_trip_through_json(tmp_path: Path, monkeypatch):
     data = json.loads(path.read_text())
     assert data["bridge"]["horizon"] == 123
     assert Settings.model_validate(data) == s
+
+
+def test_logging_follows_a_replaced_stderr():
+    import io
+    import logging
+    import sys
+
+    from tandem.logs import setup_logging
+
+    setup_logging("bridge", "INFO")
+    old = sys.stderr
+    try:
+        sys.stderr = replacement = io.StringIO()
+        logging.getLogger("t").info("second")
+        assert "[bridge] t: second" in replacement.getvalue()
+    finally:
+        sys.stderr = old
+        logging.getLogger().handlers.clear()

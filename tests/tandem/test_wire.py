@@ -21,6 +21,7 @@ from tandem.messages import (
     StepRecord,
     TeleopAction,
 )
+from tandem.messages.arm import ApplyAction, ArmReply, ArmRequest, ArmState
 from tandem.wire import WireError, decode, encode
 
 RAW_DTYPES = [
@@ -108,6 +109,29 @@ def _examples():
         "weights": (
             PolicyWeights(run_id="run", version=2, sha256="a" * 64, method="ibrl"),
             {"bundle": b"\x00\x01safetensors-bytes"},
+            [],
+        ),
+        "arm_req": (
+            ArmRequest(
+                seq=5,
+                body=ApplyAction(delta_pos_m=[0.01, 0, 0], delta_rot_rad=[0, 0, 0.1], gripper=1.0),
+            ),
+            {},
+            [],
+        ),
+        "arm_rep": (
+            ArmReply(
+                req_seq=5,
+                ok=True,
+                state=ArmState(
+                    ee_pos=[0.4, 0, 0.25],
+                    ee_quat=[0, 1, 0, 0],
+                    gripper=1.0,
+                    state=[0.0] * 14,
+                    t_state=3.0,
+                ),
+            ),
+            {"cam/front": img},
             [],
         ),
         "metrics": (
