@@ -24,6 +24,20 @@ class ServerSettings(BaseModel):
         "tcp://127.0.0.1:5562", description="Learner's ZMQ PUB endpoint for training metrics."
     )
 
+    # --- Episode store and recorder (server/store.py, server/recorder.py) ---
+    flush_every_s: float = Field(
+        1.0, gt=0, le=1.0, description="Recorder writes buffered steps to disk at least this often."
+    )
+    metrics_interval_s: float = Field(
+        1.0, ge=0, description="Metrics history keeps at most one point per metric per interval."
+    )
+    token_ttl_s: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Lifetime of an operator login token in seconds."
+    )
+    login_token_ttl_s: float = Field(
+        900.0, gt=0, description="Lifetime of the one-time login token printed at start-up, s."
+    )
+
     # --- FastAPI app, WebSockets and bridge link (server/app.py, server/bridge_link.py) ---
     web_dir: str = Field(
         "web", description="Directory of the static dashboard, served at / after every route."
