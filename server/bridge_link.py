@@ -33,6 +33,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from server.fanout import Hubs
 from tandem import wire
 from tandem.messages import (
     BridgeStatus,
@@ -47,8 +48,6 @@ from tandem.messages import (
     TeleopAction,
 )
 from tandem.settings import ServerSettings
-
-from server.fanout import Hubs
 
 log = logging.getLogger(__name__)
 
@@ -402,16 +401,30 @@ class BridgeLink:
             tally.interventions += int(not tally.last_intervention)
         tally.last_intervention = rec.intervention
         info = rec.policy_info
-        self.hubs.telemetry.publish_event(to_json({
-            "type": "rollout", "robot_id": rec.robot_id, "episode_id": rec.episode_id,
-            "episode_kind": rec.episode_kind.value, "step": rec.step, "mode": rec.mode.value,
-            "source": rec.action_source.value, "intervention": rec.intervention,
-            "reward": rec.reward, "success": rec.success, "action": rec.action,
-            "policy_action": rec.policy_action, "human_action": rec.human_action,
-            "proposal": info.proposal if info else None, "q_il": info.q_il if info else None,
-            "q_rl": info.q_rl if info else None,
-            "weights_version": info.weights_version if info else None, "t_wall": rec.t_wall,
-        }))  # fmt: skip
+        self.hubs.telemetry.publish_event(
+            to_json(
+                {
+                    "type": "rollout",
+                    "robot_id": rec.robot_id,
+                    "episode_id": rec.episode_id,
+                    "episode_kind": rec.episode_kind.value,
+                    "step": rec.step,
+                    "mode": rec.mode.value,
+                    "source": rec.action_source.value,
+                    "intervention": rec.intervention,
+                    "reward": rec.reward,
+                    "success": rec.success,
+                    "action": rec.action,
+                    "policy_action": rec.policy_action,
+                    "human_action": rec.human_action,
+                    "proposal": info.proposal if info else None,
+                    "q_il": info.q_il if info else None,
+                    "q_rl": info.q_rl if info else None,
+                    "weights_version": info.weights_version if info else None,
+                    "t_wall": rec.t_wall,
+                }
+            )
+        )
 
     def _tally(self, robot_id: str, episode_id: str, kind: str, t_wall: float) -> _EpisodeTally:
         key = (robot_id, episode_id)
@@ -425,10 +438,13 @@ class BridgeLink:
     def _on_episode(self, event: EpisodeEvent) -> None:
         key = (event.robot_id, event.episode_id)
         base = {
-            "robot_id": event.robot_id, "episode_id": event.episode_id,
-            "episode_kind": event.episode_kind.value, "reason": event.reason,
-            "outcome": event.outcome.value if event.outcome else None, "t_wall": event.t_wall,
-        }  # fmt: skip
+            "robot_id": event.robot_id,
+            "episode_id": event.episode_id,
+            "episode_kind": event.episode_kind.value,
+            "reason": event.reason,
+            "outcome": event.outcome.value if event.outcome else None,
+            "t_wall": event.t_wall,
+        }
         if event.event == "start":
             self._tally(event.robot_id, event.episode_id, event.episode_kind.value, event.t_wall)
             self.hubs.telemetry.publish_event(to_json({"type": "episode_start", **base}))
@@ -439,13 +455,18 @@ class BridgeLink:
         tally = self._tallies.pop(key, None) or _EpisodeTally(event.episode_kind.value, 0.0)
         length = event.num_steps or tally.length
         summary = {
-            "type": "episode_summary", **base, "length": length, "return": tally.ret,
+            "type": "episode_summary",
+            **base,
+            "length": length,
+            "return": tally.ret,
             "success": tally.success or event.reason == "success",
-            "interventions": tally.interventions, "intervention_steps": tally.intervention_steps,
+            "interventions": tally.interventions,
+            "intervention_steps": tally.intervention_steps,
             "intervention_rate": tally.intervention_steps / length if length else 0.0,
             "duration_s": event.t_wall - tally.started_wall if tally.started_wall else None,
-            "terminated": event.terminated, "truncated": event.truncated,
-        }  # fmt: skip
+            "terminated": event.terminated,
+            "truncated": event.truncated,
+        }
         self.hubs.telemetry.publish_event(to_json(summary))
 
     # ----------------------------------------------------------- learner metrics
