@@ -126,9 +126,14 @@ class FakeBridge:
         if ok and after is not None:
             self.mode = after
         return CommandReply(
-            seq=self._seq.next(CommandReply.TOPIC), robot_id=self.robot_id, command_seq=cmd.seq,
-            command_type=kind, ok=ok, reason=reason, mode=self.mode,
-        )  # fmt: skip
+            seq=self._seq.next(CommandReply.TOPIC),
+            robot_id=self.robot_id,
+            command_seq=cmd.seq,
+            command_type=kind,
+            ok=ok,
+            reason=reason,
+            mode=self.mode,
+        )
 
     def wait_for(self, kind: str, timeout: float = 5.0, count: int = 1) -> list[Received]:
         """Block until ``count`` commands of type ``kind`` arrived; return them all."""
@@ -142,17 +147,24 @@ class FakeBridge:
                 self._cond.wait(left)
 
     # ----------------------------------------------------------------- publish
-    def publish(self, msg: Message, frames: dict[str, np.ndarray | bytes] | None = None,
-                jpeg: tuple[str, ...] = ()) -> None:  # fmt: skip
+    def publish(
+        self,
+        msg: Message,
+        frames: dict[str, np.ndarray | bytes] | None = None,
+        jpeg: tuple[str, ...] = (),
+    ) -> None:
         with self._pub_lock:
             msg = msg.model_copy(update={"seq": self._seq.next(msg.TOPIC)})
             self._pub.send_multipart(wire.encode(msg, frames, jpeg=jpeg))
 
     def publish_status(self, **fields: object) -> None:
         defaults: dict[str, object] = {
-            "robot_id": self.robot_id, "robot": "fake", "mode": self.mode,
-            "ee_pos": [0.5, 0.0, 0.2], "gripper": 0.0,
-        }  # fmt: skip
+            "robot_id": self.robot_id,
+            "robot": "fake",
+            "mode": self.mode,
+            "ee_pos": [0.5, 0.0, 0.2],
+            "gripper": 0.0,
+        }
         self.publish(BridgeStatus.model_validate({**defaults, **fields}))
 
     def publish_frame(self, camera: str, jpeg: bytes, frame_seq: int, t_capture: float) -> None:
@@ -161,25 +173,52 @@ class FakeBridge:
         )
         self.publish(msg, {"image": jpeg})
 
-    def publish_step(self, episode_id: str, step: int, *, kind: EpisodeKind = EpisodeKind.ROLLOUT,
-                     images: dict[str, np.ndarray] | None = None, reward: float = 0.0,
-                     intervention: bool = False, q: tuple[float, float] | None = None) -> None:  # fmt: skip
+    def publish_step(
+        self,
+        episode_id: str,
+        step: int,
+        *,
+        kind: EpisodeKind = EpisodeKind.ROLLOUT,
+        images: dict[str, np.ndarray] | None = None,
+        reward: float = 0.0,
+        intervention: bool = False,
+        q: tuple[float, float] | None = None,
+    ) -> None:
         info = None if q is None else PolicyInfo(proposal="rl", q_il=q[0], q_rl=q[1])
         rec = StepRecord(
-            robot_id=self.robot_id, episode_id=episode_id, episode_kind=kind, step=step,
+            robot_id=self.robot_id,
+            episode_id=episode_id,
+            episode_kind=kind,
+            step=step,
             mode=M.INTERVENTION if intervention else M.ROLLOUT,
-            state=[float(step), 0.0, 0.0], action=[0.1] * 7, policy_action=[0.2] * 7,
+            state=[float(step), 0.0, 0.0],
+            action=[0.1] * 7,
+            policy_action=[0.2] * 7,
             human_action=[0.3] * 7 if intervention else None,
             action_source=ActionSource.HUMAN if intervention else ActionSource.POLICY,
-            intervention=intervention, reward=reward, t_obs=time.monotonic(), policy_info=info,
-        )  # fmt: skip
+            intervention=intervention,
+            reward=reward,
+            t_obs=time.monotonic(),
+            policy_info=info,
+        )
         frames = {f"cam/{name}": img for name, img in (images or {}).items()}
         self.publish(rec, frames)
 
-    def publish_episode(self, episode_id: str, event: str, *, kind: EpisodeKind = EpisodeKind.ROLLOUT,
-                        **fields: object) -> None:  # fmt: skip
+    def publish_episode(
+        self,
+        episode_id: str,
+        event: str,
+        *,
+        kind: EpisodeKind = EpisodeKind.ROLLOUT,
+        **fields: object,
+    ) -> None:
         msg = EpisodeEvent.model_validate(
-            {"robot_id": self.robot_id, "episode_id": episode_id, "episode_kind": kind,
-             "event": event, **fields}
-        )  # fmt: skip
+            {
+                "robot_id": self.robot_id,
+                "episode_id": episode_id,
+                "episode_kind": kind,
+                "event": event,
+                **fields,
+            }
+        )
         self.publish(msg)

@@ -7,14 +7,13 @@ import time
 from typing import Any
 
 import pytest
+from conftest import wait_until
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
 from server.fake_bridge import FakeBridge
 from tandem.messages import ControlMode, EndEpisode, Outcome, TeleopAction
-
-from conftest import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -26,7 +25,9 @@ def now_ms() -> float:
 
 
 def connect(client: TestClient, token: str | None, **query: str) -> Any:
-    params = "&".join(f"{k}={v}" for k, v in {**query, **({"token": token} if token else {})}.items())
+    params = "&".join(
+        f"{k}={v}" for k, v in {**query, **({"token": token} if token else {})}.items()
+    )
     return client.websocket_connect(f"/ws/control?{params}")
 
 
@@ -44,8 +45,10 @@ def send(ws: WebSocketTestSession, seq: int, msg_type: str, **fields: Any) -> No
 
 
 def gamepad(deadman: bool, x: float = 0.5) -> dict[str, Any]:
-    buttons = [{"pressed": i == DEADMAN and deadman, "value": 1.0 if i == DEADMAN and deadman else 0.0}
-               for i in range(17)]  # fmt: skip
+    buttons = [
+        {"pressed": i == DEADMAN and deadman, "value": 1.0 if i == DEADMAN and deadman else 0.0}
+        for i in range(17)
+    ]
     return {"axes": [x, 0.0, 0.0, 0.0], "buttons": buttons, "t_input": now_ms()}
 
 
@@ -75,7 +78,9 @@ def test_initial_lease_message_and_claim(client: TestClient, tokens: dict[str, s
         assert 0 < lease["expires_in_s"] <= 5.0
 
 
-def test_second_operator_denied_until_disconnect(client: TestClient, tokens: dict[str, str]) -> None:
+def test_second_operator_denied_until_disconnect(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
     with connect(client, tokens["op"]) as first:
         first.receive_json()
         assert claim(first)["you_hold"]
@@ -118,6 +123,7 @@ def test_viewer_cannot_claim(client: TestClient, tokens: dict[str, str]) -> None
 
 def test_lease_times_out_without_input(tmp_path, bridge: FakeBridge) -> None:
     from conftest import make_settings
+
     from server.app import create_app
 
     settings = make_settings(tmp_path, [bridge])
@@ -197,10 +203,19 @@ def test_commands_are_acked_with_the_bridge_reason(
         refused = recv_type(ws, "ack")
         assert refused["ok"] is False and "claim control" in refused["reason"]
         claim(ws, 2)
-        script = [("start_demo", True), ("take_over", False), ("success", True),
-                  ("reset_done", True), ("start_rollout", True), ("take_over", True),
-                  ("hand_back", True), ("failure", True), ("reset_done", True),
-                  ("start_rollout", True), ("discard", True)]  # fmt: skip
+        script = [
+            ("start_demo", True),
+            ("take_over", False),
+            ("success", True),
+            ("reset_done", True),
+            ("start_rollout", True),
+            ("take_over", True),
+            ("hand_back", True),
+            ("failure", True),
+            ("reset_done", True),
+            ("start_rollout", True),
+            ("discard", True),
+        ]
         for i, (name, ok) in enumerate(script, start=10):
             send(ws, i, "command", name=name, reason="test")
             ack = recv_type(ws, "ack")
@@ -269,6 +284,7 @@ def test_bad_messages_get_an_error_and_the_socket_stays_open(
 
 def test_bridge_that_does_not_answer_gives_a_timeout_ack(tmp_path, tokens_free=None) -> None:
     from conftest import make_settings
+
     from server.app import create_app
 
     silent = FakeBridge("robot0", answer=False).start()

@@ -10,14 +10,13 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+from conftest import PASSWORD, auth, wait_until
 from fastapi.testclient import TestClient
 
 from server.fake_bridge import FakeBridge
 from server.store import EpisodeStore
 from tandem.episodes import EpisodeMeta, EpisodeWriter, StepData
 from tandem.messages import ActionSource, EpisodeKind, LabelEpisode
-
-from conftest import PASSWORD, auth, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 CAMS = ("front", "wrist")
@@ -31,24 +30,39 @@ def image(step: int, cam: int) -> np.ndarray:
     return img
 
 
-def write_episode(store: EpisodeStore, episode_id: str, kind: EpisodeKind, started: float,
-                  intervene: tuple[int, ...] = ()) -> None:  # fmt: skip
+def write_episode(
+    store: EpisodeStore,
+    episode_id: str,
+    kind: EpisodeKind,
+    started: float,
+    intervene: tuple[int, ...] = (),
+) -> None:
     meta = EpisodeMeta(
-        robot_id="robot0", episode_id=episode_id, kind=kind, cameras=list(CAMS),
-        image_shape=[32, 32, 3], state_dim=3, started_wall=started, operator="alice",
-    )  # fmt: skip
+        robot_id="robot0",
+        episode_id=episode_id,
+        kind=kind,
+        cameras=list(CAMS),
+        image_shape=[32, 32, 3],
+        state_dim=3,
+        started_wall=started,
+        operator="alice",
+    )
     writer = EpisodeWriter(store.episodes_root, meta)
     for step in range(STEPS):
         human = step in intervene
         writer.append(
             StepData(
-                state=np.full(3, step, np.float32), action=np.full(7, step / 10, np.float32),
+                state=np.full(3, step, np.float32),
+                action=np.full(7, step / 10, np.float32),
                 images={c: image(step, i) for i, c in enumerate(CAMS)},
                 policy_action=np.zeros(7, np.float32),
-                human_action=np.ones(7, np.float32) if human else None, reward=float(step),
-                intervention=human, action_source=ActionSource.HUMAN if human else ActionSource.POLICY,
-                step=step, t_wall=started + step,
-            )  # fmt: skip
+                human_action=np.ones(7, np.float32) if human else None,
+                reward=float(step),
+                intervention=human,
+                action_source=ActionSource.HUMAN if human else ActionSource.POLICY,
+                step=step,
+                t_wall=started + step,
+            )
         )
     writer.finish(terminated=True)
 
@@ -75,18 +89,24 @@ def test_list_filters_and_pagination(client: TestClient, tokens: dict, seeded: l
     assert client.get("/api/episodes?operator=alice&complete=true", headers=h).json()["total"] == 3
     assert client.get("/api/episodes?outcome=unlabeled", headers=h).json()["total"] == 3
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 850))
-    assert [e["id"] for e in client.get(f"/api/episodes?since={since}", headers=h).json()["items"]] == ["roll2"]
+    assert [
+        e["id"] for e in client.get(f"/api/episodes?since={since}", headers=h).json()["items"]
+    ] == ["roll2"]
     assert client.get("/api/episodes?limit=0", headers=h).status_code == 422
     assert client.get("/api/episodes?kind=dance", headers=h).status_code == 422
     assert client.get("/api/episodes").status_code == 401
 
 
-def test_get_with_interventions_frames_and_arrays(client: TestClient, tokens: dict, seeded: list[str]) -> None:
+def test_get_with_interventions_frames_and_arrays(
+    client: TestClient, tokens: dict, seeded: list[str]
+) -> None:
     h = auth(tokens["viewer"])
     detail = client.get("/api/episodes/roll1", headers=h).json()
     assert detail["length"] == STEPS and detail["intervention_count"] == 1
-    assert detail["interventions"] == [{"start_step": 2, "end_step": 4, "operator": None}] or \
-        detail["interventions"][0]["start_step"] == 2
+    assert (
+        detail["interventions"] == [{"start_step": 2, "end_step": 4, "operator": None}]
+        or detail["interventions"][0]["start_step"] == 2
+    )
     assert client.get("/api/episodes/missing", headers=h).status_code == 404
     frame = client.get("/api/episodes/roll1/frames/wrist/4", headers=h)
     assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
@@ -106,24 +126,37 @@ def test_get_with_interventions_frames_and_arrays(client: TestClient, tokens: di
         assert data["action"].shape == (STEPS, 7) and data["intervention"].sum() == 2
 
 
-def test_label_notes_discard_restore(client: TestClient, tokens: dict, seeded: list[str], bridge: FakeBridge) -> None:
+def test_label_notes_discard_restore(
+    client: TestClient, tokens: dict, seeded: list[str], bridge: FakeBridge
+) -> None:
     h = auth(tokens["op"])
     bridge.publish_status()
-    wait_until(lambda: client.app.state.tandem.link.robots(), what="robot id")  # type: ignore[attr-defined]
+    link = client.app.state.tandem.link  # type: ignore[attr-defined]
+    wait_until(lambda: bridge.publish_status() or link.robots(), what="robot id")
     out = client.post("/api/episodes/roll1/label", json={"outcome": "success"}, headers=h).json()
     assert out["outcome"] == "success" and out["labeled_by"] == "op"
     relabel = bridge.wait_for("label_episode")
     assert relabel and isinstance(relabel[0].command.body, LabelEpisode)
     assert relabel[0].command.body.episode_id == "roll1"
-    assert client.post("/api/episodes/roll1/label", json={"outcome": "meh"}, headers=h).status_code == 422
-    assert client.post("/api/episodes/roll1/notes", json={"notes": "cube slipped"}, headers=h).json()["notes"] == "cube slipped"
+    assert (
+        client.post("/api/episodes/roll1/label", json={"outcome": "meh"}, headers=h).status_code
+        == 422
+    )
+    assert (
+        client.post("/api/episodes/roll1/notes", json={"notes": "cube slipped"}, headers=h).json()[
+            "notes"
+        ]
+        == "cube slipped"
+    )
     assert client.post("/api/episodes/roll1/discard", headers=h).json()["discarded"] is True
     assert client.get("/api/episodes?discarded=true", headers=h).json()["total"] == 1
     assert client.post("/api/episodes/roll1/restore", headers=h).json()["discarded"] is False
     assert client.post("/api/episodes/nope/discard", headers=h).status_code == 404
 
 
-def test_viewer_and_anonymous_cannot_mutate(client: TestClient, tokens: dict, seeded: list[str]) -> None:
+def test_viewer_and_anonymous_cannot_mutate(
+    client: TestClient, tokens: dict, seeded: list[str]
+) -> None:
     calls = [
         ("post", "/api/episodes/roll1/label", {"outcome": "failure"}),
         ("post", "/api/episodes/roll1/notes", {"notes": "x"}),
@@ -132,17 +165,25 @@ def test_viewer_and_anonymous_cannot_mutate(client: TestClient, tokens: dict, se
         ("delete", "/api/episodes/roll1?confirm=roll1", None),
         ("post", "/api/export", {"episode_ids": ["roll1"]}),
         ("post", "/api/estop/clear", {}),
-        ("post", "/api/auth/operators", {"name": "eve", "password": "12345678", "role": "operator"}),
+        (
+            "post",
+            "/api/auth/operators",
+            {"name": "eve", "password": "12345678", "role": "operator"},
+        ),
     ]
     for method, url, body in calls:
         kwargs = {} if body is None else {"json": body}
-        assert client.request(method, url, headers=auth(tokens["viewer"]), **kwargs).status_code == 403, url
+        assert (
+            client.request(method, url, headers=auth(tokens["viewer"]), **kwargs).status_code == 403
+        ), url
         assert client.request(method, url, **kwargs).status_code == 401, url
     detail = client.get("/api/episodes/roll1", headers=auth(tokens["viewer"])).json()
     assert detail["outcome"] is None and detail["notes"] == "" and not detail["discarded"]
 
 
-def test_delete_needs_confirmation(client: TestClient, tokens: dict, seeded: list[str], store: EpisodeStore) -> None:
+def test_delete_needs_confirmation(
+    client: TestClient, tokens: dict, seeded: list[str], store: EpisodeStore
+) -> None:
     h = auth(tokens["op"])
     path = store.episode_dir("demo1")
     assert client.delete("/api/episodes/demo1", headers=h).status_code == 422
@@ -153,7 +194,9 @@ def test_delete_needs_confirmation(client: TestClient, tokens: dict, seeded: lis
     assert client.delete("/api/episodes/demo1?confirm=demo1", headers=h).status_code == 404
 
 
-def test_export_hdf5_download(client: TestClient, tokens: dict, seeded: list[str], tmp_path: Path) -> None:
+def test_export_hdf5_download(
+    client: TestClient, tokens: dict, seeded: list[str], tmp_path: Path
+) -> None:
     h = auth(tokens["op"])
     response = client.post("/api/export", json={"episode_ids": ["demo1", "roll1"]}, headers=h)
     assert response.status_code == 200 and response.headers["content-type"] == "application/x-hdf5"
@@ -184,11 +227,21 @@ def test_recorded_episode_from_bridge_appears_in_api(
     bridge.publish_episode("live1", "start", kind=EpisodeKind.DEMO)
     for step in range(5):
         bridge.publish_step("live1", step, kind=EpisodeKind.DEMO, images=cams, reward=0.5)
-    bridge.publish_episode("live1", "end", kind=EpisodeKind.DEMO, reason="operator_label",
-                           outcome="success", num_steps=5, final_state=[5.0, 0.0, 0.0])  # fmt: skip
+    bridge.publish_episode(
+        "live1",
+        "end",
+        kind=EpisodeKind.DEMO,
+        reason="operator_label",
+        outcome="success",
+        num_steps=5,
+        final_state=[5.0, 0.0, 0.0],
+    )
     ep = wait_until(
-        lambda: (r := client.get("/api/episodes/live1", headers=h)).status_code == 200
-        and not r.json()["recording"] and r.json(),
+        lambda: (
+            (r := client.get("/api/episodes/live1", headers=h)).status_code == 200
+            and not r.json()["recording"]
+            and r.json()
+        ),
         what="recorded episode",
     )
     assert ep["length"] == 5 and ep["outcome"] == "success" and ep["complete"] is True
@@ -198,7 +251,10 @@ def test_recorded_episode_from_bridge_appears_in_api(
 
 def test_auth_login_exchange_cookie_logout(client: TestClient, store: EpisodeStore) -> None:
     store.create_operator("carol", "operator", PASSWORD)
-    assert client.post("/api/auth/login", json={"name": "carol", "password": "wrong"}).status_code == 401
+    assert (
+        client.post("/api/auth/login", json={"name": "carol", "password": "wrong"}).status_code
+        == 401
+    )
     login = client.post("/api/auth/login", json={"name": "carol", "password": PASSWORD})
     assert login.status_code == 200 and login.json()["user"]["role"] == "operator"
     assert client.get("/api/auth/me").json()["name"] == "carol"  # via the cookie
@@ -206,13 +262,21 @@ def test_auth_login_exchange_cookie_logout(client: TestClient, store: EpisodeSto
     client.cookies.clear()
     assert client.get("/api/auth/me", headers=auth(token)).json()["name"] == "carol"
     assert client.get(f"/api/auth/me?token={token}").status_code == 200
-    made = client.post("/api/auth/operators", headers=auth(token),
-                       json={"name": "vic", "password": "viewer-pass", "role": "viewer"})  # fmt: skip
+    made = client.post(
+        "/api/auth/operators",
+        headers=auth(token),
+        json={"name": "vic", "password": "viewer-pass", "role": "viewer"},
+    )
     assert made.status_code == 201 and made.json()["role"] == "viewer"
-    dup = client.post("/api/auth/operators", headers=auth(token),
-                      json={"name": "vic", "password": "viewer-pass", "role": "viewer"})  # fmt: skip
+    dup = client.post(
+        "/api/auth/operators",
+        headers=auth(token),
+        json={"name": "vic", "password": "viewer-pass", "role": "viewer"},
+    )
     assert dup.status_code == 409
-    assert [o["name"] for o in client.get("/api/auth/operators", headers=auth(token)).json()][-1] == "vic"
+    assert [o["name"] for o in client.get("/api/auth/operators", headers=auth(token)).json()][
+        -1
+    ] == "vic"
     assert client.post("/api/auth/logout", headers=auth(token)).status_code == 204
     assert client.get("/api/auth/me", headers=auth(token)).status_code == 401
 
@@ -220,7 +284,7 @@ def test_auth_login_exchange_cookie_logout(client: TestClient, store: EpisodeSto
 def test_one_time_login_link(client: TestClient) -> None:
     url = client.app.state.tandem.login_url  # type: ignore[attr-defined]
     assert "/login?token=" in url
-    path = url[url.index("/login"):]
+    path = url[url.index("/login") :]
     response = client.get(path, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/"
     assert client.get("/api/auth/me").json()["name"] == "admin"

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import auth, make_settings, wait_until
 from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.fake_bridge import FakeBridge
 from tandem.messages import ControlMode
-
-from conftest import auth, make_settings, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[3]
@@ -31,21 +30,29 @@ def test_estop_works_for_viewers_and_clear_needs_operator(
 ) -> None:
     assert client.post("/api/estop", json={}).status_code == 401
     bridge.publish_status()
-    response = client.post("/api/estop", json={"reason": "hand in workspace"}, headers=auth(tokens["viewer"]))
+    response = client.post(
+        "/api/estop", json={"reason": "hand in workspace"}, headers=auth(tokens["viewer"])
+    )
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["ok"] is True and result["results"][0]["mode"] == "estop"
     assert bridge.mode is ControlMode.ESTOP
     assert bridge.wait_for("estop")[0].command.body.reason == "hand in workspace"
-    assert client.post("/api/estop/clear", json={}, headers=auth(tokens["viewer"])).status_code == 403
+    assert (
+        client.post("/api/estop/clear", json={}, headers=auth(tokens["viewer"])).status_code == 403
+    )
     cleared = client.post("/api/estop/clear", json={}, headers=auth(tokens["op"]))
     assert cleared.status_code == 200 and bridge.mode is ControlMode.IDLE
     again = client.post("/api/estop/clear", json={}, headers=auth(tokens["op"]))
     assert again.status_code == 502 and "not allowed" in again.json()["results"][0]["reason"]
 
 
-def test_estop_of_one_named_robot_and_unknown_robot(client: TestClient, tokens: dict, bridge: FakeBridge) -> None:
-    wait_until(lambda: bridge.publish_status() or client.app.state.tandem.link.robots(), what="robot")  # type: ignore[attr-defined]
+def test_estop_of_one_named_robot_and_unknown_robot(
+    client: TestClient, tokens: dict, bridge: FakeBridge
+) -> None:
+    wait_until(
+        lambda: bridge.publish_status() or client.app.state.tandem.link.robots(), what="robot"
+    )  # type: ignore[attr-defined]
     ok = client.post("/api/estop", json={"robot_id": "robot0"}, headers=auth(tokens["op"]))
     assert ok.status_code == 200 and ok.json()["results"][0]["robot"] == "robot0"
     bad = client.post("/api/estop", json={"robot_id": "robot9"}, headers=auth(tokens["op"]))
@@ -69,7 +76,9 @@ def test_estop_not_confirmed_is_a_502(tmp_path: Path) -> None:
 
 def test_robots_state_and_resets(client: TestClient, tokens: dict, bridge: FakeBridge) -> None:
     h = auth(tokens["viewer"])
-    wait_until(lambda: bridge.publish_status(step=9) or client.app.state.tandem.link.robots(), what="robot")  # type: ignore[attr-defined]
+    wait_until(
+        lambda: bridge.publish_status(step=9) or client.app.state.tandem.link.robots(), what="robot"
+    )  # type: ignore[attr-defined]
     robots = client.get("/api/robots", headers=h).json()
     assert robots[0]["robot_id"] == "robot0" and robots[0]["online"] is True
     assert robots[0]["status"]["step"] == 9 and robots[0]["lease"] is None
@@ -124,8 +133,12 @@ def test_tandem_server_command(tmp_path: Path, bridge: FakeBridge) -> None:
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tandem", "server", "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         line = ""
         deadline = time.monotonic() + 30

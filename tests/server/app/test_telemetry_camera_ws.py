@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import zmq
+from conftest import wait_until
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
@@ -17,8 +18,6 @@ from starlette.websockets import WebSocketDisconnect
 from server.fake_bridge import FakeBridge
 from tandem import wire
 from tandem.messages import LearnerMetrics
-
-from conftest import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,7 +38,10 @@ def jpeg(value: int) -> bytes:
 
 
 def test_telemetry_requires_a_token(client: TestClient) -> None:
-    with client.websocket_connect("/ws/telemetry") as ws, pytest.raises(WebSocketDisconnect) as info:
+    with (
+        client.websocket_connect("/ws/telemetry") as ws,
+        pytest.raises(WebSocketDisconnect) as info,
+    ):
         ws.receive_json()
     assert info.value.code == 4401
 
@@ -84,9 +86,12 @@ def test_telemetry_batches_learner_metrics(
         link = client.app.state.tandem.link  # type: ignore[attr-defined]
         for i in range(200):
             msg = LearnerMetrics(
-                seq=i, run_id="run1", update_step=i, env_steps=10 * i,
+                seq=i,
+                run_id="run1",
+                update_step=i,
+                env_steps=10 * i,
                 metrics={"critic/loss": 1.0 / (i + 1), "q/mean": 2.0},
-            )  # fmt: skip
+            )
             wire.send(sock, msg)
             if link.stats.metrics and i > 20:
                 break
@@ -96,9 +101,13 @@ def test_telemetry_batches_learner_metrics(
         assert batch["rows"][0]["scalars"]["q/mean"] == 2.0
     store = client.app.state.tandem.store  # type: ignore[attr-defined]
     wait_until(lambda: store.metrics_history("run1").get("critic/loss"), what="metrics history")
-    response = client.get("/api/metrics/run1", headers={"Authorization": f"Bearer {tokens['viewer']}"})
+    response = client.get(
+        "/api/metrics/run1", headers={"Authorization": f"Bearer {tokens['viewer']}"}
+    )
     assert response.status_code == 200 and response.json()["series"]["critic/loss"]
-    latest = client.get("/api/metrics/latest", headers={"Authorization": f"Bearer {tokens['viewer']}"})
+    latest = client.get(
+        "/api/metrics/latest", headers={"Authorization": f"Bearer {tokens['viewer']}"}
+    )
     assert latest.json()[0]["run_id"] == "run1"
     runs = client.get("/api/metrics/runs", headers={"Authorization": f"Bearer {tokens['viewer']}"})
     assert [r["id"] for r in runs.json()] == ["run1"]
@@ -107,9 +116,9 @@ def test_telemetry_batches_learner_metrics(
 def test_camera_frames_have_header_and_jpeg(
     client: TestClient, tokens: dict[str, str], bridge: FakeBridge
 ) -> None:
+    link = client.app.state.tandem.link  # type: ignore[attr-defined]
     for query in ("cam=front", "cam=front&robot=robot0"):
-        bridge.publish_status()
-        wait_until(lambda: client.app.state.tandem.link.robots(), what="robot id")  # type: ignore[attr-defined]
+        wait_until(lambda: bridge.publish_status() or link.robots(), what="robot id")
         with client.websocket_connect(f"/ws/camera?{query}&token={tokens['viewer']}") as ws:
             data = None
             for seq in range(1, 200):
