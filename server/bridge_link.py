@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import zmq
@@ -52,6 +53,7 @@ from tandem.settings import ServerSettings
 log = logging.getLogger(__name__)
 
 MAX_OPEN_EPISODES = 64
+RESTART_DELAY_S = 0.5
 MetricsSink = Callable[[list[LearnerMetrics]], Awaitable[None]]
 
 
@@ -154,14 +156,14 @@ class BridgeLink:
             bridge.action, bridge.action_ready = None, asyncio.Event()
             bridge.dealer = self._socket(zmq.DEALER, bridge.cmd_endpoint)
             bridge.sub = self._socket(zmq.SUB, bridge.pub_endpoint, subscribe=True)
-            self._spawn(self._reply_loop(bridge), f"replies[{bridge.index}]")
-            self._spawn(self._action_loop(bridge), f"actions[{bridge.index}]")
-            self._spawn(self._sub_loop(bridge), f"bridge-sub[{bridge.index}]")
+            self._spawn(partial(self._reply_loop, bridge), f"replies[{bridge.index}]")
+            self._spawn(partial(self._action_loop, bridge), f"actions[{bridge.index}]")
+            self._spawn(partial(self._sub_loop, bridge), f"bridge-sub[{bridge.index}]")
         endpoint = self.settings.learner_metrics_endpoint
         if endpoint:
             metrics_sub = self._socket(zmq.SUB, endpoint, subscribe=True)
-            self._spawn(self._metrics_loop(metrics_sub), "metrics-sub")
-            self._spawn(self._metrics_flush_loop(), "metrics-flush")
+            self._spawn(partial(self._metrics_loop, metrics_sub), "metrics-sub")
+            self._spawn(self._metrics_flush_loop, "metrics-flush")
         log.info("bridge link started: %d bridge(s), metrics from %s", len(self._bridges), endpoint)
 
     async def stop(self) -> None:
@@ -193,17 +195,20 @@ class BridgeLink:
         sock.connect(endpoint)
         return sock
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        self._tasks.append(asyncio.ensure_future(self._guard(coro, name)))
+    def _spawn(self, loop: Callable[[], Awaitable[None]], name: str) -> None:
+        self._tasks.append(asyncio.ensure_future(self._guard(loop, name)))
 
     @staticmethod
-    async def _guard(coro: Awaitable[None], name: str) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a loop bug must be visible, not silent
-            log.exception("bridge link task %s died", name)
+    async def _guard(loop: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run ``loop`` forever: a bug or socket error is logged and the loop restarts."""
+        while True:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the link alive; the traceback makes the fault visible
+                log.exception("bridge link task %s failed; restarting it in 0.5 s", name)
+            await asyncio.sleep(RESTART_DELAY_S)
 
     # ------------------------------------------------------------------- queries
     def robots(self) -> list[str]:

@@ -49,6 +49,6 @@ def _run(args: argparse.Namespace) -> int:
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.log_level.lower(),
-        ws="websockets",
+        ws="websockets-sansio",
     )
     return 0

@@ -115,7 +115,9 @@ class LiveServer:
     """The app under real uvicorn in a thread, on a free loopback port."""
 
     def __init__(self, app: FastAPI) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import socket
 import struct
 import time
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -127,7 +131,7 @@ def test_camera_frames_have_header_and_jpeg(
                 bridge.publish_frame("wrist", jpeg(7), seq, t_capture)  # another camera: not sent
                 hubs = client.app.state.tandem.hubs  # type: ignore[attr-defined]
                 robot = "robot0" if "robot" in query else ""
-                if hubs.camera(robot, "front")._boxes and seq > 3:
+                if hubs.camera(robot, "front").mailboxes() and seq > 3:
                     break
                 time.sleep(0.01)
             data = ws.receive_bytes()
@@ -145,3 +149,59 @@ def test_camera_rejects_bad_names(client: TestClient, tokens: dict[str, str], qu
         with pytest.raises(WebSocketDisconnect) as info:
             ws.receive_bytes()
         assert info.value.code == 4403
+
+
+def _stalled_websocket(host: str, port: int, path: str) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    sock.connect((host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return sock
+
+
+@pytest.mark.slow
+def test_stalled_camera_client_drops_frames_instead_of_queueing(
+    tmp_path: Path, bridge: FakeBridge
+) -> None:
+    """Real uvicorn: a client that stops reading costs one pending frame, never a backlog."""
+    from conftest import LiveServer, make_settings
+
+    from server.app import create_app
+
+    app = create_app(make_settings(tmp_path, [bridge]), record=False)
+    store = app.state.tandem.store
+    token = store.issue_token(store.create_operator("v", "viewer", "pw-pw-pw").id, 60)
+    frames = 120
+    blob = bytes(range(256)) * 1024  # 256 KiB: more than the socket buffers hold
+    with LiveServer(app) as server:
+        link = app.state.tandem.link
+        wait_until(lambda: bridge.publish_status() or link.robots(), what="robot id")
+        sock = _stalled_websocket("127.0.0.1", server.port, f"/ws/camera?cam=front&token={token}")
+        try:
+            hub = app.state.tandem.hubs.camera("", "front")
+            wait_until(hub.mailboxes, 5.0, "subscription")
+            pending = 0
+            for seq in range(1, frames + 1):
+                bridge.publish_frame("front", blob, seq, time.monotonic())
+                time.sleep(0.005)
+                pending = max([pending, *(box.pending() for box in hub.mailboxes())])
+            box = hub.mailboxes()[0]
+            wait_until(lambda: box.stats.replaced + box.stats.delivered >= frames - 5, 5.0,
+                       "the frames to reach the mailbox")  # fmt: skip
+            stats = box.stats
+        finally:
+            sock.close()
+    assert pending <= 1, "a mailbox must never hold more than one frame per camera"
+    assert stats.replaced > frames / 2, f"only {stats.replaced} frames were dropped: {stats}"
+    assert stats.delivered < frames / 2
