@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ def create_app(
         leases=LeaseTable(settings.teleop.lease_timeout_s),
     )
     link.set_metrics_sink(_metrics_sink(store))
+    link.set_reset_sink(_reset_sink(store))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,6 +145,14 @@ def _metrics_sink(store: EpisodeStore) -> Callable[[list[Any]], Any]:
 
     async def sink(batch: list[Any]) -> None:
         await asyncio.to_thread(write, batch)
+
+    return sink
+
+
+def _reset_sink(store: EpisodeStore) -> Callable[[str, float, float], Any]:
+    async def sink(robot_id: str, requested: float, done: float) -> None:
+        start, end = (datetime.fromtimestamp(t, UTC) for t in (requested, done))
+        await asyncio.to_thread(store.record_reset, robot_id, start, end)
 
     return sink
 

@@ -42,6 +42,7 @@ from tandem.messages import (
     Command,
     CommandBody,
     CommandReply,
+    ControlMode,
     EpisodeEvent,
     LearnerMetrics,
     Sequencer,
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 MAX_OPEN_EPISODES = 64
 RESTART_DELAY_S = 0.5
 MetricsSink = Callable[[list[LearnerMetrics]], Awaitable[None]]
+# (robot id, reset requested, reset done) in Unix seconds; called when a reset ends
+ResetSink = Callable[[str, float, float], Awaitable[None]]
 
 
 class BridgeError(RuntimeError):
@@ -92,6 +95,7 @@ class _Bridge:
     robot_id: str | None = None
     status: BridgeStatus | None = None
     status_rx_mono: float = 0.0
+    reset_requested: float | None = None
     pending: dict[int, asyncio.Future[CommandReply]] = field(default_factory=dict)
     action: Command | None = None
     action_ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -130,6 +134,7 @@ class BridgeLink:
         self.hubs = hubs
         self.stats = LinkStats()
         self._metrics_sink = metrics_sink
+        self._reset_sink: ResetSink | None = None
         self._bridges = [
             _Bridge(i, pub, cmd)
             for i, (pub, cmd) in enumerate(
@@ -139,6 +144,7 @@ class BridgeLink:
         self._seq = Sequencer()
         self._ctx: zmq.asyncio.Context | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._oneshots: set[asyncio.Task[None]] = set()
         self._tallies: dict[tuple[str, str], _EpisodeTally] = {}
         self._metrics_buf: list[LearnerMetrics] = []
         self.latest_metrics: dict[str, LearnerMetrics] = {}
@@ -146,6 +152,10 @@ class BridgeLink:
     def set_metrics_sink(self, sink: MetricsSink | None) -> None:
         """Where batches of learner metrics go besides the dashboards (the store's history)."""
         self._metrics_sink = sink
+
+    def set_reset_sink(self, sink: ResetSink | None) -> None:
+        """Where finished scene resets (await_reset -> another mode) are reported."""
+        self._reset_sink = sink
 
     # ----------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -167,12 +177,13 @@ class BridgeLink:
         log.info("bridge link started: %d bridge(s), metrics from %s", len(self._bridges), endpoint)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._oneshots]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._oneshots]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._oneshots.clear()
         for bridge in self._bridges:
             for fut in bridge.pending.values():
                 if not fut.done():
@@ -377,10 +388,32 @@ class BridgeLink:
         if bridge.robot_id != status.robot_id:
             log.info("bridge %s is robot %r", bridge.pub_endpoint, status.robot_id)
         bridge.robot_id = status.robot_id
+        self._track_reset(bridge, status)
         bridge.status = status
         bridge.status_rx_mono = time.monotonic()
         payload = {"type": "state", **status.model_dump(mode="json", exclude={"frames"})}
         self.hubs.telemetry.publish_latest(("state", status.robot_id), to_json(payload))
+
+    def _track_reset(self, bridge: _Bridge, status: BridgeStatus) -> None:
+        """A reset runs from entering ``await_reset`` until the bridge leaves it."""
+        waiting = status.mode is ControlMode.AWAIT_RESET
+        if waiting and bridge.reset_requested is None:
+            bridge.reset_requested = status.t_wall
+        elif not waiting and bridge.reset_requested is not None:
+            requested, bridge.reset_requested = bridge.reset_requested, None
+            if self._reset_sink is not None:
+                self._spawn_once(self._reset_sink(status.robot_id, requested, status.t_wall))
+
+    def _spawn_once(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await coro
+            except Exception:  # bookkeeping must not disturb the live streams
+                log.exception("reset bookkeeping failed")
+
+        task = asyncio.ensure_future(run())
+        self._oneshots.add(task)
+        task.add_done_callback(self._oneshots.discard)
 
     def _on_frame(self, bridge: _Bridge, frame: CameraFrame, decoded: wire.Decoded) -> None:
         jpeg = decoded.frames.get("image")
