@@ -111,6 +111,7 @@ class LinkStats:
     statuses: int = 0
     replies: int = 0
     stray_replies: int = 0
+    refused_actions: int = 0
     metrics: int = 0
 
 
@@ -355,10 +356,17 @@ class BridgeLink:
             fut = bridge.pending.get(reply.command_seq)
             if fut is not None and not fut.done():
                 fut.set_result(reply)
-            elif reply.command_type != "teleop_action" or not reply.ok:
+            elif not reply.ok:  # a refused keep-latest teleop action (nobody awaits those)
+                self.stats.refused_actions += 1
+                if self.stats.refused_actions <= 10 or self.stats.refused_actions % 100 == 0:
+                    log.info(
+                        "bridge refused %s (%d so far): %s",
+                        reply.command_type,
+                        self.stats.refused_actions,
+                        reply.reason,
+                    )
+            elif reply.command_type != "teleop_action":
                 self.stats.stray_replies += 1
-                if not reply.ok:
-                    log.info("bridge refused %s: %s", reply.command_type, reply.reason)
 
     # ------------------------------------------------------------ bridge streams
     async def _sub_loop(self, bridge: _Bridge) -> None:

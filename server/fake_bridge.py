@@ -201,7 +201,9 @@ class FakeBridge:
             t_obs=time.monotonic(),
             policy_info=info,
         )
-        frames = {f"cam/{name}": img for name, img in (images or {}).items()}
+        frames: dict[str, np.ndarray | bytes] = {
+            f"cam/{name}": img for name, img in (images or {}).items()
+        }
         self.publish(rec, frames)
 
     def publish_episode(

@@ -74,10 +74,11 @@ NO_LEASE_COMMANDS = {"estop", "clear_estop"}
 
 def command_body(name: str, operator: str, reason: str | None) -> CommandBody:
     """The bridge command for a browser command name."""
-    kw = {"operator": operator, "reason": reason}
     if name in ("success", "failure", "discard"):
-        return EndEpisode(label=Outcome(name), **kw)
-    simple = {
+        return EndEpisode(label=Outcome(name), operator=operator, reason=reason)
+    simple: dict[
+        str, type[StartDemo | StartRollout | TakeOver | HandBack | ResetDone | EStop | ClearEStop]
+    ] = {
         "start_demo": StartDemo,
         "start_rollout": StartRollout,
         "take_over": TakeOver,
@@ -86,7 +87,7 @@ def command_body(name: str, operator: str, reason: str | None) -> CommandBody:
         "estop": EStop,
         "clear_estop": ClearEStop,
     }
-    return simple[name](**kw)
+    return simple[name](operator=operator, reason=reason)
 
 
 @dataclass
@@ -276,13 +277,19 @@ def _map(client: _Client, msg: GamepadInput | KeyboardInput | XRInput | XREvent)
         return mapper.on_keyboard(msg)
     if isinstance(msg, XREvent):
         return mapper.on_xr_event(msg)
+    return mapper.on_xr(msg, _ee_pose(client))
+
+
+def _ee_pose(client: _Client) -> EEPose | None:
+    """The measured end-effector position from the bridge's latest status (no orientation)."""
     status = client.state.link.status(client.robot)
-    pose = (
-        EEPose(tuple(status.ee_pos))
-        if status and status.ee_pos and len(status.ee_pos) == 3
-        else None
-    )  # type: ignore[arg-type]
-    return mapper.on_xr(msg, pose)
+    if status is None or status.ee_pos is None or len(status.ee_pos) != 3:
+        return None
+    x, y, z = status.ee_pos
+    try:
+        return EEPose((x, y, z))
+    except ValueError:
+        return None
 
 
 def _command(client: _Client, msg: CommandRequest) -> None:
