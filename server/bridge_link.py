@@ -37,6 +37,7 @@ import zmq.asyncio
 from server.fanout import Hubs
 from tandem import wire
 from tandem.messages import (
+    SCHEMA_VERSION,
     BridgeStatus,
     CameraFrame,
     Command,
@@ -374,8 +375,10 @@ class BridgeLink:
         while True:
             parts = await bridge.sub.recv_multipart()
             try:
-                decoded = wire.decode(parts)
-                self._on_bridge_message(bridge, decoded)
+                if parts and parts[0] == CameraFrame.TOPIC.encode():
+                    self._on_frame(bridge, *camera_frame(parts))  # JPEG passed through undecoded
+                else:
+                    self._on_bridge_message(bridge, wire.decode(parts))
             except (wire.WireError, ValueError) as exc:
                 self.stats.bad_messages += 1
                 log.warning("bad message from bridge %s: %s", bridge.pub_endpoint, exc)
@@ -384,8 +387,6 @@ class BridgeLink:
         msg = decoded.msg
         if isinstance(msg, BridgeStatus):
             self._on_status(bridge, msg)
-        elif isinstance(msg, CameraFrame):
-            self._on_frame(bridge, msg, decoded)
         elif isinstance(msg, StepRecord):
             self._on_step(msg)
         elif isinstance(msg, EpisodeEvent):
@@ -423,10 +424,7 @@ class BridgeLink:
         self._oneshots.add(task)
         task.add_done_callback(self._oneshots.discard)
 
-    def _on_frame(self, bridge: _Bridge, frame: CameraFrame, decoded: wire.Decoded) -> None:
-        jpeg = decoded.frames.get("image")
-        if not isinstance(jpeg, bytes):
-            raise ValueError("camera frame without a JPEG 'image' frame")
+    def _on_frame(self, bridge: _Bridge, frame: CameraFrame, jpeg: bytes) -> None:
         self.stats.frames += 1
         # Capture time on the sender's wall clock: its monotonic stamp shifted by its clock offset.
         t_capture_wall = frame.t_wall - (frame.t_mono - frame.t_capture)
@@ -545,6 +543,28 @@ class BridgeLink:
                     await self._metrics_sink(batch)
                 except Exception:  # the history is best effort; live charts must go on
                     log.exception("could not store %d metric messages", len(batch))
+
+
+def camera_frame(parts: list[bytes]) -> tuple[CameraFrame, bytes]:
+    """Validate a ``frame`` message's header and return it with the JPEG bytes, undecoded.
+
+    The live view forwards the bridge's JPEG as is; decoding it (as ``wire.decode``
+    does) only to re-encode it would cost CPU per frame. Raises ``WireError``.
+    """
+    if len(parts) != 3:
+        raise wire.WireError(f"frame: need topic, header and one image frame, got {len(parts)}")
+    try:
+        msg = CameraFrame.model_validate_json(parts[1])
+    except ValueError as exc:
+        raise wire.WireError(f"frame: invalid header: {exc}") from None
+    if msg.v != SCHEMA_VERSION:
+        raise wire.WireError(f"frame: unsupported schema version {msg.v}")
+    specs = msg.frames
+    if len(specs) != 1 or specs[0].name != "image" or specs[0].encoding not in ("jpeg", "bytes"):
+        raise wire.WireError(f"frame: expected one JPEG frame named 'image', header has {specs}")
+    if specs[0].nbytes != len(parts[2]):
+        raise wire.WireError(f"frame: header says {specs[0].nbytes} bytes, got {len(parts[2])}")
+    return msg, bytes(parts[2])
 
 
 def metrics_row(msg: LearnerMetrics) -> dict[str, Any]:
