@@ -104,6 +104,7 @@ class _Client:
     outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     seq: itertools.count[int] = field(default_factory=itertools.count)
     had_lease: bool = False
+    session_id: int | None = None
     last_not_holding_error: float = 0.0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -129,6 +130,7 @@ class _Registry:
             if client.key == key:
                 you = holder is not None and holder.client_id == client.id
                 client.had_lease = you
+                _track_session(client, you)
                 client.send(
                     Lease(
                         holder=holder.operator if holder else None,
@@ -136,6 +138,24 @@ class _Registry:
                         expires_in_s=remaining,
                     )
                 )
+
+
+def _track_session(client: _Client, holds: bool) -> None:
+    """An operating session (operator, robot, start/end in the database) spans a lease.
+
+    Claims and releases are rare, so the short store calls run inline.
+    """
+    store = client.state.store
+    try:
+        if holds and client.session_id is None:
+            status = client.state.link.status(client.robot)
+            robot_id = status.robot_id if status else None
+            client.session_id = store.open_session(client.user.id, robot_id)
+        elif not holds and client.session_id is not None:
+            session_id, client.session_id = client.session_id, None
+            store.close_session(session_id)
+    except Exception:  # bookkeeping must never break the control path
+        log.exception("could not record the operating session of %s", client.user.name)
 
 
 def _registry(state: AppState) -> _Registry:
@@ -174,6 +194,7 @@ async def control_socket(
         for task in (watchdog, writer, *client.tasks):
             task.cancel()
         registry.clients.pop(client.id, None)
+        _track_session(client, False)
         client.mapper.release()
         if state.leases.release_all(client.id):
             log.info("control lease of %s released: socket closed", user.name)
