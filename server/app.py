@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -159,7 +160,10 @@ def _reset_sink(store: EpisodeStore) -> Callable[[str, float, float], Any]:
 
 def _login_url(settings: Settings, store: EpisodeStore) -> str:
     operator, token = store.ensure_default_operator(ttl_s=settings.server.login_token_ttl_s)
-    base = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):  # listening everywhere: name this machine instead
+        host = socket.gethostname()
+    base = settings.server.public_url or f"http://{host}:{settings.server.port}"
     log.info("default operator: %s", operator.name)
     return f"{base.rstrip('/')}/login?token={token}"
 
