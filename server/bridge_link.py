@@ -282,11 +282,19 @@ class BridgeLink:
         fut: asyncio.Future[CommandReply] = asyncio.get_running_loop().create_future()
         bridge.pending[cmd.seq] = fut
         timeout = timeout_s if timeout_s is not None else self.settings.command_timeout_s
+        deadline = time.monotonic() + timeout
         try:
-            await bridge.dealer.send_multipart(wire.encode(cmd), flags=zmq.NOBLOCK)
-            return await asyncio.wait_for(fut, timeout)
-        except zmq.Again:
-            raise BridgeError(f"bridge {bridge.cmd_endpoint} is not connected") from None
+            # IMMEDIATE: the send waits for a live connection instead of queueing for a
+            # bridge that is not there; both waits share one deadline.
+            await asyncio.wait_for(bridge.dealer.send_multipart(wire.encode(cmd)), timeout)
+        except TimeoutError:
+            bridge.pending.pop(cmd.seq, None)
+            raise BridgeError(
+                f"bridge {bridge.cmd_endpoint} is not reachable (no connection within "
+                f"{timeout:.2f} s); {body.type} not sent"
+            ) from None
+        try:
+            return await asyncio.wait_for(fut, max(deadline - time.monotonic(), 0.001))
         except TimeoutError:
             raise BridgeError(
                 f"bridge {bridge.cmd_endpoint} did not answer {body.type} within {timeout:.2f} s"
