@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
@@ -28,7 +30,7 @@ from starlette.types import Scope
 
 import server
 import tandem
-from server.bridge_link import BridgeError, BridgeLink
+from server.bridge_link import BridgeError, BridgeLink, finite_json
 from server.deps import AppState
 from server.fanout import Hubs
 from server.lease import LeaseTable
@@ -175,6 +177,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 
         return respond
 
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own handler echoes the input, and Python's JSON parser accepts
+        # NaN/Infinity, which strict JSON cannot encode back: that would be a 500.
+        assert isinstance(exc, RequestValidationError)
+        detail = finite_json(jsonable_encoder(exc.errors()))
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(NotFound, handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(Conflict, handler(status.HTTP_409_CONFLICT))
     app.add_exception_handler(BridgeError, handler(status.HTTP_503_SERVICE_UNAVAILABLE))

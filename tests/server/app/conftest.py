@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import uvicorn
 import zmq
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -31,6 +32,15 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "
             return value
         time.sleep(0.01)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2, with cheap parameters: the default costs ~0.1-0.5 s per hash here."""
+    monkeypatch.setattr(
+        "server.store.PasswordHasher",
+        lambda: PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+    )
 
 
 @pytest.fixture

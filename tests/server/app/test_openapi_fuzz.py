@@ -29,7 +29,7 @@ from tandem.messages import EpisodeKind
 
 ALLOWED_5XX = {"/api/estop": {502}, "/api/estop/clear": {502}}
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
@@ -182,3 +182,19 @@ def _fuzz_operation(
         )
 
     check()
+
+
+@pytest.mark.parametrize("body", ["Infinity", "NaN", "[-Infinity]", '{"outcome": NaN}'])
+def test_non_standard_json_constants_are_a_422(fuzz_app: Any, body: str) -> None:
+    """Python's parser accepts NaN/Infinity; echoing them in the error must not crash."""
+    client, ids = fuzz_app
+    token = client.app.state.tandem.store.issue_token(ids["op"], 60)
+    urls = ["/api/auth/exchange", "/api/episodes/roll1/label"]
+    if not body.startswith("{"):  # e-stop ignores unknown fields on purpose
+        urls.append("/api/estop")
+    for url in urls:
+        response = client.post(
+            url, content=body, headers={**auth(token), "content-type": "application/json"}
+        )
+        assert response.status_code == 422, (url, response.text)
+        json.loads(response.text)  # strict JSON
