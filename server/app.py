@@ -72,6 +72,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. ``store``/``bridge_link`` default to ones made from ``settings``
     (a given store is not closed at shutdown); ``record=False`` runs without the recorder."""
+    own_store = store is None
     store = store if store is not None else _make_store(settings)
     hubs = Hubs() if bridge_link is None else bridge_link.hubs
     link = bridge_link or BridgeLink(settings.server, hubs)
@@ -101,6 +102,8 @@ def create_app(
             await link.stop()
             if recorder is not None:
                 await asyncio.to_thread(recorder.stop)
+            if own_store:
+                store.close()  # connections only; a restarted lifespan reconnects
             log.info("server stopped")
 
     app = FastAPI(

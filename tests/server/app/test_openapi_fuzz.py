@@ -11,6 +11,7 @@ input is covered in test_control_ws.py.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from server.app import create_app
 from server.fake_bridge import FakeBridge
 from tandem.messages import EpisodeKind
 
+EXAMPLES = int(os.environ.get("TANDEM_FUZZ_EXAMPLES", "40"))  # per operation; raise to explore
 ALLOWED_5XX = {"/api/estop": {502}, "/api/estop/clear": {502}}
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -141,7 +143,7 @@ def _fuzz_operation(
     )
 
     @settings(
-        max_examples=40,
+        max_examples=EXAMPLES,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
