@@ -173,3 +173,20 @@ def _up(base: str) -> bool:
         return httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_asgi_entry_point_builds_the_app(tmp_path: Path) -> None:
+    """`uvicorn server.main:app` works: main.py only builds the app from the settings."""
+    code = "import server.main as m; print(sorted(m.app.openapi()['paths']))"
+    env = {**os.environ, "TANDEM_DATA_DIR": str(tmp_path / "data")}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "/api/episodes" in out.stdout and "/api/estop" in out.stdout
