@@ -37,3 +37,20 @@ class ServerSettings(BaseModel):
     login_token_ttl_s: float = Field(
         900.0, gt=0, description="Lifetime of the one-time login token printed at start-up, s."
     )
+
+    # --- FastAPI app, WebSockets and bridge link (server/app.py, server/bridge_link.py) ---
+    web_dir: str = Field(
+        "web", description="Directory of the static dashboard, served at / after every route."
+    )
+    command_timeout_s: float = Field(
+        1.0, gt=0, le=30, description="How long to wait for a bridge's reply to a command, s."
+    )
+    metrics_batch_s: float = Field(
+        0.5,
+        ge=0.2,
+        le=1.0,
+        description="Learner metrics are sent to dashboards in batches this often, s.",
+    )
+    public_url: str | None = Field(
+        None, description="Base URL printed in the login link (default http://HOST:PORT)."
+    )
