@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from app_helpers import wait_until
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
@@ -127,7 +127,7 @@ def test_viewer_cannot_claim(client: TestClient, tokens: dict[str, str]) -> None
 
 
 def test_lease_times_out_without_input(tmp_path, bridge: FakeBridge) -> None:
-    from conftest import make_settings
+    from app_helpers import make_settings
 
     from server.app import create_app
 
@@ -288,7 +288,7 @@ def test_bad_messages_get_an_error_and_the_socket_stays_open(
 
 
 def test_bridge_that_does_not_answer_gives_a_timeout_ack(tmp_path, tokens_free=None) -> None:
-    from conftest import make_settings
+    from app_helpers import make_settings
 
     from server.app import create_app
 

@@ -10,7 +10,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
-from conftest import PASSWORD, auth, wait_until
+from app_helpers import PASSWORD, auth, wait_until
 from fastapi.testclient import TestClient
 
 from server.fake_bridge import FakeBridge

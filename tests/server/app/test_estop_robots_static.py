@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import auth, make_settings, wait_until
+from app_helpers import auth, make_settings, wait_until
 from fastapi.testclient import TestClient
 
 from server.app import create_app

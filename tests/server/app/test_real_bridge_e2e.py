@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import auth, wait_until
+from app_helpers import auth, wait_until
 from fastapi.testclient import TestClient
 
 from server.app import create_app

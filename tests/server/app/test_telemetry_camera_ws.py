@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import zmq
-from conftest import wait_until
+from app_helpers import wait_until
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
@@ -202,7 +202,7 @@ def test_stalled_camera_client_drops_frames_instead_of_queueing(
     tmp_path: Path, bridge: FakeBridge
 ) -> None:
     """Real uvicorn: a client that stops reading costs one pending frame, never a backlog."""
-    from conftest import LiveServer, make_settings
+    from app_helpers import LiveServer, make_settings
 
     from server.app import create_app
 
