@@ -82,6 +82,7 @@ def plan(
             "TANDEM_BRIDGE__ROBOT_ID": bridge.robot_id if len(robots) == 1 else f"robot{i}",
             "TANDEM_BRIDGE__PUB_ENDPOINT": pubs[i],
             "TANDEM_BRIDGE__CMD_ENDPOINT": cmds[i],
+            "TANDEM_BRIDGE__WEIGHTS_ENDPOINT": settings.learner.weights_endpoint,
         }
         role = "bridge" if len(robots) == 1 else f"bridge{i}"
         specs.append(ChildSpec(role, [*base, "bridge", "--robot", robot], env))

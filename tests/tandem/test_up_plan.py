@@ -51,3 +51,11 @@ def test_server_and_learner_parse_the_bridge_lists(monkeypatch):
     resolved = load_settings()
     assert len(resolved.server.bridges) == 2
     assert resolved.learner.bridges == resolved.server.bridges
+
+
+def test_weights_and_metrics_endpoints_come_from_the_learner_settings(monkeypatch):
+    monkeypatch.setenv("TANDEM_LEARNER__WEIGHTS_ENDPOINT", "tcp://127.0.0.1:7001")
+    monkeypatch.setenv("TANDEM_LEARNER__METRICS_ENDPOINT", "tcp://127.0.0.1:7002")
+    server, bridge, _ = plan(load_settings(), ["sim:lift"])
+    assert bridge.env["TANDEM_BRIDGE__WEIGHTS_ENDPOINT"] == "tcp://127.0.0.1:7001"
+    assert server.env["TANDEM_SERVER__LEARNER_METRICS_ENDPOINT"] == "tcp://127.0.0.1:7002"
