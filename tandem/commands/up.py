@@ -72,6 +72,7 @@ def plan(
                 **shared,
                 "TANDEM_SERVER__BRIDGES": json.dumps(pubs),
                 "TANDEM_SERVER__BRIDGE_CMD_ENDPOINTS": json.dumps(cmds),
+                "TANDEM_SERVER__LEARNER_METRICS_ENDPOINT": settings.learner.metrics_endpoint,
             },
         )
     ]
