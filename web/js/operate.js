@@ -1,0 +1,200 @@
+// Operate page: cameras, mode, e-stop, episode commands, control lease, device input, latency.
+
+import { CameraView } from "./camera.js";
+import { ControlClient, nowMs } from "./control.js";
+import { GamepadPoller, KeyboardInput, PAD_BUTTONS } from "./devices.js";
+import { api, login } from "./net.js";
+import { Telemetry } from "./telemetry.js";
+import { $, fmt, fmtMs, h, markNav, showMode, toast } from "./ui.js";
+
+const PAD_SEND_PERIOD_MS = 33; // ~30 Hz of gamepad samples while holding the lease
+const KEY_REPEAT_MS = 100; // keep held keys fresh for the server's input watchdog
+
+const page = {
+  control: null,
+  status: null,
+  cams: new Map(),
+  frameAgeMs: null,
+  device: "none",
+  padSentAt: 0,
+  keysSentAt: 0,
+  keyboard: null,
+  takeoverHeld: false,
+};
+// Read-only handle for the browser console and the browser tests.
+window.tandem = page;
+
+async function main() {
+  markNav();
+  try {
+    await login();
+  } catch (err) {
+    toast(`Login failed: ${err.message}`, { error: true });
+  }
+  page.control = new ControlClient({
+    onlease: showLease,
+    onerror: (text) => toast(text, { error: true }),
+    onopen: () => setLink(true),
+    onclose: () => setLink(false),
+  });
+  new Telemetry({ state: onState });
+  wireButtons();
+  wireTakeover();
+  page.keyboard = new KeyboardInput(onKeys);
+  new GamepadPoller(onPad);
+  setInterval(tick, 100);
+}
+
+function setLink(up) {
+  const el = $("link");
+  el.textContent = up ? "connected" : "disconnected";
+  el.className = `badge ${up ? "ok" : "bad"}`;
+  if (!up) showLease({ holder: null, you_hold: false });
+}
+
+function showLease(lease) {
+  $("lease").textContent = lease.you_hold
+    ? "You have control"
+    : lease.holder
+      ? `${lease.holder} has control`
+      : "Nobody has control";
+  $("claim").hidden = Boolean(lease.you_hold);
+  $("release").hidden = !lease.you_hold;
+}
+
+async function runCommand(name) {
+  const ack = await page.control.command(name);
+  if (!ack.ok) toast(`${name.replace("_", " ")}: ${ack.reason || "refused"}`, { error: true });
+  return ack;
+}
+
+async function estop() {
+  try {
+    await api("/api/estop", { method: "POST", body: { reason: "operator e-stop (dashboard)" } });
+  } catch (err) {
+    // The REST path failed; the control socket is the second way to stop the robot.
+    const ack = await page.control.command("estop");
+    if (!ack.ok) toast(`E-STOP FAILED: ${err.message}`, { error: true });
+  }
+}
+
+function wireButtons() {
+  $("estop").addEventListener("click", estop);
+  const commands = {
+    "start-demo": "start_demo",
+    "start-rollout": "start_rollout",
+    success: "success",
+    failure: "failure",
+    discard: "discard",
+    "reset-done": "reset_done",
+    "clear-estop": "clear_estop",
+  };
+  for (const [id, name] of Object.entries(commands)) {
+    $(id).addEventListener("click", () => runCommand(name));
+  }
+  $("claim").addEventListener("click", () => page.control.claim());
+  $("release").addEventListener("click", () => page.control.release());
+}
+
+/** Hold-to-take-over: pressing the button takes over, releasing it hands back. */
+function wireTakeover() {
+  const button = $("takeover");
+  const press = (ev) => {
+    ev.preventDefault();
+    if (page.takeoverHeld) return;
+    page.takeoverHeld = true;
+    button.classList.add("held");
+    button.setPointerCapture?.(ev.pointerId);
+    runCommand("take_over");
+  };
+  const letGo = () => {
+    if (!page.takeoverHeld) return;
+    page.takeoverHeld = false;
+    button.classList.remove("held");
+    runCommand("hand_back");
+  };
+  button.addEventListener("pointerdown", press);
+  button.addEventListener("pointerup", letGo);
+  button.addEventListener("pointercancel", letGo);
+  button.addEventListener("lostpointercapture", letGo);
+}
+
+function onPad(pad, changed) {
+  if (!pad) {
+    if (page.device.startsWith("gamepad")) page.device = "none";
+    return;
+  }
+  page.device = `gamepad: ${pad.id || "unnamed"}`;
+  const held = pad.buttons.map((b, i) => (b.pressed ? PAD_BUTTONS[i] ?? `b${i}` : null));
+  const axes = pad.axes.slice(0, 4).map((x) => fmt(x, 2)).join(" ");
+  $("device-input").textContent = `${held.filter(Boolean).join("+") || "no buttons"} | ${axes}`;
+  const now = nowMs();
+  if (!page.control.lease.you_hold) return;
+  if (!changed && now - page.padSentAt < PAD_SEND_PERIOD_MS) return;
+  page.padSentAt = now;
+  page.control.input("gamepad", {
+    id: pad.id.slice(0, 200) || null,
+    axes: pad.axes.slice(0, 8).map((x) => Math.max(-1, Math.min(1, x))),
+    buttons: pad.buttons.slice(0, 20).map((b) => ({
+      pressed: b.pressed,
+      value: Math.max(0, Math.min(1, b.value)),
+    })),
+  });
+}
+
+function onKeys(keys) {
+  if (keys.length) page.device = "keyboard";
+  $("device-input").textContent = keys.join("+") || "no keys";
+  sendKeys(keys);
+}
+
+function sendKeys(keys) {
+  if (!page.control.lease.you_hold) return;
+  page.keysSentAt = nowMs();
+  page.control.input("keyboard", { keys });
+}
+
+function onState(msg) {
+  page.status = msg;
+  showMode($("mode"), msg.mode);
+  const estopped = msg.mode === "estop";
+  $("estop").classList.toggle("latched", estopped);
+  $("clear-estop").hidden = !estopped;
+  $("robot").textContent = `${msg.robot_id ?? "—"} (${msg.robot ?? "?"})`;
+  $("episode").textContent = msg.episode_id ? `${msg.episode_kind ?? ""} ${msg.episode_id}` : "—";
+  $("step").textContent = msg.episode_id ? String(msg.step) : "—";
+  $("ee").textContent = msg.ee_pos ? msg.ee_pos.map((x) => fmt(x, 3)).join(", ") : "—";
+  $("gripper").textContent = fmt(msg.gripper, 2);
+  const policy = msg.policy_ready ? `ready (weights v${msg.weights_version ?? "?"})` : "not ready";
+  $("policy").textContent = policy;
+  for (const cam of msg.cameras ?? []) ensureCamera(cam);
+}
+
+function ensureCamera(name) {
+  if (page.cams.has(name)) return;
+  const canvas = h("canvas", { width: 96, height: 96, "data-cam": name });
+  $("cams").append(h("div", { class: "cam" }, canvas, h("span", { class: "label" }, name)));
+  $("no-cams").hidden = true;
+  page.cams.set(name, new CameraView(canvas, name, onFrame));
+}
+
+function onFrame(frame) {
+  if (Number.isFinite(frame.t_wall)) page.frameAgeMs = frame.tDrawn * 1000 - frame.t_wall * 1000;
+}
+
+function tick() {
+  const keys = page.keyboard.keys;
+  if (keys.length && nowMs() - page.keysSentAt >= KEY_REPEAT_MS) sendKeys(keys);
+  $("rtt").textContent = fmtMs(page.control.rttMs);
+  const serverAge = page.status?.input_age_ms;
+  const sent = page.control.lastInputMs;
+  $("input-age").textContent = Number.isFinite(serverAge)
+    ? fmtMs(serverAge)
+    : sent
+      ? `${fmtMs(nowMs() - sent)} since sent`
+      : "—";
+  $("frame-age").textContent = fmtMs(page.frameAgeMs);
+  $("device").textContent = page.device;
+}
+
+main();
