@@ -17,14 +17,14 @@ export async function login() {
   if (once) {
     url.searchParams.delete("token");
     history.replaceState(null, "", url.pathname + url.search + url.hash);
-    const res = await fetch("/api/auth/login", {
+    const res = await fetch("/api/auth/exchange", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ token: once }),
     });
     if (res.ok) {
       const body = await res.json();
-      localStorage.setItem(SESSION_KEY, body.session ?? body.token ?? body.session_token);
+      localStorage.setItem(SESSION_KEY, body.token);
     } else {
       throw new ApiError(res.status, await errorText(res));
     }
@@ -75,8 +75,7 @@ export function wsUrl(path, params = {}) {
   const url = new URL(path, location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
-  const token = sessionToken();
-  if (token) url.searchParams.set("token", token);
+  // The session cookie set at login authenticates WebSockets (same origin).
   return url.href;
 }
 

@@ -1,11 +1,12 @@
 // Operate page: cameras, mode, e-stop, episode commands, control lease, device input, latency.
 
+import { setLink, startPage } from "./common.js";
 import { CameraView } from "./camera.js";
 import { ControlClient, nowMs } from "./control.js";
 import { GamepadPoller, KeyboardInput, PAD_BUTTONS } from "./devices.js";
-import { api, login } from "./net.js";
+import { api } from "./net.js";
 import { Telemetry } from "./telemetry.js";
-import { $, fmt, fmtMs, h, markNav, showMode, toast } from "./ui.js";
+import { $, fmt, fmtMs, h, showMode, toast } from "./ui.js";
 
 const PAD_SEND_PERIOD_MS = 33; // ~30 Hz of gamepad samples while holding the lease
 const KEY_REPEAT_MS = 100; // keep held keys fresh for the server's input watchdog
@@ -25,17 +26,15 @@ const page = {
 window.tandem = page;
 
 async function main() {
-  markNav();
-  try {
-    await login();
-  } catch (err) {
-    toast(`Login failed: ${err.message}`, { error: true });
-  }
+  await startPage();
   page.control = new ControlClient({
     onlease: showLease,
     onerror: (text) => toast(text, { error: true }),
     onopen: () => setLink(true),
-    onclose: () => setLink(false),
+    onclose: () => {
+      setLink(false);
+      showLease({ holder: null, you_hold: false });
+    },
   });
   new Telemetry({ state: onState });
   wireButtons();
@@ -43,13 +42,6 @@ async function main() {
   page.keyboard = new KeyboardInput(onKeys);
   new GamepadPoller(onPad);
   setInterval(tick, 100);
-}
-
-function setLink(up) {
-  const el = $("link");
-  el.textContent = up ? "connected" : "disconnected";
-  el.className = `badge ${up ? "ok" : "bad"}`;
-  if (!up) showLease({ holder: null, you_hold: false });
 }
 
 function showLease(lease) {

@@ -1,9 +1,9 @@
 // Training page: live learner metrics (grouped uPlot charts), the rollout Q strip, episodes.
 
+import { setLink, startPage } from "./common.js";
 import { GROUPS, MetricChart, QStrip, groupOf } from "./charts.js";
-import { login } from "./net.js";
 import { Telemetry } from "./telemetry.js";
-import { $, fmt, h, markNav, showMode, toast } from "./ui.js";
+import { $, fmt, h, showMode } from "./ui.js";
 
 const FLUSH_MS = 100; // batched setData at <= 10 Hz
 const RECENT_ROWS = 20;
@@ -13,17 +13,12 @@ const page = { charts: new Map(), qstrip: null, metricsReceived: 0 };
 window.tandem = page;
 
 async function main() {
-  markNav();
-  try {
-    await login();
-  } catch (err) {
-    toast(`Login failed: ${err.message}`, { error: true });
-  }
+  await startPage();
   page.qstrip = new QStrip($("qstrip"));
   new Telemetry({
     metrics: onMetrics,
     rollout: onRollout,
-    episode: onEpisode,
+    episode_summary: onEpisode,
     state: (msg) => showMode($("mode"), msg.mode),
     onopen: () => setLink(true),
     onclose: () => setLink(false),
@@ -35,12 +30,6 @@ async function main() {
   });
 }
 
-function setLink(up) {
-  const el = $("link");
-  el.textContent = up ? "connected" : "disconnected";
-  el.className = `badge ${up ? "ok" : "bad"}`;
-}
-
 /** One LearnerMetrics message, or a batch of them under `rows`. */
 function onMetrics(msg) {
   const rows = Array.isArray(msg.rows) ? msg.rows : [msg];
@@ -48,11 +37,12 @@ function onMetrics(msg) {
 }
 
 function addRow(row) {
-  if (!row || typeof row.metrics !== "object" || row.metrics === null) return;
+  const metrics = row?.scalars ?? row?.metrics;
+  if (typeof metrics !== "object" || metrics === null) return;
   page.metricsReceived += 1;
   const x = Number.isFinite(row.t_wall) ? row.t_wall : Date.now() / 1000;
   const byGroup = new Map();
-  for (const [name, value] of Object.entries(row.metrics)) {
+  for (const [name, value] of Object.entries(metrics)) {
     const group = groupOf(name);
     if (!byGroup.has(group.id)) byGroup.set(group.id, {});
     byGroup.get(group.id)[name] = value;
@@ -80,25 +70,31 @@ function chartFor(id) {
   return chart;
 }
 
-/** One live rollout sample: {episode_id, step, q, source}. */
+/** The Q of the executed proposal (IBRL: the imitation or the RL actor's), if known. */
+export function executedQ(s) {
+  if (Number.isFinite(s.q)) return s.q;
+  if (s.proposal === "il" && Number.isFinite(s.q_il)) return s.q_il;
+  if (s.proposal === "rl" && Number.isFinite(s.q_rl)) return s.q_rl;
+  const known = [s.q_il, s.q_rl].filter(Number.isFinite);
+  return known.length ? Math.max(...known) : null;
+}
+
+/** One live step of the current episode: {episode_id, step, source, q_il, q_rl, proposal}. */
 function onRollout(msg) {
-  const samples = Array.isArray(msg.samples) ? msg.samples : [msg];
-  for (const s of samples) {
-    page.qstrip.add(s.episode_id ?? msg.episode_id, s.step, s.q, s.source === "human" || s.intervention === true);
-  }
+  page.qstrip.add(msg.episode_id, msg.step, executedQ(msg), msg.source === "human");
 }
 
 function onEpisode(msg) {
-  const rate = msg.num_steps ? (msg.intervention_steps ?? 0) / msg.num_steps : null;
+  const rate = msg.intervention_rate;
   const row = h(
     "tr",
     {},
     h("td", { class: "mono small" }, String(msg.episode_id ?? "—")),
-    h("td", {}, String(msg.kind ?? msg.episode_kind ?? "—")),
-    h("td", {}, String(msg.outcome ?? "—")),
-    h("td", {}, String(msg.num_steps ?? "—")),
-    h("td", {}, fmt(msg.return ?? msg.episode_return, 2)),
-    h("td", {}, rate === null ? "—" : `${Math.round(rate * 100)} %`),
+    h("td", {}, String(msg.episode_kind ?? "—")),
+    h("td", {}, String(msg.outcome ?? (msg.success ? "success" : msg.reason) ?? "—")),
+    h("td", {}, String(msg.length ?? "—")),
+    h("td", {}, fmt(msg.return, 2)),
+    h("td", {}, Number.isFinite(rate) ? `${Math.round(rate * 100)} %` : "—"),
   );
   const body = $("recent");
   body.prepend(row);

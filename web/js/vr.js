@@ -3,10 +3,11 @@
 // ?emulate=iwer installs Meta's IWER emulated runtime (tests and development without a headset).
 // ?hand=left drives with the left controller.
 
+import { setLink, startPage } from "./common.js";
 import { ControlClient } from "./control.js";
-import { api, login } from "./net.js";
+import { api } from "./net.js";
 import { Telemetry } from "./telemetry.js";
-import { $, fmt, fmtMs, markNav, showMode, toast } from "./ui.js";
+import { $, fmt, fmtMs, showMode, toast } from "./ui.js";
 import { XRHud } from "./xrhud.js";
 
 const params = new URLSearchParams(location.search);
@@ -41,12 +42,7 @@ async function installEmulator() {
 }
 
 async function main() {
-  markNav();
-  try {
-    await login();
-  } catch (err) {
-    toast(`Login failed: ${err.message}`, { error: true });
-  }
+  await startPage();
   await installEmulator();
   page.control = new ControlClient({
     onlease: (lease) => {
@@ -67,12 +63,6 @@ async function main() {
   $("exit-xr").addEventListener("click", () => page.session?.end());
   setInterval(() => ($("rtt").textContent = fmtMs(page.control.rttMs)), 250);
   await checkSupport();
-}
-
-function setLink(up) {
-  const el = $("link");
-  el.textContent = up ? "connected" : "disconnected";
-  el.className = `badge ${up ? "ok" : "bad"}`;
 }
 
 async function estop() {
