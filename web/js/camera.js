@@ -53,7 +53,7 @@ export class CameraView {
       this.ctx.drawImage(bitmap, 0, 0);
       bitmap.close();
       this.drawn += 1;
-      frame.tDrawn = Date.now() / 1000;
+      frame.t_drawn_ms = Date.now();
       this.last = frame;
       this.onFrame?.(frame);
     }

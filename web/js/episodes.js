@@ -43,7 +43,7 @@ function wire() {
   window.addEventListener("resize", () => page.timeline?.setSize(timelineSize()));
 }
 
-const idOf = (ep) => ep.episode_id ?? ep.id;
+const idOf = (ep) => ep.id;
 
 function filterQuery() {
   const q = new URLSearchParams({ limit: "200" });
@@ -68,10 +68,8 @@ async function refresh() {
 }
 
 function startedText(ep) {
-  const t = ep.started_at ?? ep.t_start;
-  if (!t) return "—";
-  const d = typeof t === "number" ? new Date(t * 1000) : new Date(t);
-  return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleString();
+  const d = new Date(ep.started_at);
+  return Number.isNaN(d.getTime()) ? String(ep.started_at ?? "—") : d.toLocaleString();
 }
 
 function renderRows() {
@@ -85,9 +83,9 @@ function renderRows() {
         h("td", { class: "mono small" }, idOf(ep)),
         h("td", {}, ep.robot_id ?? "—"),
         h("td", {}, ep.kind ?? "—"),
-        h("td", {}, String(ep.num_steps ?? ep.length ?? "—")),
+        h("td", {}, String(ep.length)),
         h("td", {}, outcomeText(ep)),
-        h("td", {}, String(ep.intervention_steps ?? ep.interventions ?? "—")),
+        h("td", {}, ep.kind === "rollout" ? `${ep.intervention_steps} steps` : "—"),
       ),
     ),
   );
@@ -96,7 +94,8 @@ function renderRows() {
 function outcomeText(ep) {
   const parts = [ep.outcome ?? "unlabeled"];
   if (ep.discarded) parts.push("discarded");
-  if (ep.complete === false) parts.push("incomplete");
+  if (ep.recording) parts.push("recording");
+  else if (!ep.complete) parts.push("incomplete");
   return parts.join(", ");
 }
 
@@ -122,8 +121,12 @@ function renderDetail() {
   $("d-robot").textContent = `${ep.robot_id ?? "—"}${ep.task ? ` (${ep.task})` : ""}`;
   $("d-kind").textContent = ep.kind ?? "—";
   $("d-outcome").textContent = outcomeText(ep);
-  $("d-status").textContent = ep.complete === false ? "incomplete (recording stopped)" : "complete";
-  $("d-operator").textContent = ep.operator ?? "—";
+  $("d-status").textContent = ep.recording
+    ? "recording"
+    : ep.complete
+      ? `complete (${ep.end_reason ?? "ended"}), return ${fmt(ep.episode_return, 2)}`
+      : "incomplete (recording stopped)";
+  $("d-operator").textContent = ep.labeled_by ? `${ep.operator ?? "—"}, labelled by ${ep.labeled_by}` : (ep.operator ?? "—");
   $("notes").value = ep.notes ?? "";
   $("discard").hidden = Boolean(ep.discarded);
   $("restore").hidden = !ep.discarded;

@@ -10,6 +10,13 @@ import { $, fmt, fmtMs, h, showMode, toast } from "./ui.js";
 
 const PAD_SEND_PERIOD_MS = 33; // ~30 Hz of gamepad samples while holding the lease
 const KEY_REPEAT_MS = 100; // keep held keys fresh for the server's input watchdog
+const HEARTBEAT_MS = 1000; // an empty keyboard sample keeps the lease of an idle, visible page
+const DEADMAN_BUTTON = 5; // RB: hold-to-move (teleop.deadman_button); during a rollout, take over
+// Camera names: ?cams=front,wrist (default: the bridge's default cameras).
+const CAMERAS = (new URLSearchParams(location.search).get("cams") ?? "front,wrist")
+  .split(",")
+  .map((c) => c.trim())
+  .filter(Boolean);
 
 const page = {
   control: null,
@@ -21,6 +28,8 @@ const page = {
   keysSentAt: 0,
   keyboard: null,
   takeoverHeld: false,
+  padTookOver: false,
+  padDeadman: false,
 };
 // Read-only handle for the browser console and the browser tests.
 window.tandem = page;
@@ -37,6 +46,7 @@ async function main() {
     },
   });
   new Telemetry({ state: onState });
+  for (const cam of CAMERAS) ensureCamera(cam);
   wireButtons();
   wireTakeover();
   page.keyboard = new KeyboardInput(onKeys);
@@ -54,7 +64,22 @@ function showLease(lease) {
   $("release").hidden = !lease.you_hold;
 }
 
+/** Claim the lease if this page does not hold it; resolves to true once held. */
+async function ensureLease(timeoutMs = 2000) {
+  if (page.control.lease.you_hold) return true;
+  page.control.claim();
+  const t0 = performance.now();
+  while (!page.control.lease.you_hold && performance.now() - t0 < timeoutMs) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return page.control.lease.you_hold;
+}
+
 async function runCommand(name) {
+  if (name !== "estop" && name !== "clear_estop" && !(await ensureLease())) {
+    toast(`${name.replace("_", " ")}: someone else has control`, { error: true });
+    return { ok: false };
+  }
   const ack = await page.control.command(name);
   if (!ack.ok) toast(`${name.replace("_", " ")}: ${ack.reason || "refused"}`, { error: true });
   return ack;
@@ -117,6 +142,7 @@ function onPad(pad, changed) {
     return;
   }
   page.device = `gamepad: ${pad.id || "unnamed"}`;
+  deadmanEdges(Boolean(pad.buttons[DEADMAN_BUTTON]?.pressed));
   const held = pad.buttons.map((b, i) => (b.pressed ? PAD_BUTTONS[i] ?? `b${i}` : null));
   const axes = pad.axes.slice(0, 4).map((x) => fmt(x, 2)).join(" ");
   $("device-input").textContent = `${held.filter(Boolean).join("+") || "no buttons"} | ${axes}`;
@@ -132,6 +158,20 @@ function onPad(pad, changed) {
       value: Math.max(0, Math.min(1, b.value)),
     })),
   });
+}
+
+/** Holding the deadman during a rollout takes over; letting go hands back. */
+function deadmanEdges(held) {
+  const mode = page.status?.mode;
+  if (held && !page.padDeadman && mode === "rollout" && page.control.lease.you_hold) {
+    page.padTookOver = true;
+    runCommand("take_over");
+  }
+  if (!held && page.padDeadman && page.padTookOver) {
+    page.padTookOver = false;
+    runCommand("hand_back");
+  }
+  page.padDeadman = held;
 }
 
 function onKeys(keys) {
@@ -159,7 +199,6 @@ function onState(msg) {
   $("gripper").textContent = fmt(msg.gripper, 2);
   const policy = msg.policy_ready ? `ready (weights v${msg.weights_version ?? "?"})` : "not ready";
   $("policy").textContent = policy;
-  for (const cam of msg.cameras ?? []) ensureCamera(cam);
 }
 
 function ensureCamera(name) {
@@ -170,21 +209,19 @@ function ensureCamera(name) {
   page.cams.set(name, new CameraView(canvas, name, onFrame));
 }
 
+/** Frame age: capture (bridge clock) to drawn (this browser's clock), ms. */
 function onFrame(frame) {
-  if (Number.isFinite(frame.t_wall)) page.frameAgeMs = frame.tDrawn * 1000 - frame.t_wall * 1000;
+  if (frame.t_capture_ms > 0) page.frameAgeMs = frame.t_drawn_ms - frame.t_capture_ms;
 }
 
 function tick() {
   const keys = page.keyboard.keys;
+  const since = nowMs() - Math.max(page.keysSentAt, page.padSentAt);
   if (keys.length && nowMs() - page.keysSentAt >= KEY_REPEAT_MS) sendKeys(keys);
+  else if (since >= HEARTBEAT_MS && document.visibilityState === "visible") sendKeys(keys);
   $("rtt").textContent = fmtMs(page.control.rttMs);
-  const serverAge = page.status?.input_age_ms;
   const sent = page.control.lastInputMs;
-  $("input-age").textContent = Number.isFinite(serverAge)
-    ? fmtMs(serverAge)
-    : sent
-      ? `${fmtMs(nowMs() - sent)} since sent`
-      : "—";
+  $("input-age").textContent = sent ? fmtMs(nowMs() - sent) : "—";
   $("frame-age").textContent = fmtMs(page.frameAgeMs);
   $("device").textContent = page.device;
 }

@@ -1,25 +1,30 @@
 // Server message formats the pages read: camera frame headers and telemetry messages.
-// Formats are those of docs/server.md; this module is the one place that knows them.
+// Formats are those of docs/server.md; this module is the one place that knows the binary ones.
 
 const JPEG_SOI = [0xff, 0xd8, 0xff];
 
+/** Bytes of the binary camera header: uint32 frame_seq, uint32 flags, float64 t_capture_ms,
+ * float64 t_send_ms (little-endian; times are Unix epoch milliseconds). */
+export const CAMERA_HEADER_BYTES = 24;
+
 /**
  * Split one binary /ws/camera message into its header fields and the JPEG bytes.
- * Layout (little-endian): uint32 header_len, then header_len bytes of JSON header,
- * then the JPEG. Throws Error when the buffer is not such a frame.
+ * Returns {frame_seq, flags, t_capture_ms, t_send_ms, jpeg}; throws Error when the
+ * buffer is not such a frame.
  */
 export function parseCameraFrame(buf) {
-  const bytes = new Uint8Array(buf);
-  if (bytes.length < 8) throw new Error(`camera frame too short (${bytes.length} bytes)`);
-  const headerLen = new DataView(buf).getUint32(0, true);
-  if (headerLen > 4096 || 4 + headerLen > bytes.length) {
-    throw new Error(`camera frame header length ${headerLen} is invalid`);
+  if (buf.byteLength < CAMERA_HEADER_BYTES + JPEG_SOI.length) {
+    throw new Error(`camera frame too short (${buf.byteLength} bytes)`);
   }
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(4, 4 + headerLen)));
-  const jpeg = bytes.subarray(4 + headerLen);
+  const view = new DataView(buf);
+  const jpeg = new Uint8Array(buf, CAMERA_HEADER_BYTES);
   if (!JPEG_SOI.every((b, i) => jpeg[i] === b)) throw new Error("camera payload is not a JPEG");
-  return { ...header, jpeg };
+  return {
+    frame_seq: view.getUint32(0, true),
+    flags: view.getUint32(4, true),
+    t_capture_ms: view.getFloat64(8, true),
+    t_send_ms: view.getFloat64(16, true),
+    jpeg,
+  };
 }
 
-/** Telemetry message kinds the pages handle, keyed by the message's `type`. */
-export const TELEMETRY_TYPES = ["state", "metrics", "episode", "rollout", "event"];
