@@ -23,3 +23,34 @@ class ServerSettings(BaseModel):
     learner_metrics_endpoint: str = Field(
         "tcp://127.0.0.1:5562", description="Learner's ZMQ PUB endpoint for training metrics."
     )
+
+    # --- Episode store and recorder (server/store.py, server/recorder.py) ---
+    flush_every_s: float = Field(
+        1.0, gt=0, le=1.0, description="Recorder writes buffered steps to disk at least this often."
+    )
+    metrics_interval_s: float = Field(
+        1.0, ge=0, description="Metrics history keeps at most one point per metric per interval."
+    )
+    token_ttl_s: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Lifetime of an operator login token in seconds."
+    )
+    login_token_ttl_s: float = Field(
+        900.0, gt=0, description="Lifetime of the one-time login token printed at start-up, s."
+    )
+
+    # --- FastAPI app, WebSockets and bridge link (server/app.py, server/bridge_link.py) ---
+    web_dir: str = Field(
+        "web", description="Directory of the static dashboard, served at / after every route."
+    )
+    command_timeout_s: float = Field(
+        1.0, gt=0, le=30, description="How long to wait for a bridge's reply to a command, s."
+    )
+    metrics_batch_s: float = Field(
+        0.5,
+        ge=0.2,
+        le=1.0,
+        description="Learner metrics are sent to dashboards in batches this often, s.",
+    )
+    public_url: str | None = Field(
+        None, description="Base URL printed in the login link (default http://HOST:PORT)."
+    )

@@ -1,0 +1,1 @@
+"""Tandem server: FastAPI app, episode store, recorder and export."""

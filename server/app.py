@@ -1,0 +1,181 @@
+"""The FastAPI application: ``create_app(settings)`` builds it, its lifespan runs it.
+
+Start-up (in order): open the episode store (migrations), start the recorder
+(which first reconciles crashed episodes), start the bridge link (commands,
+status, frames, steps, learner metrics), make sure an operator exists and log
+a one-time login URL. Shutdown reverses it. Routes: REST under ``/api``,
+WebSockets under ``/ws``, ``/login``, the OpenAPI schema at ``/openapi.json``
+(docs at ``/docs``), and ``web/`` as static files mounted last so that it
+never shadows a route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
+
+import server
+import tandem
+from server.bridge_link import BridgeError, BridgeLink
+from server.deps import AppState
+from server.fanout import Hubs
+from server.lease import LeaseTable
+from server.routers import (
+    auth,
+    camera,
+    control,
+    episodes,
+    estop,
+    export,
+    metrics,
+    robots,
+    telemetry,
+)
+from server.store import Conflict, EpisodeStore, NotFound
+from tandem.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(server.__file__).resolve().parent.parent
+
+
+class NoCacheStaticFiles(StaticFiles):
+    """Static files with ``Cache-Control: no-cache`` (headsets cache pages aggressively)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: EpisodeStore | None = None,
+    bridge_link: BridgeLink | None = None,
+    record: bool = True,
+    on_login_url: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """Build the app. ``store``/``bridge_link`` default to ones made from ``settings``
+    (a given store is not closed at shutdown); ``record=False`` runs without the recorder."""
+    store = store if store is not None else _make_store(settings)
+    hubs = Hubs() if bridge_link is None else bridge_link.hubs
+    link = bridge_link or BridgeLink(settings.server, hubs)
+    state = AppState(
+        settings=settings,
+        store=store,
+        link=link,
+        hubs=hubs,
+        leases=LeaseTable(settings.teleop.lease_timeout_s),
+    )
+    link.set_metrics_sink(_metrics_sink(store))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        recorder = _start_recorder(settings, store) if record else None
+        state.extra["recorder"] = recorder
+        await link.start()
+        state.login_url = await asyncio.to_thread(_login_url, settings, store)
+        log.warning("log in at %s (one-time link)", state.login_url)
+        if on_login_url is not None:
+            on_login_url(state.login_url)
+        try:
+            yield
+        finally:
+            hubs.close_all()
+            await link.stop()
+            if recorder is not None:
+                await asyncio.to_thread(recorder.stop)
+            log.info("server stopped")
+
+    app = FastAPI(
+        title="Tandem",
+        version=tandem.__version__,
+        description="Real-robot learning service: episodes, teleoperation relay, telemetry.",
+        lifespan=lifespan,
+    )
+    app.state.tandem = state
+    _add_error_handlers(app)
+    for module in (auth, episodes, export, estop, robots, metrics, control, telemetry, camera):
+        app.include_router(module.router)
+    app.include_router(auth.page_router)
+    _mount_web(app, settings)  # last: a mount at / must never shadow a route
+    return app
+
+
+def _make_store(settings: Settings) -> EpisodeStore:
+    return EpisodeStore(
+        settings.server.database_url,
+        settings.data_dir,
+        metrics_interval_s=settings.server.metrics_interval_s,
+    )
+
+
+def _start_recorder(settings: Settings, store: EpisodeStore) -> Any:
+    from server.recorder import Recorder
+
+    if not settings.server.bridges:
+        log.warning("no bridges configured: not recording")
+        return None
+    recorder = Recorder(store, settings.server.bridges, flush_every_s=settings.server.flush_every_s)
+    report = recorder.start()
+    if report.recovered:
+        log.warning("recovered %d interrupted episode(s): %s", len(report.recovered), report.recovered)
+    return recorder
+
+
+def _metrics_sink(store: EpisodeStore) -> Callable[[list[Any]], Any]:
+    def write(batch: list[Any]) -> None:
+        for msg in batch:
+            store.record_metrics(msg.run_id, msg.t_wall, msg.metrics)
+
+    async def sink(batch: list[Any]) -> None:
+        await asyncio.to_thread(write, batch)
+
+    return sink
+
+
+def _login_url(settings: Settings, store: EpisodeStore) -> str:
+    operator, token = store.ensure_default_operator(ttl_s=settings.server.login_token_ttl_s)
+    base = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    log.info("default operator: %s", operator.name)
+    return f"{base.rstrip('/')}/login?token={token}"
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def handler(code: int) -> Callable[[Request, Exception], Any]:
+        async def respond(request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=code)
+
+        return respond
+
+    app.add_exception_handler(NotFound, handler(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(Conflict, handler(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(BridgeError, handler(status.HTTP_503_SERVICE_UNAVAILABLE))
+
+
+def web_directory(settings: Settings) -> Path | None:
+    """The static site: ``server.web_dir`` relative to the working directory, else the repo's."""
+    path = Path(settings.server.web_dir)
+    for candidate in (path, REPO_ROOT / path):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _mount_web(app: FastAPI, settings: Settings) -> None:
+    directory = web_directory(settings)
+    if directory is None:
+        log.warning("no web directory %r: the dashboard is not served", settings.server.web_dir)
+        return
+    app.mount("/", NoCacheStaticFiles(directory=directory, html=True), name="web")

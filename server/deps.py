@@ -1,0 +1,102 @@
+"""Shared state and FastAPI dependencies, as typed ``Annotated`` aliases.
+
+Routers take what they need as parameters (``store: StoreDep``,
+``user: OperatorUser``); tests override ``get_state`` or build the app with
+their own store and bridge link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, WebSocket, status
+from starlette.requests import HTTPConnection
+
+from server.auth import WS_UNAUTHENTICATED, User, resolve_user, token_from
+from server.bridge_link import BridgeLink
+from server.fanout import Hubs
+from server.lease import LeaseTable
+from server.store import EpisodeStore
+from tandem.settings import Settings
+
+
+@dataclass
+class AppState:
+    """Everything the routers share; built by ``create_app``, started in its lifespan."""
+
+    settings: Settings
+    store: EpisodeStore
+    link: BridgeLink
+    hubs: Hubs
+    leases: LeaseTable
+    login_url: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def get_state(conn: HTTPConnection) -> AppState:
+    state = getattr(conn.app.state, "tandem", None)
+    if not isinstance(state, AppState):
+        raise RuntimeError("app state is missing: build the app with server.app.create_app")
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_store(state: StateDep) -> EpisodeStore:
+    return state.store
+
+
+def get_link(state: StateDep) -> BridgeLink:
+    return state.link
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+StoreDep = Annotated[EpisodeStore, Depends(get_store)]
+LinkDep = Annotated[BridgeLink, Depends(get_link)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def current_user(conn: HTTPConnection, store: StoreDep) -> User:
+    """The logged-in user; 401 without a valid token."""
+    user = resolve_user(store, token_from(conn))
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "not logged in: send a token (Authorization: Bearer, cookie or ?token=)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_operator(user: CurrentUser) -> User:
+    """An operator; 403 for a viewer."""
+    if not user.is_operator:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"{user.name} is a viewer; this needs an operator"
+        )
+    return user
+
+
+OperatorUser = Annotated[User, Depends(require_operator)]
+
+
+async def websocket_user(ws: WebSocket, state: AppState) -> User | None:
+    """Accept ``ws`` and authenticate it; on failure close it with 4401 and return None.
+
+    The socket is accepted first so that a browser sees the close code and
+    reason (a refused handshake only shows up as 1006).
+    """
+    await ws.accept()
+    user = await asyncio.to_thread(resolve_user, state.store, token_from(ws))
+    if user is None:
+        await ws.close(WS_UNAUTHENTICATED, "not logged in: send a token")
+    return user

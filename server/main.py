@@ -1,0 +1,6 @@
+"""ASGI entry point: ``uvicorn server.main:app`` (settings from the environment / TANDEM_CONFIG)."""
+
+from server.app import create_app
+from tandem.settings import load_settings
+
+app = create_app(load_settings())

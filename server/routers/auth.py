@@ -1,0 +1,120 @@
+"""Login, logout, who-am-I and operator accounts (``/api/auth``) plus ``GET /login``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from server.auth import COOKIE_NAME, User, resolve_user, token_from
+from server.db.models import Role
+from server.db.schemas import OperatorOut
+from server.deps import CurrentUser, OperatorUser, SettingsDep, StoreDep
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+page_router = APIRouter(tags=["auth"])
+
+Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+
+
+class LoginRequest(BaseModel):
+    name: str = Name
+    password: str = Field(min_length=1, max_length=256)
+
+
+class ExchangeRequest(BaseModel):
+    token: str = Field(min_length=1, max_length=512, description="A one-time login token.")
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+    role: str
+
+
+class TokenOut(BaseModel):
+    token: str = Field(description="Bearer token; also set as the tandem_token cookie.")
+    expires_in_s: float
+    user: UserOut
+
+
+class NewOperator(BaseModel):
+    name: str = Name
+    role: Role = Role.VIEWER
+    password: str = Field(min_length=8, max_length=256)
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut(id=user.id, name=user.name, role=user.role)
+
+
+def _issue(store: StoreDep, settings: SettingsDep, user: User, response: Response) -> TokenOut:
+    ttl = settings.server.token_ttl_s
+    token = store.issue_token(user.id, ttl)
+    response.set_cookie(
+        COOKIE_NAME, token, max_age=int(ttl), httponly=True, samesite="lax", path="/"
+    )
+    return TokenOut(token=token, expires_in_s=ttl, user=_user_out(user))
+
+
+@router.post("/login", response_model=TokenOut)
+def login(body: LoginRequest, response: Response, store: StoreDep, settings: SettingsDep) -> TokenOut:
+    """Log in with name and password; returns a token and sets the cookie."""
+    operator = store.verify_password(body.name, body.password)
+    if operator is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong name or password")
+    user = User(operator.id, operator.name, Role(operator.role).value)
+    return _issue(store, settings, user, response)
+
+
+@router.post("/exchange", response_model=TokenOut)
+def exchange(
+    body: ExchangeRequest, response: Response, store: StoreDep, settings: SettingsDep
+) -> TokenOut:
+    """Trade a one-time login token (printed at start-up) for a session token."""
+    user = resolve_user(store, body.token)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "login token unknown, expired or used")
+    return _issue(store, settings, user, response)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(request: Request, response: Response, user: CurrentUser, store: StoreDep) -> None:
+    """Revoke the token used for this request and clear the cookie."""
+    token = token_from(request)
+    if token:
+        store.revoke_token(token)
+    response.delete_cookie(COOKIE_NAME, path="/")
+
+
+@router.get("/me", response_model=UserOut)
+def me(user: CurrentUser) -> UserOut:
+    return _user_out(user)
+
+
+@router.get("/operators", response_model=list[OperatorOut])
+def list_operators(user: OperatorUser, store: StoreDep) -> list[OperatorOut]:
+    return store.list_operators()
+
+
+@router.post("/operators", response_model=OperatorOut, status_code=status.HTTP_201_CREATED)
+def create_operator(body: NewOperator, user: OperatorUser, store: StoreDep) -> OperatorOut:
+    """Create an operator or viewer account (operators only; 409 if the name exists)."""
+    return store.create_operator(body.name, body.role, body.password)
+
+
+@page_router.get("/login", include_in_schema=True, response_class=RedirectResponse)
+async def login_link(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    token: str = Query(min_length=1, max_length=512),
+) -> Response:
+    """The printed one-time link: exchange ``token``, set the cookie, go to the dashboard."""
+    user = await run_in_threadpool(resolve_user, store, token)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "login link unknown, expired or used")
+    response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
+    await run_in_threadpool(_issue, store, settings, user, response)
+    return response
