@@ -1,0 +1,128 @@
+"""Scripted experts: observation -> action (7,) float32 in [-1, 1] for each task.
+
+They read only ``obs["state"]`` (proprioception and the task's object features, see
+``robot_bridge.sim.tasks``) and work out their phase (approach, descend, close, then lift or
+pull) from it on every call, so they are deterministic functions of the observation: nothing
+carries over between calls, and a fresh episode needs no reset. They assume the default
+per-step limits (0.05 m, 0.2 rad); with other limits they remain proportional controllers,
+only with other gains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from robot_bridge.sim import scene
+from robot_bridge.sim.rotations import quat_mul, rotation_between, wrap, yaw_of, yaw_quat
+
+Obs = dict[str, np.ndarray]
+STEP_M = 0.05  # the default max_translation_m: an error of this size saturates the action
+STEP_RAD = 0.2  # the default max_rotation_rad
+OPEN, CLOSE = -1.0, 1.0
+HOVER_M = 0.08  # approach height above the grasp point
+ALIGN_M = 0.01  # xy error under which the gripper descends
+ALIGN_RAD = 0.08  # yaw error under which the gripper descends
+GRASP_TOL_M = 0.012  # distance from the grasp point under which the jaws close
+HANDLE_RADIUS_M = 0.01
+
+
+@dataclass(frozen=True)
+class Proprio:
+    """The proprioceptive part of the state that the experts use (world frame)."""
+
+    pos: np.ndarray  # (3,) grip-site position, metres
+    quat: np.ndarray  # (4,) wxyz
+    opening: float  # 0 closed .. 1 open
+
+    @classmethod
+    def from_obs(cls, obs: Obs) -> tuple[Proprio, np.ndarray]:
+        """Split ``obs["state"]`` into proprioception and the task features."""
+        state = np.asarray(obs["state"], dtype=np.float64)
+        return cls(state[0:3], state[3:7], float(state[7])), state[14:]
+
+
+def move(ee: Proprio, goal: np.ndarray, yaw: float, gripper: float) -> np.ndarray:
+    """Proportional step towards ``goal`` (3,) with the gripper pointing down at heading ``yaw``."""
+    goal_quat = quat_mul(yaw_quat(yaw), np.asarray(scene.HOME_QUAT))
+    rot = rotation_between(goal_quat, ee.quat)
+    act = np.concatenate([(goal - ee.pos) / STEP_M, rot / STEP_RAD, [gripper]])
+    return np.clip(act, -1.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Grasp:
+    """Where and how to grasp: point (3,), jaw heading (rad), opening range that means held."""
+
+    point: np.ndarray
+    yaw: float
+    held_opening: tuple[float, float]
+
+    def holding(self, ee: Proprio) -> bool:
+        """Jaws closed on something at the grasp point."""
+        low, high = self.held_opening
+        near = np.linalg.norm(self.point - ee.pos) < 2.5 * GRASP_TOL_M
+        return bool(near and low < ee.opening < high)
+
+    def reach(self, ee: Proprio) -> np.ndarray:
+        """Action of the phases before holding: hover above the point, descend, close."""
+        offset = self.point - ee.pos
+        if np.linalg.norm(offset) < GRASP_TOL_M:
+            # closed on nothing: open again and retry; otherwise close on the object
+            grip = OPEN if ee.opening <= self.held_opening[0] else CLOSE
+            return move(ee, self.point, self.yaw, grip)
+        xy_error = float(np.linalg.norm(offset[:2]))
+        yaw_ok = abs(wrap(self.yaw - yaw_of(ee.quat))) < ALIGN_RAD
+        if xy_error < ALIGN_M and yaw_ok:
+            return move(ee, self.point, self.yaw, OPEN)
+        hover = self.point + np.array([0.0, 0.0, HOVER_M])
+        if xy_error > 3 * ALIGN_M:
+            hover[2] = max(hover[2], ee.pos[2])  # never move down while far off in xy
+        return move(ee, hover, self.yaw, OPEN)
+
+
+class LiftExpert:
+    """Hover over the cube with the jaws square to its faces, descend, close, lift."""
+
+    def __call__(self, obs: Obs) -> np.ndarray:
+        ee, feat = Proprio.from_obs(obs)
+        cube, cube_quat = feat[0:3], feat[3:7]
+        ee_yaw = yaw_of(ee.quat)
+        yaw = ee_yaw + wrap(yaw_of(cube_quat) - ee_yaw, np.pi / 2)  # any face pair will do
+        width = scene.CUBE_HALF_M / scene.FINGER_MAX_M
+        grasp = Grasp(cube, yaw, (0.5 * width, 1.2 * width))
+        if grasp.holding(ee):
+            return move(ee, np.array([ee.pos[0], ee.pos[1], cube[2] + 0.15]), yaw, CLOSE)
+        return grasp.reach(ee)
+
+    def reset(self) -> None:
+        """Nothing to forget: the phase is recomputed from every observation."""
+
+
+class DrawerExpert:
+    """Hover over the handle with the jaws across the bar, descend, close, pull."""
+
+    def __call__(self, obs: Obs) -> np.ndarray:
+        ee, feat = Proprio.from_obs(obs)
+        handle = feat[0:3]
+        ee_yaw = yaw_of(ee.quat)
+        yaw = ee_yaw + wrap(-ee_yaw, np.pi)  # jaws open along world x, across the bar
+        width = HANDLE_RADIUS_M / scene.FINGER_MAX_M
+        grasp = Grasp(handle, yaw, (0.3 * width, 1.6 * width))
+        if grasp.holding(ee):
+            return move(ee, handle + np.array([-STEP_M, 0.0, 0.0]), yaw, CLOSE)
+        return grasp.reach(ee)
+
+    def reset(self) -> None:
+        """Nothing to forget: the phase is recomputed from every observation."""
+
+
+def expert_for(task: str) -> Callable[[Obs], np.ndarray]:
+    """A new scripted expert for ``task``: obs -> action (7,) float32 in [-1, 1]."""
+    if task == "lift":
+        return LiftExpert()
+    if task == "drawer":
+        return DrawerExpert()
+    raise ValueError(f"unknown task {task!r}; expected 'lift' or 'drawer'")
