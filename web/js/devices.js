@@ -60,10 +60,8 @@ export class GamepadPoller {
 
 /** Keys the keyboard fallback forwards (KeyboardEvent.code). */
 export const KEYS = new Set([
-  "KeyW", "KeyA", "KeyS", "KeyD", "KeyQ", "KeyE", "KeyR", "KeyF",
-  "KeyI", "KeyJ", "KeyK", "KeyL", "KeyU", "KeyO", "Space",
-  "ShiftLeft", "ShiftRight",
-  "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight",
+  "KeyW", "KeyA", "KeyS", "KeyD", "KeyQ", "KeyE", "KeyC", "KeyZ", "Space",
+  "ShiftLeft", "ShiftRight", "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight",
 ]);
 
 /** Tracks held keys; onChange(keys[]) fires on every press or release of a forwarded key. */
