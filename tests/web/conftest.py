@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -277,6 +278,10 @@ def new_context(browser: Browser, stack: Stack, **kwargs: Any) -> BrowserContext
     return context
 
 
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
 @pytest.fixture
 def page(browser: Browser, stack: Stack, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = new_context(browser, stack)
@@ -288,6 +293,6 @@ def page(browser: Browser, stack: Stack, request: pytest.FixtureRequest) -> Iter
     yield pg
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(Exception):
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        pg.screenshot(path=str(ARTIFACTS / f"{_safe(request.node.name)}.png"), full_page=True)
     context.close()
     assert not errors.messages, "the page logged errors:\n" + "\n".join(errors.messages)

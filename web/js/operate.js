@@ -197,7 +197,8 @@ function onState(msg) {
   $("step").textContent = msg.episode_id ? String(msg.step) : "—";
   $("ee").textContent = msg.ee_pos ? msg.ee_pos.map((x) => fmt(x, 3)).join(", ") : "—";
   $("gripper").textContent = fmt(msg.gripper, 2);
-  const policy = msg.policy_ready ? `ready (weights v${msg.weights_version ?? "?"})` : "not ready";
+  const version = msg.weights_version ?? null;
+  const policy = !msg.policy_ready ? "none loaded" : version === null ? "ready" : `weights v${version}` + (msg.weights_lag ? ` (${msg.weights_lag} behind)` : "");
   $("policy").textContent = policy;
 }
 

@@ -12,6 +12,9 @@ import { XRHud } from "./xrhud.js";
 
 const params = new URLSearchParams(location.search);
 const HAND = params.get("hand") === "left" ? "left" : "right";
+// IWER marks every pose of its emulated runtime as emulatedPosition; that flag means
+// "tracking lost" only on a real headset.
+const EMULATED_RUNTIME = params.get("emulate") === "iwer";
 const PRESSED = 0.5; // analog value above which a button counts as pressed
 const HUD_PERIOD_MS = 200;
 
@@ -166,7 +169,7 @@ function streamController(frame, source) {
     hand: HAND,
     buttons: { squeeze: values.squeeze, trigger: values.trigger, a: values.a, b: values.b },
     tracked,
-    emulated: Boolean(pose?.emulatedPosition),
+    emulated: !EMULATED_RUNTIME && Boolean(pose?.emulatedPosition),
     position: null,
     orientation: null,
   };
@@ -204,7 +207,7 @@ function buttonEdges(values) {
     page.tookOver = false;
     command("hand_back");
   }
-  if (rose("a")) command(mode === "await_reset" ? "reset_done" : "success");
+  if (rose("a")) command({ idle: "start_demo", await_reset: "reset_done" }[mode] ?? "success");
   if (rose("b")) command("failure");
   if (rose("stick")) xrEvent("set_forward");
   page.prev = now;
