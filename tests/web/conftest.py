@@ -60,9 +60,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(
-    check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
-) -> Any:
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` on timeout."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -116,8 +114,10 @@ class Stack:
         """Wait until the bridge has published ``n`` more control ticks of this episode."""
         start = self.status() or {}
         return self.wait_status(
-            lambda s: s.get("step", 0) >= start.get("step", 0) + n
-            or s.get("episode_id") != start.get("episode_id"),
+            lambda s: (
+                s.get("step", 0) >= start.get("step", 0) + n
+                or s.get("episode_id") != start.get("episode_id")
+            ),
             timeout,
             f"{n} more control steps",
         )
@@ -139,9 +139,7 @@ class Stack:
         self.wait_status(lambda s: s["mode"] == "idle", 10, "mode idle")
 
 
-def _start_bridge(
-    pub: str, cmd: str, data_dir: Path, log_path: Path
-) -> subprocess.Popen[bytes]:
+def _start_bridge(pub: str, cmd: str, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "TANDEM_DATA_DIR": str(data_dir),

@@ -34,9 +34,7 @@ def start(page: Page, robot: Stack, button: str, mode: str) -> dict[str, Any]:
     return status
 
 
-def test_gamepad_deadman_moves_the_end_effector_and_release_holds(
-    page: Page, robot: Stack
-) -> None:
+def test_gamepad_deadman_moves_the_end_effector_and_release_holds(page: Page, robot: Stack) -> None:
     install_gamepad(page)
     open_operate(page)
     expect(page.locator("#device")).to_contain_text("gamepad: Test pad")

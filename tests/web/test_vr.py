@@ -73,7 +73,7 @@ def test_clutch_moves_the_end_effector_the_matching_way_and_recenter_releases_it
     )
     delta = [a - b for a, b in zip(ee(moved), before, strict=True)]
     assert abs(delta[1]) < 0.3 * delta[0] and abs(delta[2]) < 0.3 * delta[0], delta
-    expect(page.locator("#clutch")).to_have_text("engaged")
+    expect(page.locator("#clutch")).to_have_text("held")
 
     # A recenter (reference-space reset) releases the clutch: with the squeeze still held,
     # moving the controller no longer moves the robot.

@@ -134,7 +134,7 @@ function renderDetail() {
   $("scrubber").max = String(Math.max(0, arrays.length - 1));
   $("d-frames").replaceChildren(
     ...arrays.cameras.map((cam) =>
-      h("div", { class: "cam" }, h("img", { "data-cam": cam, alt: `${cam} camera`, style: "width: 100%; image-rendering: pixelated; border-radius: 6px; background: #000" }), h("span", { class: "label" }, cam)),
+      h("div", { class: "cam" }, h("img", { "data-cam": cam, alt: `${cam} camera` }), h("span", { class: "label" }, cam)),
     ),
   );
   buildTimeline();

@@ -241,7 +241,7 @@ function render(frame) {
 
 function hudLines() {
   const s = page.status ?? {};
-  const clutch = page.last?.buttons.squeeze > PRESSED ? "clutch ENGAGED" : "clutch released";
+  const clutch = page.last?.buttons.squeeze > PRESSED ? "grip HELD (clutch)" : "grip released";
   return [
     `Mode: ${(s.mode ?? "offline").replace("_", " ")}`,
     s.episode_id ? `Episode ${s.episode_kind ?? ""} step ${s.step}` : "No episode",
@@ -257,7 +257,7 @@ function updatePanel() {
   $("controller").textContent = c?.position
     ? `${c.position.map((x) => fmt(x, 3)).join(", ")}`
     : "not tracked";
-  $("clutch").textContent = c?.buttons.squeeze > PRESSED ? "engaged" : "released";
+  $("clutch").textContent = c?.buttons.squeeze > PRESSED ? "held" : "released";
   $("frames").textContent = String(page.framesSent);
 }
 
