@@ -108,3 +108,42 @@ def test_success_label_reaches_the_database_and_reset_done_starts_the_next_episo
         "the next demo episode",
     )
     expect(page.locator("#episode")).to_contain_text(nxt["episode_id"])
+
+
+def test_keyboard_fallback_moves_the_end_effector(page: Page, robot: Stack) -> None:
+    open_operate(page)
+    start(page, robot, "#start-demo", "teleop")
+    before = ee(robot.wait_steps(2))
+    page.keyboard.down("KeyE")  # up (+z)
+    robot.wait_status(lambda s: ee(s)[2] - before[2] > 0.03, 20, "the end effector to rise (+z)")
+    page.keyboard.up("KeyE")
+    expect(page.locator("#device")).to_have_text("keyboard")
+    settled = ee(robot.wait_steps(3))
+    later = ee(robot.wait_steps(5))
+    assert max(abs(a - b) for a, b in zip(later, settled, strict=True)) < 0.005
+
+
+def test_gamepad_buttons_label_and_reset(page: Page, robot: Stack) -> None:
+    install_gamepad(page)
+    open_operate(page)
+    page.click("#claim")
+    expect(page.locator("#lease")).to_have_text("You have control")
+    for button, mode in ((9, "teleop"), (1, "await_reset"), (9, "teleop")):  # Start, B, Start
+        set_pad(page, pressed={button: True})
+        robot.wait_status(lambda s, m=mode: s["mode"] == m, 10, f"mode {mode}")
+        set_pad(page, pressed={button: False})
+
+
+def test_estop_latches_and_clears_from_the_dashboard(page: Page, robot: Stack) -> None:
+    open_operate(page)
+    start(page, robot, "#start-demo", "teleop")
+    page.click("#estop")
+    robot.wait_status(lambda s: s["mode"] == "estop", 10, "mode estop")
+    expect(page.locator("#mode")).to_have_attribute("data-mode", "estop")
+    expect(page.locator("#estop")).to_have_class("estop latched")
+    page.click("#start-demo")  # refused while latched
+    expect(page.locator("#toast")).to_contain_text("start demo")
+    assert robot.status()["mode"] == "estop"  # type: ignore[index]
+    page.click("#clear-estop")
+    robot.wait_status(lambda s: s["mode"] == "idle", 10, "mode idle")
+    expect(page.locator("#clear-estop")).to_be_hidden()

@@ -12,6 +12,13 @@ const PAD_SEND_PERIOD_MS = 33; // ~30 Hz of gamepad samples while holding the le
 const KEY_REPEAT_MS = 100; // keep held keys fresh for the server's input watchdog
 const HEARTBEAT_MS = 1000; // an empty keyboard sample keeps the lease of an idle, visible page
 const DEADMAN_BUTTON = 5; // RB: hold-to-move (teleop.deadman_button); during a rollout, take over
+// Buttons the mapping leaves free (teleop/gamepad.py) act as episode commands on press.
+const PAD_COMMANDS = {
+  3: () => "success", // Y
+  1: () => "failure", // B
+  8: () => "discard", // Back
+  9: (mode) => ({ idle: "start_demo", await_reset: "reset_done" })[mode] ?? null, // Start
+};
 // Camera names: ?cams=front,wrist (default: the bridge's default cameras).
 const CAMERAS = (new URLSearchParams(location.search).get("cams") ?? "front,wrist")
   .split(",")
@@ -30,6 +37,7 @@ const page = {
   takeoverHeld: false,
   padTookOver: false,
   padDeadman: false,
+  padPressed: [],
 };
 // Read-only handle for the browser console and the browser tests.
 window.tandem = page;
@@ -143,6 +151,7 @@ function onPad(pad, changed) {
   }
   page.device = `gamepad: ${pad.id || "unnamed"}`;
   deadmanEdges(Boolean(pad.buttons[DEADMAN_BUTTON]?.pressed));
+  commandButtons(pad.buttons.map((b) => b.pressed));
   const held = pad.buttons.map((b, i) => (b.pressed ? PAD_BUTTONS[i] ?? `b${i}` : null));
   const axes = pad.axes.slice(0, 4).map((x) => fmt(x, 2)).join(" ");
   $("device-input").textContent = `${held.filter(Boolean).join("+") || "no buttons"} | ${axes}`;
@@ -172,6 +181,17 @@ function deadmanEdges(held) {
     runCommand("hand_back");
   }
   page.padDeadman = held;
+}
+
+function commandButtons(pressed) {
+  for (const [index, pick] of Object.entries(PAD_COMMANDS)) {
+    const i = Number(index);
+    if (pressed[i] && !page.padPressed[i] && page.control.lease.you_hold) {
+      const name = pick(page.status?.mode);
+      if (name) runCommand(name);
+    }
+  }
+  page.padPressed = pressed;
 }
 
 function onKeys(keys) {
