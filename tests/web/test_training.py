@@ -78,6 +78,14 @@ def test_training_page_draws_published_metrics(
     expect(page.locator("#run")).to_have_text("test-run")
     expect(page.locator("#no-metrics")).to_be_hidden()
 
+    # A page opened later starts from the stored history (nothing is published any more).
+    page.reload()
+    page.wait_for_function("window.tandem.historyRows >= 2")
+    page.wait_for_function(
+        "() => window.tandem.summary().charts.length >= 8"
+        " && [...window.tandem.charts.values()].every((c) => c.plot && c.plot.data[0].length >= 2)"
+    )
+
 
 def test_training_page_q_strip_shades_human_driven_steps(robot: Stack, page: Page) -> None:
     """An operator takes over a rollout with the gamepad on the operate page (second tab);

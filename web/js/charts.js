@@ -45,6 +45,8 @@ export class MetricChart {
 
   /** Append one row: x (s) and a {name: value} map of this group's metrics. */
   add(x, values) {
+    const xs = this.columns[0];
+    if (xs.length && x < xs[xs.length - 1]) return; // uPlot needs ascending x
     for (const name of Object.keys(values)) if (!this.names.includes(name)) this.addSeries(name);
     this.columns[0].push(x);
     this.names.forEach((name, i) => {

@@ -2,11 +2,13 @@
 
 import { setLink, startPage } from "./common.js";
 import { GROUPS, MetricChart, QStrip, groupOf } from "./charts.js";
+import { api } from "./net.js";
 import { Telemetry } from "./telemetry.js";
-import { $, fmt, h, showMode } from "./ui.js";
+import { $, fmt, h, showMode, toast } from "./ui.js";
 
 const FLUSH_MS = 100; // batched setData at <= 10 Hz
 const RECENT_ROWS = 20;
+const HISTORY_POINTS = 500; // per metric
 
 const page = { charts: new Map(), qstrip: null, metricsReceived: 0 };
 // Read-only handle for the browser console and the browser tests.
@@ -15,11 +17,12 @@ window.tandem = page;
 async function main() {
   await startPage();
   page.qstrip = new QStrip($("qstrip"));
+  await loadHistory();
   new Telemetry({
     metrics: onMetrics,
     rollout: onRollout,
     episode_summary: onEpisode,
-    state: (msg) => showMode($("mode"), msg.mode),
+    state: onState,
     onopen: () => setLink(true),
     onclose: () => setLink(false),
   });
@@ -28,6 +31,39 @@ async function main() {
     for (const chart of page.charts.values()) chart.resize();
     page.qstrip.resize();
   });
+}
+
+/** The newest run's stored metrics, so a page opened mid-training shows the history. */
+async function loadHistory() {
+  try {
+    const runs = await api("/api/metrics/runs");
+    if (!runs.length) return;
+    const run = runs[0].id;
+    const history = await api(`/api/metrics/${encodeURIComponent(run)}?max_points=${HISTORY_POINTS}`);
+    const rows = new Map(); // metrics of one message share its time stamp
+    for (const [name, points] of Object.entries(history.series)) {
+      for (const [t, value] of points) {
+        if (!rows.has(t)) rows.set(t, {});
+        rows.get(t)[name] = value;
+      }
+    }
+    const times = [...rows.keys()].sort((a, b) => a - b);
+    for (const t of times) addRow({ run_id: run, t_wall: t, scalars: rows.get(t) });
+    page.historyRows = times.length;
+  } catch (err) {
+    toast(`Could not load the metrics history: ${err.message}`, { error: true });
+  }
+}
+
+/** Robot state: mode badge, and the bridge's weights version and lag on the weights chart. */
+function onState(msg) {
+  showMode($("mode"), msg.mode);
+  if (msg.weights_version === null || msg.weights_version === undefined) return;
+  const values = { [`${msg.robot_id}/weights_version`]: msg.weights_version };
+  if (msg.weights_lag !== null && msg.weights_lag !== undefined) {
+    values[`${msg.robot_id}/weights_lag`] = msg.weights_lag;
+  }
+  chartFor("weights").add(msg.t_wall, values);
 }
 
 /** One LearnerMetrics message, or a batch of them under `rows`. */
