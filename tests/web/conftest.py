@@ -269,9 +269,8 @@ class PageErrors:
 
 
 def new_context(browser: Browser, stack: Stack, **kwargs: Any) -> BrowserContext:
-    context = browser.new_context(
-        base_url=stack.base_url, viewport={"width": 1280, "height": 900}, **kwargs
-    )
+    kwargs.setdefault("viewport", {"width": 1280, "height": 900})
+    context = browser.new_context(base_url=stack.base_url, **kwargs)
     context.add_cookies([{"name": "tandem_token", "value": stack.token, "url": stack.base_url}])
     return context
 

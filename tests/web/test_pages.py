@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import Stack
+from tests.web.conftest import ARTIFACTS, PageErrors, Stack, new_context
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -59,3 +59,25 @@ def test_one_time_login_link_on_a_page(browser, stack: Stack) -> None:  # type: 
         assert again.status_code == 401
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("size", [(1832, 1920), (412, 915)], ids=["headset", "narrow"])
+def test_pages_fit_headset_and_narrow_screens(browser, stack: Stack, size) -> None:  # type: ignore[no-untyped-def]
+    """No page scrolls sideways at a Quest-browser window size or on a narrow screen."""
+    width, height = size
+    context = new_context(browser, stack, viewport={"width": width, "height": height})
+    errors = PageErrors()
+    try:
+        pg = context.new_page()
+        pg.on("console", errors.console)
+        pg.on("pageerror", errors.page_error)
+        for path in ("/", "/vr.html", "/episodes.html", "/training.html"):
+            pg.goto(path)
+            expect(pg.locator("#user")).to_contain_text("(operator)")
+            overflow = pg.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            name = path.strip("/").replace(".html", "") or "operate"
+            pg.screenshot(path=str(ARTIFACTS / f"size_{width}x{height}_{name}.png"))
+            assert overflow <= 1, f"{path} scrolls sideways by {overflow} px at {width} px"
+    finally:
+        context.close()
+    assert not errors.messages, errors.messages
