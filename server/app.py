@@ -130,7 +130,9 @@ def _start_recorder(settings: Settings, store: EpisodeStore) -> Any:
     recorder = Recorder(store, settings.server.bridges, flush_every_s=settings.server.flush_every_s)
     report = recorder.start()
     if report.recovered:
-        log.warning("recovered %d interrupted episode(s): %s", len(report.recovered), report.recovered)
+        log.warning(
+            "recovered %d interrupted episode(s): %s", len(report.recovered), report.recovered
+        )
     return recorder
 
 

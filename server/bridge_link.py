@@ -28,11 +28,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
+from server.fanout import Hubs
 from tandem import wire
 from tandem.messages import (
     BridgeStatus,
@@ -48,11 +50,10 @@ from tandem.messages import (
 )
 from tandem.settings import ServerSettings
 
-from server.fanout import Hubs
-
 log = logging.getLogger(__name__)
 
 MAX_OPEN_EPISODES = 64
+RESTART_DELAY_S = 0.5
 MetricsSink = Callable[[list[LearnerMetrics]], Awaitable[None]]
 
 
@@ -155,14 +156,14 @@ class BridgeLink:
             bridge.action, bridge.action_ready = None, asyncio.Event()
             bridge.dealer = self._socket(zmq.DEALER, bridge.cmd_endpoint)
             bridge.sub = self._socket(zmq.SUB, bridge.pub_endpoint, subscribe=True)
-            self._spawn(self._reply_loop(bridge), f"replies[{bridge.index}]")
-            self._spawn(self._action_loop(bridge), f"actions[{bridge.index}]")
-            self._spawn(self._sub_loop(bridge), f"bridge-sub[{bridge.index}]")
+            self._spawn(partial(self._reply_loop, bridge), f"replies[{bridge.index}]")
+            self._spawn(partial(self._action_loop, bridge), f"actions[{bridge.index}]")
+            self._spawn(partial(self._sub_loop, bridge), f"bridge-sub[{bridge.index}]")
         endpoint = self.settings.learner_metrics_endpoint
         if endpoint:
             metrics_sub = self._socket(zmq.SUB, endpoint, subscribe=True)
-            self._spawn(self._metrics_loop(metrics_sub), "metrics-sub")
-            self._spawn(self._metrics_flush_loop(), "metrics-flush")
+            self._spawn(partial(self._metrics_loop, metrics_sub), "metrics-sub")
+            self._spawn(self._metrics_flush_loop, "metrics-flush")
         log.info("bridge link started: %d bridge(s), metrics from %s", len(self._bridges), endpoint)
 
     async def stop(self) -> None:
@@ -194,17 +195,20 @@ class BridgeLink:
         sock.connect(endpoint)
         return sock
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        self._tasks.append(asyncio.ensure_future(self._guard(coro, name)))
+    def _spawn(self, loop: Callable[[], Awaitable[None]], name: str) -> None:
+        self._tasks.append(asyncio.ensure_future(self._guard(loop, name)))
 
     @staticmethod
-    async def _guard(coro: Awaitable[None], name: str) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a loop bug must be visible, not silent
-            log.exception("bridge link task %s died", name)
+    async def _guard(loop: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run ``loop`` forever: a bug or socket error is logged and the loop restarts."""
+        while True:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the link alive; the traceback makes the fault visible
+                log.exception("bridge link task %s failed; restarting it in 0.5 s", name)
+            await asyncio.sleep(RESTART_DELAY_S)
 
     # ------------------------------------------------------------------- queries
     def robots(self) -> list[str]:
@@ -402,16 +406,30 @@ class BridgeLink:
             tally.interventions += int(not tally.last_intervention)
         tally.last_intervention = rec.intervention
         info = rec.policy_info
-        self.hubs.telemetry.publish_event(to_json({
-            "type": "rollout", "robot_id": rec.robot_id, "episode_id": rec.episode_id,
-            "episode_kind": rec.episode_kind.value, "step": rec.step, "mode": rec.mode.value,
-            "source": rec.action_source.value, "intervention": rec.intervention,
-            "reward": rec.reward, "success": rec.success, "action": rec.action,
-            "policy_action": rec.policy_action, "human_action": rec.human_action,
-            "proposal": info.proposal if info else None, "q_il": info.q_il if info else None,
-            "q_rl": info.q_rl if info else None,
-            "weights_version": info.weights_version if info else None, "t_wall": rec.t_wall,
-        }))  # fmt: skip
+        self.hubs.telemetry.publish_event(
+            to_json(
+                {
+                    "type": "rollout",
+                    "robot_id": rec.robot_id,
+                    "episode_id": rec.episode_id,
+                    "episode_kind": rec.episode_kind.value,
+                    "step": rec.step,
+                    "mode": rec.mode.value,
+                    "source": rec.action_source.value,
+                    "intervention": rec.intervention,
+                    "reward": rec.reward,
+                    "success": rec.success,
+                    "action": rec.action,
+                    "policy_action": rec.policy_action,
+                    "human_action": rec.human_action,
+                    "proposal": info.proposal if info else None,
+                    "q_il": info.q_il if info else None,
+                    "q_rl": info.q_rl if info else None,
+                    "weights_version": info.weights_version if info else None,
+                    "t_wall": rec.t_wall,
+                }
+            )
+        )
 
     def _tally(self, robot_id: str, episode_id: str, kind: str, t_wall: float) -> _EpisodeTally:
         key = (robot_id, episode_id)
@@ -425,10 +443,13 @@ class BridgeLink:
     def _on_episode(self, event: EpisodeEvent) -> None:
         key = (event.robot_id, event.episode_id)
         base = {
-            "robot_id": event.robot_id, "episode_id": event.episode_id,
-            "episode_kind": event.episode_kind.value, "reason": event.reason,
-            "outcome": event.outcome.value if event.outcome else None, "t_wall": event.t_wall,
-        }  # fmt: skip
+            "robot_id": event.robot_id,
+            "episode_id": event.episode_id,
+            "episode_kind": event.episode_kind.value,
+            "reason": event.reason,
+            "outcome": event.outcome.value if event.outcome else None,
+            "t_wall": event.t_wall,
+        }
         if event.event == "start":
             self._tally(event.robot_id, event.episode_id, event.episode_kind.value, event.t_wall)
             self.hubs.telemetry.publish_event(to_json({"type": "episode_start", **base}))
@@ -439,13 +460,18 @@ class BridgeLink:
         tally = self._tallies.pop(key, None) or _EpisodeTally(event.episode_kind.value, 0.0)
         length = event.num_steps or tally.length
         summary = {
-            "type": "episode_summary", **base, "length": length, "return": tally.ret,
+            "type": "episode_summary",
+            **base,
+            "length": length,
+            "return": tally.ret,
             "success": tally.success or event.reason == "success",
-            "interventions": tally.interventions, "intervention_steps": tally.intervention_steps,
+            "interventions": tally.interventions,
+            "intervention_steps": tally.intervention_steps,
             "intervention_rate": tally.intervention_steps / length if length else 0.0,
             "duration_s": event.t_wall - tally.started_wall if tally.started_wall else None,
-            "terminated": event.terminated, "truncated": event.truncated,
-        }  # fmt: skip
+            "terminated": event.terminated,
+            "truncated": event.truncated,
+        }
         self.hubs.telemetry.publish_event(to_json(summary))
 
     # ----------------------------------------------------------- learner metrics

@@ -127,6 +127,9 @@ class Hub:
             box.close()
         self._boxes.clear()
 
+    def mailboxes(self) -> list[Mailbox]:
+        return list(self._boxes.values())
+
     def __len__(self) -> int:
         return len(self._boxes)
 

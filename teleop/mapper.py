@@ -9,7 +9,7 @@ is not moving the robot; in an intervention that means handing back).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from tandem.messages.control import GamepadInput, KeyboardInput, XREvent, XRInput
@@ -62,6 +62,10 @@ class InputMapper:
         self._last_quat: tuple[float, ...] | None = None
 
     def on_gamepad(self, msg: GamepadInput) -> MappedInput:
+        """Map a pad snapshot; pads without the standard mapping are not used (hold)."""
+        if msg.mapping != "standard":
+            self.gamepad.release()
+            return MappedInput(None, False, False, "gamepad", "non_standard_mapping")
         pressed = [b.pressed for b in msg.buttons]
         values = [b.value for b in msg.buttons]
         action, deadman = self.gamepad.update(msg.axes, pressed, values)
@@ -76,7 +80,7 @@ class InputMapper:
         driving hand's last result. ``ee_pose``: the latest measured EE pose or None."""
         c = msg.controller
         if c.hand != self.cfg.xr_hand:
-            return self._last_xr
+            return replace(self._last_xr, event=None)
         sample = XRSample(
             position_rub=None if c.position is None else tuple(c.position),
             quat_xyzw=None if c.orientation is None else tuple(c.orientation),
@@ -97,7 +101,7 @@ class InputMapper:
         if msg.kind == "set_forward":
             return self._set_forward()
         if msg.kind == "visibility" and msg.state == "visible":
-            return MappedInput(None, False, self.xr.engaged, "xr", "visibility")
+            return replace(self._last_xr, event="visibility")
         self.xr.release(msg.kind)
         self._last_xr = MappedInput(None, False, False, "xr", msg.kind)
         return self._last_xr

@@ -59,7 +59,9 @@ def _issue(store: StoreDep, settings: SettingsDep, user: User, response: Respons
 
 
 @router.post("/login", response_model=TokenOut)
-def login(body: LoginRequest, response: Response, store: StoreDep, settings: SettingsDep) -> TokenOut:
+def login(
+    body: LoginRequest, response: Response, store: StoreDep, settings: SettingsDep
+) -> TokenOut:
     """Log in with name and password; returns a token and sets the cookie."""
     operator = store.verify_password(body.name, body.password)
     if operator is None:

@@ -78,9 +78,14 @@ def command_body(name: str, operator: str, reason: str | None) -> CommandBody:
     if name in ("success", "failure", "discard"):
         return EndEpisode(label=Outcome(name), **kw)
     simple = {
-        "start_demo": StartDemo, "start_rollout": StartRollout, "take_over": TakeOver,
-        "hand_back": HandBack, "reset_done": ResetDone, "estop": EStop, "clear_estop": ClearEStop,
-    }  # fmt: skip
+        "start_demo": StartDemo,
+        "start_rollout": StartRollout,
+        "take_over": TakeOver,
+        "hand_back": HandBack,
+        "reset_done": ResetDone,
+        "estop": EStop,
+        "clear_estop": ClearEStop,
+    }
     return simple[name](**kw)
 
 
@@ -256,9 +261,7 @@ def _input(client: _Client, msg: GamepadInput | KeyboardInput | XRInput | XREven
     mapped = _map(client, msg)
     if mapped.action is None:
         return
-    action = TeleopAction(
-        action=mapped.action, t_input=time.monotonic(), operator=client.user.name
-    )
+    action = TeleopAction(action=mapped.action, t_input=time.monotonic(), operator=client.user.name)
     try:
         client.state.link.send_action(action, client.robot)
     except BridgeError as exc:
@@ -274,7 +277,11 @@ def _map(client: _Client, msg: GamepadInput | KeyboardInput | XRInput | XREvent)
     if isinstance(msg, XREvent):
         return mapper.on_xr_event(msg)
     status = client.state.link.status(client.robot)
-    pose = EEPose(tuple(status.ee_pos)) if status and status.ee_pos and len(status.ee_pos) == 3 else None  # type: ignore[arg-type]
+    pose = (
+        EEPose(tuple(status.ee_pos))
+        if status and status.ee_pos and len(status.ee_pos) == 3
+        else None
+    )  # type: ignore[arg-type]
     return mapper.on_xr(msg, pose)
 
 

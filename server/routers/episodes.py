@@ -66,6 +66,7 @@ class EpisodeArrays(BaseModel):
 
 @router.get("", response_model=EpisodePage)
 def list_episodes(
+    *,
     user: CurrentUser,
     store: StoreDep,
     robot: Annotated[str | None, Query(max_length=128)] = None,
@@ -81,9 +82,17 @@ def list_episodes(
 ) -> EpisodePage:
     """Episodes newest first; filters combine with AND; ``since``/``until`` bound the start."""
     items, total = store.list_episodes(
-        robot=robot, kind=kind, outcome=outcome, operator=operator, since=since, until=until,
-        complete=complete, discarded=discarded, offset=offset, limit=limit,
-    )  # fmt: skip
+        robot=robot,
+        kind=kind,
+        outcome=outcome,
+        operator=operator,
+        since=since,
+        until=until,
+        complete=complete,
+        discarded=discarded,
+        offset=offset,
+        limit=limit,
+    )
     return EpisodePage(items=items, total=total, offset=offset, limit=limit)
 
 
@@ -133,16 +142,23 @@ def get_arrays(
             headers={"Content-Disposition": f'attachment; filename="{episode_id}.npz"'},
         )
     return EpisodeArrays(
-        episode_id=episode_id, length=len(episode), cameras=episode.meta.cameras,
-        step=steps["step"].tolist(), action=steps["action"].tolist(),
+        episode_id=episode_id,
+        length=len(episode),
+        cameras=episode.meta.cameras,
+        step=steps["step"].tolist(),
+        action=steps["action"].tolist(),
         policy_action=_nan_to_none(steps["policy_action"]),
-        human_action=_nan_to_none(steps["human_action"]), reward=steps["reward"].tolist(),
-        success=steps["success"].tolist(), terminated=steps["terminated"].tolist(),
-        truncated=steps["truncated"].tolist(), intervention=steps["intervention"].tolist(),
+        human_action=_nan_to_none(steps["human_action"]),
+        reward=steps["reward"].tolist(),
+        success=steps["success"].tolist(),
+        terminated=steps["terminated"].tolist(),
+        truncated=steps["truncated"].tolist(),
+        intervention=steps["intervention"].tolist(),
         action_source=[SOURCES[i].value for i in steps["action_source"].tolist()],
-        mode=[MODES[i].value for i in steps["mode"].tolist()], state=steps["state"].tolist(),
+        mode=[MODES[i].value for i in steps["mode"].tolist()],
+        state=steps["state"].tolist(),
         t_wall=steps["t_wall"].tolist(),
-    )  # fmt: skip
+    )
 
 
 def _nan_to_none(array: np.ndarray) -> list[list[float | None]]:

@@ -39,7 +39,9 @@ class EStopResult(BaseModel):
     results: list[RobotResult]
 
 
-async def _send(link: LinkDep, body: EStopRequest, make: type[EStop | ClearEStop], who: str) -> EStopResult:
+async def _send(
+    link: LinkDep, body: EStopRequest, make: type[EStop | ClearEStop], who: str
+) -> EStopResult:
     def command() -> CommandBody:
         return make(operator=who, reason=body.reason)
 
@@ -61,7 +63,9 @@ async def _send(link: LinkDep, body: EStopRequest, make: type[EStop | ClearEStop
 
 
 @router.post("", response_model=EStopResult, responses={502: {"model": EStopResult}})
-async def estop(body: EStopRequest, user: CurrentUser, link: LinkDep, response: Response) -> EStopResult:
+async def estop(
+    body: EStopRequest, user: CurrentUser, link: LinkDep, response: Response
+) -> EStopResult:
     """Latch the e-stop on one or every robot. 502 if any bridge did not confirm."""
     log.warning("E-STOP requested by %s over HTTP (robot=%s)", user.name, body.robot_id or "all")
     result = await _send(link, body, EStop, user.name)
@@ -81,5 +85,3 @@ async def clear_estop(
     if not result.ok:
         response.status_code = status.HTTP_502_BAD_GATEWAY
     return result
-
-

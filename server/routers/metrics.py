@@ -35,6 +35,7 @@ def latest(user: CurrentUser, link: LinkDep) -> list[dict[str, Any]]:
 
 @router.get("/{run_id}", response_model=MetricsHistory)
 def history(
+    *,
     run_id: Annotated[str, Path(min_length=1, max_length=128)],
     user: CurrentUser,
     store: StoreDep,

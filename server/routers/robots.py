@@ -54,16 +54,23 @@ def _robots(state: StateDep) -> list[RobotOut]:
         if holder is not None:
             remaining = state.leases.remaining_s(key) or 0.0
             lease = LeaseOut(
-                robot=holder.robot_id, operator=holder.operator,
-                held_s=now - holder.since, expires_in_s=remaining,
-            )  # fmt: skip
+                robot=holder.robot_id,
+                operator=holder.operator,
+                held_s=now - holder.since,
+                expires_in_s=remaining,
+            )
         out.append(
             RobotOut(
-                index=index, endpoint=endpoint, robot_id=status.robot_id if status else None,
-                online=age is not None and age < ONLINE_S, status_age_s=age,
-                status=finite_json(status.model_dump(mode="json", exclude={"frames"})) if status else None,
+                index=index,
+                endpoint=endpoint,
+                robot_id=status.robot_id if status else None,
+                online=age is not None and age < ONLINE_S,
+                status_age_s=age,
+                status=finite_json(status.model_dump(mode="json", exclude={"frames"}))
+                if status
+                else None,
                 lease=lease,
-            )  # fmt: skip
+            )
         )
     return out
 

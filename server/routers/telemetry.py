@@ -35,9 +35,12 @@ async def telemetry_socket(ws: WebSocket) -> None:
         return
     box_id, box = state.hubs.telemetry.subscribe()
     hello = {
-        "type": "hello", "server_time": time.time(), "user": user.name, "role": user.role,
+        "type": "hello",
+        "server_time": time.time(),
+        "user": user.name,
+        "role": user.role,
         "robots": state.link.robots(),
-    }  # fmt: skip
+    }
     box.put_event(to_json(hello))
     for _, _, status, _ in state.link.statuses():
         if status is not None:

@@ -127,6 +127,9 @@ class GamepadInput(ControlMessage):
     axes: list[Signed] = Field(default_factory=list, max_length=MAX_AXES)
     buttons: list[GamepadButton] = Field(default_factory=list, max_length=MAX_BUTTONS)
     id: str | None = Field(None, max_length=200, description="Gamepad.id, for display.")
+    mapping: str = Field(
+        "standard", max_length=32, description="Gamepad.mapping; only 'standard' is mapped."
+    )
     t_input: ClientMs
 
 
@@ -258,7 +261,7 @@ class Ack(ControlMessage):
     name: CommandName
     ok: bool
     reason: str = ""
-    mode: ControlMode | None = None
+    mode: ControlMode | None = Field(None, strict=False, description="Control mode after it.")
 
 
 class Lease(ControlMessage):

@@ -1,0 +1,54 @@
+"""``tandem server``: the FastAPI app on uvicorn (dashboard, REST API, WebSockets, recorder)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from tandem.cli_util import add_config_argument, settings_from_args
+from tandem.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "server",
+        help="run the web server: dashboard, REST API, WebSockets and the episode recorder",
+    )
+    add_config_argument(parser)
+    parser.add_argument("--host", default=None, help="interface to listen on (server.host)")
+    parser.add_argument("--port", type=int, default=None, help="TCP port (server.port; 0: any)")
+    parser.add_argument(
+        "--no-record", action="store_true", help="do not record the bridges' episodes"
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = settings_from_args(args)
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if updates:
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update=updates)}
+        )
+    setup_logging("server", settings.log_level, settings.data_dir / "logs" / "server.log")
+
+    def show_login(url: str) -> None:
+        sys.stdout.write(f"Tandem server: log in at {url}\n")
+        sys.stdout.flush()
+
+    app = create_app(settings, record=not args.no_record, on_login_url=show_login)
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.log_level.lower(),
+        ws="websockets-sansio",
+    )
+    return 0
