@@ -17,9 +17,14 @@ export async function startPage() {
     if (badge) badge.textContent = `${user.name} (${user.role})`;
     return user;
   } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 401) throw err;
-    if (badge) badge.textContent = "not logged in";
-    toast("Not logged in: open the login link that `tandem server` printed.", { error: true });
+    const loggedOut = err instanceof ApiError && err.status === 401;
+    if (badge) badge.textContent = loggedOut ? "not logged in" : "server unreachable";
+    toast(
+      loggedOut
+        ? "Not logged in: open the login link that `tandem server` printed."
+        : `Cannot reach the server: ${err.message}`,
+      { error: true },
+    );
     return null;
   }
 }

@@ -5,6 +5,7 @@ import { Socket } from "./net.js";
 
 const PROTOCOL_VERSION = 1;
 const PING_PERIOD_MS = 1000;
+const COMMAND_TIMEOUT_MS = 5000;
 
 /** Browser epoch milliseconds, the clock of every t_input / t_client field. */
 export function nowMs() {
@@ -14,6 +15,7 @@ export function nowMs() {
 /**
  * Events (all optional callbacks in `handlers`):
  *   onlease({holder, you_hold, expires_in_s}), onack(ack), onerror(text),
+ * command() always resolves (never rejects) to {ok, reason, ...}.
  *   onrtt(ms), onopen(), onclose().
  */
 export class ControlClient {
@@ -45,7 +47,7 @@ export class ControlClient {
 
   closedSocket() {
     this.lease = { holder: null, you_hold: false };
-    for (const { reject } of this.pending.values()) reject(new Error("control socket closed"));
+    for (const [seq, { resolve }] of this.pending) resolve({ ref_seq: seq, ok: false, reason: "control socket closed" });
     this.pending.clear();
     this.handlers.onclose?.();
   }
@@ -104,7 +106,10 @@ export class ControlClient {
   command(name, reason) {
     const seq = this.send("command", reason ? { name, reason } : { name });
     if (seq === null) return Promise.resolve({ ok: false, reason: "not connected", name });
-    return new Promise((resolve, reject) => this.pending.set(seq, { resolve, reject }));
+    return new Promise((resolve) => {
+      this.pending.set(seq, { resolve });
+      setTimeout(() => this.settle({ ref_seq: seq, ok: false, reason: "no answer from the server" }), COMMAND_TIMEOUT_MS);
+    });
   }
 
   /** Send raw device input: type is "gamepad", "keyboard", "xr" or "xr_event". */
