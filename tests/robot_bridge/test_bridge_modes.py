@@ -62,7 +62,7 @@ def test_demo_episode_teleop_label_and_next_episode(run_bridge) -> None:
     assert set(steps[0].images()) == {"front", "wrist"}
     assert steps[0].images()["front"].shape == (96, 96, 3)
     # the episode end carries the final observation's frames
-    end_decoded = [d for d in run.sub.get("episode") if d.msg.event == "end"][0]
+    end_decoded = next(d for d in run.sub.get("episode") if d.msg.event == "end")
     assert set(end_decoded.images()) == {"front", "wrist"}
     # relabel a finished episode
     assert run.cmd.send(LabelEpisode(episode_id=start.episode_id, label="failure")).ok
