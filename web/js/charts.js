@@ -4,7 +4,16 @@
 import uPlot from "/node_modules/uplot/dist/uPlot.esm.js";
 
 export const MAX_POINTS = 3000;
-const PALETTE = ["#4f9dff", "#2fbf71", "#f0b429", "#e5484d", "#b57cff", "#3fd0d4", "#ff8c42", "#c0c6cf"];
+const PALETTE = [
+  "#4f9dff",
+  "#2fbf71",
+  "#f0b429",
+  "#e5484d",
+  "#b57cff",
+  "#3fd0d4",
+  "#ff8c42",
+  "#c0c6cf",
+];
 
 /** Chart groups, first match wins; metric names are documented in docs/metrics.md. */
 export const GROUPS = [

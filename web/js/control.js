@@ -27,11 +27,15 @@ export class ControlClient {
     this.lastInputMs = null;
     this.pending = new Map();
     this.wantLease = false;
-    this.socket = new Socket("/ws/control", {}, {
-      onopen: () => this.opened(),
-      onclose: () => this.closedSocket(),
-      onjson: (msg) => this.receive(msg),
-    });
+    this.socket = new Socket(
+      "/ws/control",
+      {},
+      {
+        onopen: () => this.opened(),
+        onclose: () => this.closedSocket(),
+        onjson: (msg) => this.receive(msg),
+      },
+    );
     this.pinger = setInterval(() => this.ping(), PING_PERIOD_MS);
   }
 
@@ -47,7 +51,8 @@ export class ControlClient {
 
   closedSocket() {
     this.lease = { holder: null, you_hold: false };
-    for (const [seq, { resolve }] of this.pending) resolve({ ref_seq: seq, ok: false, reason: "control socket closed" });
+    for (const [seq, { resolve }] of this.pending)
+      resolve({ ref_seq: seq, ok: false, reason: "control socket closed" });
     this.pending.clear();
     this.handlers.onclose?.();
   }
@@ -74,7 +79,8 @@ export class ControlClient {
         break;
       case "error":
         this.handlers.onerror?.(msg.message);
-        if (msg.ref_seq != null) this.settle({ ref_seq: msg.ref_seq, ok: false, reason: msg.message });
+        if (msg.ref_seq != null)
+          this.settle({ ref_seq: msg.ref_seq, ok: false, reason: msg.message });
         break;
       default:
         console.warn(`control: ignoring unknown message type ${JSON.stringify(msg.type)}`);
@@ -108,7 +114,10 @@ export class ControlClient {
     if (seq === null) return Promise.resolve({ ok: false, reason: "not connected", name });
     return new Promise((resolve) => {
       this.pending.set(seq, { resolve });
-      setTimeout(() => this.settle({ ref_seq: seq, ok: false, reason: "no answer from the server" }), COMMAND_TIMEOUT_MS);
+      setTimeout(
+        () => this.settle({ ref_seq: seq, ok: false, reason: "no answer from the server" }),
+        COMMAND_TIMEOUT_MS,
+      );
     });
   }
 

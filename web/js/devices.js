@@ -3,8 +3,23 @@
 
 /** Standard-mapping button names, index = W3C "standard" gamepad button index. */
 export const PAD_BUTTONS = [
-  "A", "B", "X", "Y", "LB", "RB", "LT", "RT", "Back", "Start",
-  "LS", "RS", "Up", "Down", "Left", "Right", "Home",
+  "A",
+  "B",
+  "X",
+  "Y",
+  "LB",
+  "RB",
+  "LT",
+  "RT",
+  "Back",
+  "Start",
+  "LS",
+  "RS",
+  "Up",
+  "Down",
+  "Left",
+  "Right",
+  "Home",
 ];
 
 /** A snapshot of one gamepad: plain arrays, safe to JSON-encode. */
@@ -24,7 +39,9 @@ export function padSnapshot(pad) {
 
 /** The first connected gamepad, preferring the standard mapping; null if none. */
 export function firstPad() {
-  const pads = Array.from(navigator.getGamepads?.() ?? []).filter((p) => p && p.connected !== false);
+  const pads = Array.from(navigator.getGamepads?.() ?? []).filter(
+    (p) => p && p.connected !== false,
+  );
   return pads.find((p) => p.mapping === "standard") ?? pads[0] ?? null;
 }
 
@@ -60,8 +77,21 @@ export class GamepadPoller {
 
 /** Keys the keyboard fallback forwards (KeyboardEvent.code). */
 export const KEYS = new Set([
-  "KeyW", "KeyA", "KeyS", "KeyD", "KeyQ", "KeyE", "KeyC", "KeyZ", "Space",
-  "ShiftLeft", "ShiftRight", "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight",
+  "KeyW",
+  "KeyA",
+  "KeyS",
+  "KeyD",
+  "KeyQ",
+  "KeyE",
+  "KeyC",
+  "KeyZ",
+  "Space",
+  "ShiftLeft",
+  "ShiftRight",
+  "ArrowUp",
+  "ArrowDown",
+  "ArrowLeft",
+  "ArrowRight",
 ]);
 
 /** Tracks held keys; onChange(keys[]) fires on every press or release of a forwarded key. */

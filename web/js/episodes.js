@@ -49,7 +49,11 @@ function filterQuery() {
   const q = new URLSearchParams({ limit: "200" });
   const robot = $("f-robot").value.trim();
   if (robot) q.set("robot", robot);
-  for (const [id, key] of [["f-kind", "kind"], ["f-outcome", "outcome"], ["f-complete", "complete"]]) {
+  for (const [id, key] of [
+    ["f-kind", "kind"],
+    ["f-outcome", "outcome"],
+    ["f-complete", "complete"],
+  ]) {
     if ($(id).value) q.set(key, $(id).value);
   }
   q.set("discarded", $("f-discarded").checked ? "true" : "false");
@@ -60,7 +64,9 @@ async function refresh() {
   try {
     const res = await api(`/api/episodes?${filterQuery()}`);
     page.items = res.items;
-    $("count").textContent = `${res.total} episode(s)` + (res.total > res.items.length ? `, newest ${res.items.length} shown` : "");
+    $("count").textContent =
+      `${res.total} episode(s)` +
+      (res.total > res.items.length ? `, newest ${res.items.length} shown` : "");
     renderRows();
   } catch (err) {
     toast(`Could not list episodes: ${err.message}`, { error: true });
@@ -78,7 +84,11 @@ function renderRows() {
     ...page.items.map((ep) =>
       h(
         "tr",
-        { "data-episode": idOf(ep), class: idOf(ep) === idOf(page.episode ?? {}) ? "selected" : "", onclick: () => select(idOf(ep)) },
+        {
+          "data-episode": idOf(ep),
+          class: idOf(ep) === idOf(page.episode ?? {}) ? "selected" : "",
+          onclick: () => select(idOf(ep)),
+        },
         h("td", { class: "small" }, startedText(ep)),
         h("td", { class: "mono small" }, idOf(ep)),
         h("td", {}, ep.robot_id ?? "—"),
@@ -126,7 +136,9 @@ function renderDetail() {
     : ep.complete
       ? `complete (${ep.end_reason ?? "ended"}), return ${fmt(ep.episode_return, 2)}`
       : "incomplete (recording stopped)";
-  $("d-operator").textContent = ep.labeled_by ? `${ep.operator ?? "—"}, labelled by ${ep.labeled_by}` : (ep.operator ?? "—");
+  $("d-operator").textContent = ep.labeled_by
+    ? `${ep.operator ?? "—"}, labelled by ${ep.labeled_by}`
+    : (ep.operator ?? "—");
   $("notes").value = ep.notes ?? "";
   $("discard").hidden = Boolean(ep.discarded);
   $("restore").hidden = !ep.discarded;
@@ -134,7 +146,12 @@ function renderDetail() {
   $("scrubber").max = String(Math.max(0, arrays.length - 1));
   $("d-frames").replaceChildren(
     ...arrays.cameras.map((cam) =>
-      h("div", { class: "cam" }, h("img", { "data-cam": cam, alt: `${cam} camera` }), h("span", { class: "label" }, cam)),
+      h(
+        "div",
+        { class: "cam" },
+        h("img", { "data-cam": cam, alt: `${cam} camera` }),
+        h("span", { class: "label" }, cam),
+      ),
     ),
   );
   buildTimeline();
@@ -151,11 +168,15 @@ function show(i) {
   const source = arrays.action_source[page.step];
   const badge = $("d-source");
   badge.textContent = arrays.intervention[page.step] ? "intervention" : source;
-  badge.dataset.mode = arrays.intervention[page.step] ? "intervention" : source === "policy" ? "rollout" : "teleop";
+  badge.dataset.mode = arrays.intervention[page.step]
+    ? "intervention"
+    : source === "policy"
+      ? "rollout"
+      : "teleop";
+  const base = `/api/episodes/${encodeURIComponent(arrays.episode_id)}/frames`;
   for (const img of document.querySelectorAll("#d-frames img")) {
-    const url = `/api/episodes/${encodeURIComponent(arrays.episode_id)}/frames/${encodeURIComponent(img.dataset.cam)}/${page.step}`;
     img.dataset.step = String(page.step);
-    img.src = url;
+    img.src = `${base}/${encodeURIComponent(img.dataset.cam)}/${page.step}`;
   }
   page.timeline?.redraw(false);
 }
@@ -185,12 +206,18 @@ function buildTimeline() {
     title: "Applied action (shaded: human intervention)",
     ...timelineSize(),
     scales: { x: { time: false }, y: { range: [-1.05, 1.05] } },
-    series: [{ label: "step" }, ...ACTION_NAMES.map((label, i) => ({ label, stroke: COLORS[i], width: 1.2 }))],
+    series: [
+      { label: "step" },
+      ...ACTION_NAMES.map((label, i) => ({ label, stroke: COLORS[i], width: 1.2 })),
+    ],
     axes: [{ stroke: "#9aa4b2" }, { stroke: "#9aa4b2" }],
     hooks: {
       drawClear: [(u) => shade(u, shaded)],
       draw: [(u) => cursorLine(u)],
-      ready: [(u) => u.over.addEventListener("click", () => show(Math.round(u.posToVal(u.cursor.left, "x"))))],
+      ready: [
+        (u) =>
+          u.over.addEventListener("click", () => show(Math.round(u.posToVal(u.cursor.left, "x")))),
+      ],
     },
   };
   page.timeline = new uPlot(opts, data, $("timeline"));
@@ -250,24 +277,35 @@ async function applied(promise, what) {
 
 function label(outcome) {
   const id = encodeURIComponent(idOf(page.episode));
-  return applied(api(`/api/episodes/${id}/label`, { method: "POST", body: { outcome } }), `Labelled ${outcome}`);
+  return applied(
+    api(`/api/episodes/${id}/label`, { method: "POST", body: { outcome } }),
+    `Labelled ${outcome}`,
+  );
 }
 
 function change(action) {
   const id = encodeURIComponent(idOf(page.episode));
-  return applied(api(`/api/episodes/${id}/${action}`, { method: "POST" }), action === "discard" ? "Discarded" : "Restored");
+  return applied(
+    api(`/api/episodes/${id}/${action}`, { method: "POST" }),
+    action === "discard" ? "Discarded" : "Restored",
+  );
 }
 
 function saveNotes() {
   const id = encodeURIComponent(idOf(page.episode));
-  return applied(api(`/api/episodes/${id}/notes`, { method: "POST", body: { notes: $("notes").value } }), "Notes saved");
+  return applied(
+    api(`/api/episodes/${id}/notes`, { method: "POST", body: { notes: $("notes").value } }),
+    "Notes saved",
+  );
 }
 
 async function remove() {
   const id = idOf(page.episode);
   if (!confirm(`Delete episode ${id} and its files for good?`)) return;
   try {
-    await api(`/api/episodes/${encodeURIComponent(id)}?confirm=${encodeURIComponent(id)}`, { method: "DELETE" });
+    await api(`/api/episodes/${encodeURIComponent(id)}?confirm=${encodeURIComponent(id)}`, {
+      method: "DELETE",
+    });
     stopPlay();
     Object.assign(page, { episode: null, arrays: null });
     $("detail").hidden = true;
@@ -283,7 +321,9 @@ async function exportEpisodes(ids) {
   try {
     const res = await api("/api/export", { method: "POST", body: { episode_ids: ids }, raw: true });
     const blob = await res.blob();
-    const name = /filename="?([^";]+)"?/.exec(res.headers.get("content-disposition") ?? "")?.[1] ?? "tandem_export.hdf5";
+    const name =
+      /filename="?([^";]+)"?/.exec(res.headers.get("content-disposition") ?? "")?.[1] ??
+      "tandem_export.hdf5";
     const a = h("a", { href: URL.createObjectURL(blob), download: name });
     document.body.append(a);
     a.click();

@@ -152,8 +152,11 @@ function onPad(pad, changed) {
   page.device = `gamepad: ${pad.id || "unnamed"}`;
   deadmanEdges(Boolean(pad.buttons[DEADMAN_BUTTON]?.pressed));
   commandButtons(pad.buttons.map((b) => b.pressed));
-  const held = pad.buttons.map((b, i) => (b.pressed ? PAD_BUTTONS[i] ?? `b${i}` : null));
-  const axes = pad.axes.slice(0, 4).map((x) => fmt(x, 2)).join(" ");
+  const held = pad.buttons.map((b, i) => (b.pressed ? (PAD_BUTTONS[i] ?? `b${i}`) : null));
+  const axes = pad.axes
+    .slice(0, 4)
+    .map((x) => fmt(x, 2))
+    .join(" ");
   $("device-input").textContent = `${held.filter(Boolean).join("+") || "no buttons"} | ${axes}`;
   const now = nowMs();
   if (!page.control.lease.you_hold) return;
@@ -218,7 +221,11 @@ function onState(msg) {
   $("ee").textContent = msg.ee_pos ? msg.ee_pos.map((x) => fmt(x, 3)).join(", ") : "—";
   $("gripper").textContent = fmt(msg.gripper, 2);
   const version = msg.weights_version ?? null;
-  const policy = !msg.policy_ready ? "none loaded" : version === null ? "ready" : `weights v${version}` + (msg.weights_lag ? ` (${msg.weights_lag} behind)` : "");
+  const policy = !msg.policy_ready
+    ? "none loaded"
+    : version === null
+      ? "ready"
+      : `weights v${version}` + (msg.weights_lag ? ` (${msg.weights_lag} behind)` : "");
   $("policy").textContent = policy;
 }
 

@@ -10,11 +10,15 @@ export class Telemetry {
   constructor(handlers) {
     this.handlers = handlers;
     this.received = 0;
-    this.socket = new Socket("/ws/telemetry", {}, {
-      onopen: () => handlers.onopen?.(),
-      onclose: () => handlers.onclose?.(),
-      onjson: (msg) => this.receive(msg),
-    });
+    this.socket = new Socket(
+      "/ws/telemetry",
+      {},
+      {
+        onopen: () => handlers.onopen?.(),
+        onclose: () => handlers.onclose?.(),
+        onjson: (msg) => this.receive(msg),
+      },
+    );
   }
 
   receive(msg) {

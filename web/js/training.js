@@ -39,7 +39,9 @@ async function loadHistory() {
     const runs = await api("/api/metrics/runs");
     if (!runs.length) return;
     const run = runs[0].id;
-    const history = await api(`/api/metrics/${encodeURIComponent(run)}?max_points=${HISTORY_POINTS}`);
+    const history = await api(
+      `/api/metrics/${encodeURIComponent(run)}?max_points=${HISTORY_POINTS}`,
+    );
     const rows = new Map(); // metrics of one message share its time stamp
     for (const [name, points] of Object.entries(history.series)) {
       for (const [t, value] of points) {

@@ -47,7 +47,9 @@ export function showMode(el, mode) {
 
 /** Format a number with fixed decimals, or an em dash when missing. */
 export function fmt(x, digits = 2) {
-  return x === null || x === undefined || !Number.isFinite(Number(x)) ? "—" : Number(x).toFixed(digits);
+  return x === null || x === undefined || !Number.isFinite(Number(x))
+    ? "—"
+    : Number(x).toFixed(digits);
 }
 
 /** Format milliseconds for the latency readout. */
