@@ -247,8 +247,10 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test module. Not per session: while Playwright's sync API is
+    started, its event loop counts as running and ``asyncio.run`` in other tests fails."""
     executable = chromium_executable()
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
