@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import ARTIFACTS, PageErrors, Stack, new_context
+from tests.web.harness import ARTIFACTS, PageErrors, Stack, new_context
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tandem.messages import EndEpisode, Outcome, StartDemo
-from tests.web.conftest import Stack, wait_for
+from tests.web.harness import Stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

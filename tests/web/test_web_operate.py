@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import Stack, wait_for
 from tests.web.devices import install_gamepad, set_pad
+from tests.web.harness import Stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import Stack, wait_for
+from tests.web.harness import Stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -56,6 +56,7 @@ def enter_vr(page: Page) -> None:
     expect(page.locator("#session")).to_have_text("immersive-vr running")
     expect(page.locator("#lease")).to_have_text("You have control")
     page.wait_for_function("window.tandem.framesSent >= 10")
+    page.wait_for_function("window.tandem.hudAt > 0")  # the in-headset status panel was drawn
 
 
 def test_clutch_moves_the_end_effector_the_matching_way_and_recenter_releases_it(
@@ -113,3 +114,23 @@ def test_headset_buttons_label_the_episode_and_reset(page: Page, robot: Stack) -
         return res.status_code == 200 and res.json()["outcome"] == "failure"
 
     wait_for(labelled, 15, f"episode {first} labelled failure in the database")
+
+
+def test_session_losing_visibility_releases_the_clutch(page: Page, robot: Stack) -> None:
+    enter_vr(page)
+    press(page, robot, "a-button")
+    robot.wait_status(lambda s: s["mode"] == "teleop", 10, "mode teleop")
+    button(page, "squeeze", 1.0)
+    before = ee(robot.wait_steps(3))
+    move_controller(page, dy=0.06)  # up -> robot +z
+    engaged = robot.wait_status(
+        lambda s: ee(s)[2] - before[2] > 0.03, 20, "the end effector to follow up (+z)"
+    )
+    # The system UI covers the app: the clutch opens, further motion is ignored.
+    page.evaluate("window.__xrDevice.updateVisibilityState('visible-blurred')")
+    held = ee(robot.wait_steps(3))
+    move_controller(page, dy=-0.06)
+    after = ee(robot.wait_steps(8))
+    drift = max(abs(a - b) for a, b in zip(after, held, strict=True))
+    assert drift < 0.01, f"robot moved {drift:.4f} m while the session was blurred"
+    assert ee(engaged)[2] > before[2]

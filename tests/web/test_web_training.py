@@ -11,8 +11,8 @@ from playwright.sync_api import Page, expect
 
 from tandem import wire
 from tandem.messages import LearnerMetrics
-from tests.web.conftest import PageErrors, Stack, wait_for
 from tests.web.devices import install_gamepad, set_pad
+from tests.web.harness import PageErrors, Stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
