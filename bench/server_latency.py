@@ -102,13 +102,15 @@ async def camera_client(url: str, stop_at: float, out: dict[str, list[float]]) -
             out["recv"].append(t_recv - t_capture)
 
 
-async def publish_frames(bridge: FakeBridge, jpeg: bytes, fps: float, stop_at: float) -> int:
+async def publish_frames(
+    bridge: FakeBridge, jpeg: bytes, fps: float, stop_at: float, shape: tuple[int, int]
+) -> int:
     seq = 0
     period = 1.0 / fps
     next_t = time.monotonic()
     while time.time() < stop_at:
         seq += 1
-        bridge.publish_frame("front", jpeg, seq, time.monotonic())
+        bridge.publish_frame("front", jpeg, seq, time.monotonic(), shape=shape)
         next_t += period
         await asyncio.sleep(max(0.0, next_t - time.monotonic()))
     return seq
@@ -129,7 +131,9 @@ async def camera_fanout(
     ]
     warm = time.time() + 1.0
     stop_at = warm + args.seconds
-    publisher = asyncio.ensure_future(publish_frames(bridge, jpeg, args.fps, stop_at))
+    publisher = asyncio.ensure_future(
+        publish_frames(bridge, jpeg, args.fps, stop_at, (args.size, args.size))
+    )
     await asyncio.gather(*(camera_client(url, stop_at, r) for r in results))
     sent = await publisher
 

@@ -102,7 +102,10 @@ class Bridge:
     def start(self) -> None:
         """Connect the backend, bind the sockets, start the cameras."""
         self.backend.connect()
-        self.state = self.backend.observe()
+        try:
+            self.state = self.backend.observe()
+        except DriverError as exc:  # the loop observes again every tick
+            log.warning("first observation failed: %s", exc)
         self.pub = Publisher(
             self.s.pub_endpoint, self._ctx, hwm=self.s.pub_hwm, jpeg_quality=self.s.jpeg_quality
         )

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,7 @@ def create_app(
         leases=LeaseTable(settings.teleop.lease_timeout_s),
     )
     link.set_metrics_sink(_metrics_sink(store))
+    link.set_reset_sink(_reset_sink(store))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -147,9 +150,20 @@ def _metrics_sink(store: EpisodeStore) -> Callable[[list[Any]], Any]:
     return sink
 
 
+def _reset_sink(store: EpisodeStore) -> Callable[[str, float, float], Any]:
+    async def sink(robot_id: str, requested: float, done: float) -> None:
+        start, end = (datetime.fromtimestamp(t, UTC) for t in (requested, done))
+        await asyncio.to_thread(store.record_reset, robot_id, start, end)
+
+    return sink
+
+
 def _login_url(settings: Settings, store: EpisodeStore) -> str:
     operator, token = store.ensure_default_operator(ttl_s=settings.server.login_token_ttl_s)
-    base = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):  # listening everywhere: name this machine instead
+        host = socket.gethostname()
+    base = settings.server.public_url or f"http://{host}:{settings.server.port}"
     log.info("default operator: %s", operator.name)
     return f"{base.rstrip('/')}/login?token={token}"
 

@@ -37,11 +37,13 @@ import zmq.asyncio
 from server.fanout import Hubs
 from tandem import wire
 from tandem.messages import (
+    SCHEMA_VERSION,
     BridgeStatus,
     CameraFrame,
     Command,
     CommandBody,
     CommandReply,
+    ControlMode,
     EpisodeEvent,
     LearnerMetrics,
     Sequencer,
@@ -55,6 +57,8 @@ log = logging.getLogger(__name__)
 MAX_OPEN_EPISODES = 64
 RESTART_DELAY_S = 0.5
 MetricsSink = Callable[[list[LearnerMetrics]], Awaitable[None]]
+# (robot id, reset requested, reset done) in Unix seconds; called when a reset ends
+ResetSink = Callable[[str, float, float], Awaitable[None]]
 
 
 class BridgeError(RuntimeError):
@@ -92,6 +96,7 @@ class _Bridge:
     robot_id: str | None = None
     status: BridgeStatus | None = None
     status_rx_mono: float = 0.0
+    reset_requested: float | None = None
     pending: dict[int, asyncio.Future[CommandReply]] = field(default_factory=dict)
     action: Command | None = None
     action_ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -107,6 +112,7 @@ class LinkStats:
     statuses: int = 0
     replies: int = 0
     stray_replies: int = 0
+    refused_actions: int = 0
     metrics: int = 0
 
 
@@ -130,6 +136,7 @@ class BridgeLink:
         self.hubs = hubs
         self.stats = LinkStats()
         self._metrics_sink = metrics_sink
+        self._reset_sink: ResetSink | None = None
         self._bridges = [
             _Bridge(i, pub, cmd)
             for i, (pub, cmd) in enumerate(
@@ -139,6 +146,7 @@ class BridgeLink:
         self._seq = Sequencer()
         self._ctx: zmq.asyncio.Context | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._oneshots: set[asyncio.Task[None]] = set()
         self._tallies: dict[tuple[str, str], _EpisodeTally] = {}
         self._metrics_buf: list[LearnerMetrics] = []
         self.latest_metrics: dict[str, LearnerMetrics] = {}
@@ -146,6 +154,10 @@ class BridgeLink:
     def set_metrics_sink(self, sink: MetricsSink | None) -> None:
         """Where batches of learner metrics go besides the dashboards (the store's history)."""
         self._metrics_sink = sink
+
+    def set_reset_sink(self, sink: ResetSink | None) -> None:
+        """Where finished scene resets (await_reset -> another mode) are reported."""
+        self._reset_sink = sink
 
     # ----------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -167,12 +179,13 @@ class BridgeLink:
         log.info("bridge link started: %d bridge(s), metrics from %s", len(self._bridges), endpoint)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._oneshots]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._oneshots]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._oneshots.clear()
         for bridge in self._bridges:
             for fut in bridge.pending.values():
                 if not fut.done():
@@ -269,11 +282,19 @@ class BridgeLink:
         fut: asyncio.Future[CommandReply] = asyncio.get_running_loop().create_future()
         bridge.pending[cmd.seq] = fut
         timeout = timeout_s if timeout_s is not None else self.settings.command_timeout_s
+        deadline = time.monotonic() + timeout
         try:
-            await bridge.dealer.send_multipart(wire.encode(cmd), flags=zmq.NOBLOCK)
-            return await asyncio.wait_for(fut, timeout)
-        except zmq.Again:
-            raise BridgeError(f"bridge {bridge.cmd_endpoint} is not connected") from None
+            # IMMEDIATE: the send waits for a live connection instead of queueing for a
+            # bridge that is not there; both waits share one deadline.
+            await asyncio.wait_for(bridge.dealer.send_multipart(wire.encode(cmd)), timeout)
+        except TimeoutError:
+            bridge.pending.pop(cmd.seq, None)
+            raise BridgeError(
+                f"bridge {bridge.cmd_endpoint} is not reachable (no connection within "
+                f"{timeout:.2f} s); {body.type} not sent"
+            ) from None
+        try:
+            return await asyncio.wait_for(fut, max(deadline - time.monotonic(), 0.001))
         except TimeoutError:
             raise BridgeError(
                 f"bridge {bridge.cmd_endpoint} did not answer {body.type} within {timeout:.2f} s"
@@ -344,10 +365,17 @@ class BridgeLink:
             fut = bridge.pending.get(reply.command_seq)
             if fut is not None and not fut.done():
                 fut.set_result(reply)
-            elif reply.command_type != "teleop_action" or not reply.ok:
+            elif not reply.ok:  # a refused keep-latest teleop action (nobody awaits those)
+                self.stats.refused_actions += 1
+                if self.stats.refused_actions <= 10 or self.stats.refused_actions % 100 == 0:
+                    log.info(
+                        "bridge refused %s (%d so far): %s",
+                        reply.command_type,
+                        self.stats.refused_actions,
+                        reply.reason,
+                    )
+            elif reply.command_type != "teleop_action":
                 self.stats.stray_replies += 1
-                if not reply.ok:
-                    log.info("bridge refused %s: %s", reply.command_type, reply.reason)
 
     # ------------------------------------------------------------ bridge streams
     async def _sub_loop(self, bridge: _Bridge) -> None:
@@ -355,8 +383,10 @@ class BridgeLink:
         while True:
             parts = await bridge.sub.recv_multipart()
             try:
-                decoded = wire.decode(parts)
-                self._on_bridge_message(bridge, decoded)
+                if parts and parts[0] == CameraFrame.TOPIC.encode():
+                    self._on_frame(bridge, *camera_frame(parts))  # JPEG passed through undecoded
+                else:
+                    self._on_bridge_message(bridge, wire.decode(parts))
             except (wire.WireError, ValueError) as exc:
                 self.stats.bad_messages += 1
                 log.warning("bad message from bridge %s: %s", bridge.pub_endpoint, exc)
@@ -365,8 +395,6 @@ class BridgeLink:
         msg = decoded.msg
         if isinstance(msg, BridgeStatus):
             self._on_status(bridge, msg)
-        elif isinstance(msg, CameraFrame):
-            self._on_frame(bridge, msg, decoded)
         elif isinstance(msg, StepRecord):
             self._on_step(msg)
         elif isinstance(msg, EpisodeEvent):
@@ -377,15 +405,34 @@ class BridgeLink:
         if bridge.robot_id != status.robot_id:
             log.info("bridge %s is robot %r", bridge.pub_endpoint, status.robot_id)
         bridge.robot_id = status.robot_id
+        self._track_reset(bridge, status)
         bridge.status = status
         bridge.status_rx_mono = time.monotonic()
         payload = {"type": "state", **status.model_dump(mode="json", exclude={"frames"})}
         self.hubs.telemetry.publish_latest(("state", status.robot_id), to_json(payload))
 
-    def _on_frame(self, bridge: _Bridge, frame: CameraFrame, decoded: wire.Decoded) -> None:
-        jpeg = decoded.frames.get("image")
-        if not isinstance(jpeg, bytes):
-            raise ValueError("camera frame without a JPEG 'image' frame")
+    def _track_reset(self, bridge: _Bridge, status: BridgeStatus) -> None:
+        """A reset runs from entering ``await_reset`` until the bridge leaves it."""
+        waiting = status.mode is ControlMode.AWAIT_RESET
+        if waiting and bridge.reset_requested is None:
+            bridge.reset_requested = status.t_wall
+        elif not waiting and bridge.reset_requested is not None:
+            requested, bridge.reset_requested = bridge.reset_requested, None
+            if self._reset_sink is not None:
+                self._spawn_once(self._reset_sink(status.robot_id, requested, status.t_wall))
+
+    def _spawn_once(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await coro
+            except Exception:  # bookkeeping must not disturb the live streams
+                log.exception("reset bookkeeping failed")
+
+        task = asyncio.ensure_future(run())
+        self._oneshots.add(task)
+        task.add_done_callback(self._oneshots.discard)
+
+    def _on_frame(self, bridge: _Bridge, frame: CameraFrame, jpeg: bytes) -> None:
         self.stats.frames += 1
         # Capture time on the sender's wall clock: its monotonic stamp shifted by its clock offset.
         t_capture_wall = frame.t_wall - (frame.t_mono - frame.t_capture)
@@ -504,6 +551,28 @@ class BridgeLink:
                     await self._metrics_sink(batch)
                 except Exception:  # the history is best effort; live charts must go on
                     log.exception("could not store %d metric messages", len(batch))
+
+
+def camera_frame(parts: list[bytes]) -> tuple[CameraFrame, bytes]:
+    """Validate a ``frame`` message's header and return it with the JPEG bytes, undecoded.
+
+    The live view forwards the bridge's JPEG as is; decoding it (as ``wire.decode``
+    does) only to re-encode it would cost CPU per frame. Raises ``WireError``.
+    """
+    if len(parts) != 3:
+        raise wire.WireError(f"frame: need topic, header and one image frame, got {len(parts)}")
+    try:
+        msg = CameraFrame.model_validate_json(parts[1])
+    except ValueError as exc:
+        raise wire.WireError(f"frame: invalid header: {exc}") from None
+    if msg.v != SCHEMA_VERSION:
+        raise wire.WireError(f"frame: unsupported schema version {msg.v}")
+    specs = msg.frames
+    if len(specs) != 1 or specs[0].name != "image" or specs[0].encoding not in ("jpeg", "bytes"):
+        raise wire.WireError(f"frame: expected one JPEG frame named 'image', header has {specs}")
+    if specs[0].nbytes != len(parts[2]):
+        raise wire.WireError(f"frame: header says {specs[0].nbytes} bytes, got {len(parts[2])}")
+    return msg, bytes(parts[2])
 
 
 def metrics_row(msg: LearnerMetrics) -> dict[str, Any]:

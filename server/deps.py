@@ -10,11 +10,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, WebSocket, status
 from starlette.requests import HTTPConnection
 
-from server.auth import WS_UNAUTHENTICATED, User, resolve_user, token_from
+from server.auth import (
+    COOKIE_NAME,
+    WS_FORBIDDEN,
+    WS_UNAUTHENTICATED,
+    User,
+    resolve_user,
+    token_from,
+)
 from server.bridge_link import BridgeLink
 from server.fanout import Hubs
 from server.lease import LeaseTable
@@ -96,7 +104,24 @@ async def websocket_user(ws: WebSocket, state: AppState) -> User | None:
     reason (a refused handshake only shows up as 1006).
     """
     await ws.accept()
+    if cross_site_cookie(ws):
+        await ws.close(WS_FORBIDDEN, "cross-origin WebSocket with a cookie: send the token instead")
+        return None
     user = await asyncio.to_thread(resolve_user, state.store, token_from(ws))
     if user is None:
         await ws.close(WS_UNAUTHENTICATED, "not logged in: send a token")
     return user
+
+
+def cross_site_cookie(ws: WebSocket) -> bool:
+    """A browser page of another origin trying to ride on our session cookie.
+
+    Browsers send cookies with WebSocket handshakes and no CORS applies, so a
+    handshake authenticated only by the cookie must come from our own origin.
+    Scripts that pass the token explicitly (header or query) are not affected.
+    """
+    origin = ws.headers.get("origin")
+    explicit = ws.headers.get("authorization") or ws.query_params.get("token")
+    if origin is None or explicit or COOKIE_NAME not in ws.cookies:
+        return False
+    return urlsplit(origin).netloc.lower() != ws.headers.get("host", "").lower()

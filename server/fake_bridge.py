@@ -28,6 +28,7 @@ from tandem.messages import (
     ControlMode,
     EpisodeEvent,
     EpisodeKind,
+    FrameSpec,
     Message,
     PolicyInfo,
     Sequencer,
@@ -157,6 +158,11 @@ class FakeBridge:
             msg = msg.model_copy(update={"seq": self._seq.next(msg.TOPIC)})
             self._pub.send_multipart(wire.encode(msg, frames, jpeg=jpeg))
 
+    def publish_raw(self, parts: list[bytes]) -> None:
+        """Send arbitrary bytes on the PUB (to test how receivers handle garbage)."""
+        with self._pub_lock:
+            self._pub.send_multipart(parts)
+
     def publish_status(self, **fields: object) -> None:
         defaults: dict[str, object] = {
             "robot_id": self.robot_id,
@@ -167,11 +173,28 @@ class FakeBridge:
         }
         self.publish(BridgeStatus.model_validate({**defaults, **fields}))
 
-    def publish_frame(self, camera: str, jpeg: bytes, frame_seq: int, t_capture: float) -> None:
-        msg = CameraFrame(
-            robot_id=self.robot_id, camera=camera, frame_seq=frame_seq, t_capture=t_capture
+    def publish_frame(
+        self,
+        camera: str,
+        jpeg: bytes,
+        frame_seq: int,
+        t_capture: float,
+        shape: tuple[int, int] = (96, 96),
+    ) -> None:
+        """Publish a pre-encoded JPEG as the real bridge does (a ``jpeg`` frame of ``shape``)."""
+        spec = FrameSpec(
+            name="image", encoding="jpeg", nbytes=len(jpeg), dtype="uint8", shape=[*shape, 3]
         )
-        self.publish(msg, {"image": jpeg})
+        with self._pub_lock:
+            msg = CameraFrame(
+                seq=self._seq.next(CameraFrame.TOPIC),
+                robot_id=self.robot_id,
+                camera=camera,
+                frame_seq=frame_seq,
+                t_capture=t_capture,
+                frames=[spec],
+            )
+            self._pub.send_multipart([b"frame", msg.model_dump_json().encode(), jpeg])
 
     def publish_step(
         self,
@@ -201,7 +224,9 @@ class FakeBridge:
             t_obs=time.monotonic(),
             policy_info=info,
         )
-        frames = {f"cam/{name}": img for name, img in (images or {}).items()}
+        frames: dict[str, np.ndarray | bytes] = {
+            f"cam/{name}": img for name, img in (images or {}).items()
+        }
         self.publish(rec, frames)
 
     def publish_episode(

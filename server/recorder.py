@@ -17,6 +17,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server.db.schemas import ReconcileReport
 from server.store import EpisodeStore
-from tandem.episodes import CAM_PREFIX, EpisodeFormatError, EpisodeMeta, EpisodeWriter, StepData
+from tandem.episodes import (
+    CAM_PREFIX,
+    EpisodeFormatError,
+    EpisodeMeta,
+    EpisodeWriter,
+    StepData,
+    check_name,
+)
 from tandem.messages import BridgeStatus, EpisodeEvent, StepRecord
 from tandem.streams import SeqTracker
 from tandem.wire import Decoded, WireError, decode
@@ -38,6 +46,7 @@ TOPICS = (StepRecord.TOPIC, EpisodeEvent.TOPIC, BridgeStatus.TOPIC)
 POLL_S = 0.05
 RCV_HWM = 100_000
 MAX_BATCH = 500
+LATENCY_WINDOW = 10_000
 
 
 @dataclass
@@ -94,6 +103,7 @@ class Recorder:
         self._open: dict[str, _Open] = {}
         self._robot_specs: dict[str, str] = {}
         self._ignored: set[str] = set()
+        self._step_times: deque[float] = deque(maxlen=LATENCY_WINDOW)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -133,9 +143,13 @@ class Recorder:
     def stats(self) -> RecorderStats:
         with self._lock:
             stats = RecorderStats(**asdict(self._stats))
-        totals = self._seq.totals()
+            totals = self._seq.totals()
         stats.gaps, stats.missing, stats.duplicates = totals.gaps, totals.missing, totals.duplicates
         return stats
+
+    def step_latencies(self) -> np.ndarray:
+        """Seconds spent on each of the last step messages (decode, write, flush, DB)."""
+        return np.asarray(list(self._step_times), np.float64)
 
     def open_episodes(self) -> list[str]:
         with self._lock:
@@ -169,6 +183,7 @@ class Recorder:
             self._handle_parts(parts)
 
     def _handle_parts(self, parts: list[bytes]) -> None:
+        t0 = time.perf_counter()
         try:
             self._dispatch(decode(parts))
         except (WireError, EpisodeFormatError) as exc:
@@ -178,6 +193,8 @@ class Recorder:
         except Exception as exc:  # the loop must survive anything one message does
             log.exception("recorder: unexpected error handling a message")
             self._count_error("errors", exc)
+        if parts and parts[0] == b"step":
+            self._step_times.append(time.perf_counter() - t0)
 
     def _count_error(self, counter: str, exc: Exception) -> None:
         log.warning("recorder: %s message: %s", counter, exc)
@@ -188,14 +205,19 @@ class Recorder:
     def _dispatch(self, decoded: Decoded) -> None:
         msg = decoded.msg
         if isinstance(msg, StepRecord):
-            if self._seq.observe(msg.robot_id, msg.TOPIC, msg.seq) >= 0:
+            if self._in_order(msg.robot_id, msg.TOPIC, msg.seq):
                 self._on_step(msg, decoded.images())
         elif isinstance(msg, EpisodeEvent):
-            if self._seq.observe(msg.robot_id, msg.TOPIC, msg.seq) >= 0:
+            if self._in_order(msg.robot_id, msg.TOPIC, msg.seq):
                 self._on_event(msg, decoded.images())
         elif isinstance(msg, BridgeStatus) and self._robot_specs.get(msg.robot_id) != msg.robot:
             self._robot_specs[msg.robot_id] = msg.robot
             self.store.touch_robot(msg.robot_id, msg.robot)
+
+    def _in_order(self, robot_id: str, topic: str, seq: int) -> bool:
+        """Count gaps; False for a duplicate or out-of-order message (dropped)."""
+        with self._lock:
+            return self._seq.observe(robot_id, topic, seq) >= 0
 
     # ----------------------------------------------------------------- steps
 
@@ -240,6 +262,8 @@ class Recorder:
         return self._begin(meta)
 
     def _begin(self, meta: EpisodeMeta) -> _Open:
+        check_name(meta.robot_id, "robot id")  # ids become paths: refuse before any row
+        check_name(meta.episode_id, "episode id")
         for other in [e for e in self._open.values() if e.meta.robot_id == meta.robot_id]:
             log.warning("episode %s: no end event before the next episode", other.meta.episode_id)
             self._finish(other, end_reason="superseded", complete=False)

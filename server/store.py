@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -94,7 +95,6 @@ class EpisodeStore:
         self._hasher = PasswordHasher()
         self._metrics_interval = metrics_interval_s
         self._metric_last_t: dict[tuple[str, str], float] = {}
-        self._known_runs: set[str] = set()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -478,14 +478,13 @@ class EpisodeStore:
             if np.isfinite(value) and (last is None or t - last >= self._metrics_interval):
                 keep[name] = float(value)
         with self.session() as s:
-            run = s.get(m.LearnerRun, run_id) if run_id in self._known_runs or keep else None
+            run = s.get(m.LearnerRun, run_id)
             if run is None and keep:
                 run = m.LearnerRun(id=run_id, method=method, started_at=_utc(t))
                 s.add(run)
             if run is not None:
                 run.last_seen_at = _utc(t)
             s.add_all(m.MetricPoint(run_id=run_id, t=t, name=k, value=v) for k, v in keep.items())
-        self._known_runs.add(run_id)
         for name in keep:
             self._metric_last_t[(run_id, name)] = t
         return len(keep)
@@ -529,7 +528,7 @@ def _ensure_robot(s: Session, robot_id: str, spec: str | None = None) -> m.Robot
     return robot
 
 
-def _outcome_filter(query: Select[tuple[m.Episode]], outcome: Outcome | str | None) -> Select:
+def _outcome_filter(query: Select[Any], outcome: Outcome | str | None) -> Select[Any]:
     if outcome is None:
         return query
     if outcome == "unlabeled":
@@ -582,7 +581,7 @@ def _apply_meta(row: m.Episode, meta: EpisodeMeta) -> bool:
     An outcome in the files fills an unlabelled row only: later labels live in the DB.
     """
     ended = None if meta.ended_wall is None else _utc(meta.ended_wall)
-    values = {
+    values: dict[str, Any] = {
         "length": meta.num_steps,
         "episode_return": float(meta.episode_return),
         "success": meta.success,

@@ -74,10 +74,11 @@ NO_LEASE_COMMANDS = {"estop", "clear_estop"}
 
 def command_body(name: str, operator: str, reason: str | None) -> CommandBody:
     """The bridge command for a browser command name."""
-    kw = {"operator": operator, "reason": reason}
     if name in ("success", "failure", "discard"):
-        return EndEpisode(label=Outcome(name), **kw)
-    simple = {
+        return EndEpisode(label=Outcome(name), operator=operator, reason=reason)
+    simple: dict[
+        str, type[StartDemo | StartRollout | TakeOver | HandBack | ResetDone | EStop | ClearEStop]
+    ] = {
         "start_demo": StartDemo,
         "start_rollout": StartRollout,
         "take_over": TakeOver,
@@ -86,7 +87,7 @@ def command_body(name: str, operator: str, reason: str | None) -> CommandBody:
         "estop": EStop,
         "clear_estop": ClearEStop,
     }
-    return simple[name](**kw)
+    return simple[name](operator=operator, reason=reason)
 
 
 @dataclass
@@ -103,6 +104,7 @@ class _Client:
     outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     seq: itertools.count[int] = field(default_factory=itertools.count)
     had_lease: bool = False
+    session_id: int | None = None
     last_not_holding_error: float = 0.0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -128,6 +130,7 @@ class _Registry:
             if client.key == key:
                 you = holder is not None and holder.client_id == client.id
                 client.had_lease = you
+                _track_session(client, you)
                 client.send(
                     Lease(
                         holder=holder.operator if holder else None,
@@ -135,6 +138,24 @@ class _Registry:
                         expires_in_s=remaining,
                     )
                 )
+
+
+def _track_session(client: _Client, holds: bool) -> None:
+    """An operating session (operator, robot, start/end in the database) spans a lease.
+
+    Claims and releases are rare, so the short store calls run inline.
+    """
+    store = client.state.store
+    try:
+        if holds and client.session_id is None:
+            status = client.state.link.status(client.robot)
+            robot_id = status.robot_id if status else None
+            client.session_id = store.open_session(client.user.id, robot_id)
+        elif not holds and client.session_id is not None:
+            session_id, client.session_id = client.session_id, None
+            store.close_session(session_id)
+    except Exception:  # bookkeeping must never break the control path
+        log.exception("could not record the operating session of %s", client.user.name)
 
 
 def _registry(state: AppState) -> _Registry:
@@ -173,6 +194,7 @@ async def control_socket(
         for task in (watchdog, writer, *client.tasks):
             task.cancel()
         registry.clients.pop(client.id, None)
+        _track_session(client, False)
         client.mapper.release()
         if state.leases.release_all(client.id):
             log.info("control lease of %s released: socket closed", user.name)
@@ -276,13 +298,19 @@ def _map(client: _Client, msg: GamepadInput | KeyboardInput | XRInput | XREvent)
         return mapper.on_keyboard(msg)
     if isinstance(msg, XREvent):
         return mapper.on_xr_event(msg)
+    return mapper.on_xr(msg, _ee_pose(client))
+
+
+def _ee_pose(client: _Client) -> EEPose | None:
+    """The measured end-effector position from the bridge's latest status (no orientation)."""
     status = client.state.link.status(client.robot)
-    pose = (
-        EEPose(tuple(status.ee_pos))
-        if status and status.ee_pos and len(status.ee_pos) == 3
-        else None
-    )  # type: ignore[arg-type]
-    return mapper.on_xr(msg, pose)
+    if status is None or status.ee_pos is None or len(status.ee_pos) != 3:
+        return None
+    x, y, z = status.ee_pos
+    try:
+        return EEPose((x, y, z))
+    except ValueError:
+        return None
 
 
 def _command(client: _Client, msg: CommandRequest) -> None:

@@ -135,7 +135,7 @@ def get_arrays(
     steps = episode.steps
     if format == "npz":
         buf = io.BytesIO()
-        np.savez(buf, **steps)
+        np.savez(buf, **steps)  # type: ignore[arg-type]
         return Response(
             buf.getvalue(),
             media_type="application/x-npz",

@@ -8,7 +8,12 @@ from sqlalchemy import create_engine
 from server.db.models import Base
 
 config = context.config
-engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
+engine = config.attributes.get("engine")
+if engine is None:
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("alembic: no engine in config.attributes and no sqlalchemy.url")
+    engine = create_engine(url)
 
 with engine.begin() as connection:
     context.configure(

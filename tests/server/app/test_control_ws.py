@@ -94,7 +94,12 @@ def test_second_operator_denied_until_disconnect(
         # the first one still holds it
         send(first, 2, "ping", t_client=now_ms())
         recv_type(first, "pong")
-    # first disconnected: the lease is free again
+    # first disconnected: the lease is free again, and its operating session is closed
+    closed = wait_until(
+        lambda: [(op, end is not None) for op, end in _sessions(client)] == [("op", True)],
+        what="the operating session to close",
+    )
+    assert closed
     with connect(client, tokens["op2"]) as second:
         wait_until(lambda: not client.app.state.tandem.leases.snapshot(), what="lease release")  # type: ignore[attr-defined]
         second.receive_json()
@@ -300,3 +305,31 @@ def test_bridge_that_does_not_answer_gives_a_timeout_ack(tmp_path, tokens_free=N
                 assert ack["ok"] is False and "did not answer" in ack["reason"]
     finally:
         silent.stop()
+
+
+def test_cross_origin_cookie_websocket_is_refused(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    client.cookies.set("tandem_token", tokens["op"])
+    evil = {"origin": "http://evil.example"}
+    with client.websocket_connect("/ws/control", headers=evil) as ws:
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_json()
+        assert info.value.code == 4403
+    with client.websocket_connect("/ws/control", headers={"origin": "http://testserver"}) as ws:
+        assert ws.receive_json()["type"] == "lease"  # same origin: the cookie is fine
+
+
+def _sessions(client: TestClient) -> list[tuple[str, object]]:
+    from sqlalchemy import select
+
+    from server.db.models import OperatingSession, Operator
+
+    store = client.app.state.tandem.store  # type: ignore[attr-defined]
+    with store.session() as s:
+        rows = s.execute(
+            select(Operator.name, OperatingSession.ended_at).join(
+                Operator, Operator.id == OperatingSession.operator_id
+            )
+        ).all()
+        return [(name, ended) for name, ended in rows]

@@ -85,6 +85,11 @@ def test_robots_state_and_resets(client: TestClient, tokens: dict, bridge: FakeB
     state = client.get("/api/state", headers=h).json()
     assert state["link"]["statuses"] >= 1 and state["recorder"] is not None
     assert client.get("/api/resets", headers=h).json() == []
+    bridge.publish_status(mode="await_reset")
+    time.sleep(0.2)
+    bridge.publish_status(mode="idle")
+    resets = wait_until(lambda: client.get("/api/resets", headers=h).json(), what="a reset row")
+    assert resets[0]["robot_id"] == "robot0" and 0.1 < resets[0]["duration_s"] < 5
     assert client.get("/api/robots").status_code == 401
 
 

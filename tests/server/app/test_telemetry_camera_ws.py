@@ -79,6 +79,9 @@ def test_telemetry_state_rollout_and_summary(
         assert summary["length"] == 4 and summary["return"] == 4.0
         assert summary["interventions"] == 1 and summary["intervention_steps"] == 2
         assert summary["intervention_rate"] == 0.5 and summary["success"] is True
+        bridge.publish_episode("ep1", "label", reason="relabel", outcome="failure")
+        label = next_of(ws, "episode_label")
+        assert label["episode_id"] == "ep1" and label["outcome"] == "failure"
 
 
 def test_telemetry_batches_learner_metrics(
@@ -127,8 +130,10 @@ def test_camera_frames_have_header_and_jpeg(
             data = None
             for seq in range(1, 200):
                 t_capture = time.monotonic()
-                bridge.publish_frame("front", jpeg(seq % 250), seq, t_capture)
-                bridge.publish_frame("wrist", jpeg(7), seq, t_capture)  # another camera: not sent
+                bridge.publish_frame("front", jpeg(seq % 250), seq, t_capture, shape=(48, 64))
+                bridge.publish_frame(
+                    "wrist", jpeg(7), seq, t_capture, shape=(48, 64)
+                )  # another camera: not sent
                 hubs = client.app.state.tandem.hubs  # type: ignore[attr-defined]
                 robot = "robot0" if "robot" in query else ""
                 if hubs.camera(robot, "front").mailboxes() and seq > 3:
@@ -141,6 +146,28 @@ def test_camera_frames_have_header_and_jpeg(
             assert abs(t_send_ms - time.time() * 1000) < 5000
             image = cv2.imdecode(np.frombuffer(data[24:], np.uint8), cv2.IMREAD_COLOR)
             assert image.shape == (48, 64, 3)
+
+
+def test_malformed_bridge_messages_are_counted_and_the_stream_goes_on(
+    client: TestClient, tokens: dict[str, str], bridge: FakeBridge
+) -> None:
+    link = client.app.state.tandem.link  # type: ignore[attr-defined]
+    wait_until(lambda: bridge.publish_status() or link.robots(), what="robot id")
+    garbage = [
+        [b"frame", b"{not json", b"x"],
+        [b"frame", b"{}"],
+        [b"status", b'{"v": 1}'],
+        [b"nonsense", b"{}"],
+        [b"\xff"],
+    ]
+    with client.websocket_connect(f"/ws/camera?cam=front&token={tokens['viewer']}") as ws:
+        hub = client.app.state.tandem.hubs.camera("", "front")  # type: ignore[attr-defined]
+        wait_until(hub.mailboxes, what="subscription")
+        for parts in garbage:
+            bridge.publish_raw(parts)
+        bridge.publish_frame("front", jpeg(9), 77, time.monotonic(), shape=(48, 64))
+        assert struct.unpack("<IIdd", ws.receive_bytes()[:24])[0] == 77
+    assert link.stats.bad_messages >= len(garbage)
 
 
 @pytest.mark.parametrize("query", ["cam=", "cam=../etc", "cam=front&robot=a%20b"])

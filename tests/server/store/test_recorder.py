@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,10 +123,11 @@ def test_gaps_are_counted_and_mark_incomplete(
             b0.seq.next("step")  # the bridge sent it; we lose it
             continue
         b0.step("gappy", i)
+    b0.step("gappy", 9, seq=b0.seq.next("step") - 1)  # a duplicate of the last one
     b0.end("gappy", 10)
     wait_until(lambda: _finished(store, "gappy"), what="finish")
     stats = recording.stats()
-    assert stats.gaps == 2 and stats.missing == 3
+    assert stats.gaps == 2 and stats.missing == 3 and stats.duplicates == 1
     row = store.get_episode("gappy")
     assert row.length == 7 and not row.complete
     assert load_episode(store.episodes_root / "robot0" / "gappy").steps["step"].tolist() == [
@@ -203,3 +205,47 @@ def test_stop_finishes_open_episode_incomplete(store: EpisodeStore, tmp_path: Pa
 def test_needs_an_endpoint(store: EpisodeStore) -> None:
     with pytest.raises(ValueError):
         Recorder(store, [])
+
+
+def test_unsafe_ids_are_refused(
+    store: EpisodeStore, recording: Recorder, bridges: list[FakeBridge]
+) -> None:
+    b0 = bridges[0]
+    b0.start("../escape")
+    b0.step("../escape", 0)
+    b0.episode("fine", 2)
+    wait_until(lambda: _finished(store, "fine"), what="next episode")
+    assert recording.stats().malformed == 2
+    assert not store.has_episode("../escape")
+    assert not (store.episodes_root / "escape").exists()
+
+
+def test_app_reads_and_writes_while_recording(
+    store: EpisodeStore, recording: Recorder, bridges: list[FakeBridge]
+) -> None:
+    """The HTTP app and the recorder thread share one store (and one SQLite file)."""
+    errors: list[BaseException] = []
+    halt = threading.Event()
+
+    def app() -> None:
+        while not halt.is_set():
+            try:
+                for row in store.list_episodes(limit=10)[0]:
+                    store.annotate(row.id, "seen")
+                    store.get_episode(row.id)
+            except BaseException as exc:  # collected and re-raised in the test thread
+                errors.append(exc)
+                return
+
+    worker = threading.Thread(target=app)
+    worker.start()
+    try:
+        for k in range(6):
+            bridges[k % 2].episode(f"c{k}", 15)
+        wait_until(lambda: all(_finished(store, f"c{k}") for k in range(6)), what="episodes")
+    finally:
+        halt.set()
+        worker.join(10)
+    assert not errors, errors
+    assert recording.stats().errors == 0
+    assert all(store.get_episode(f"c{k}").length == 15 for k in range(6))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 
-from server.db.engine import make_engine, migrate
+from server.db.engine import alembic_config, make_engine, migrate
 from server.db.models import AuthToken, Base, Operator, Role
 from server.store import ConflictError, EpisodeStore, NotFoundError
 
@@ -108,5 +109,9 @@ def test_migrations_match_models(database_url: str) -> None:
                 assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
                 assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
                 assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        command.downgrade(alembic_config(engine), "base")
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        migrate(engine)
+        assert "episodes" in inspect(engine).get_table_names()
     finally:
         engine.dispose()

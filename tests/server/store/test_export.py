@@ -1,0 +1,97 @@
+"""HDF5 export: the documented robomimic/IBRL layout, read back with h5py; ``tandem export``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from server.store import EpisodeStore, NotFoundError
+from tandem.messages import EpisodeKind, Outcome
+from tests.server.store._support import STATE_DIM, action, image, state, write_episode
+
+REPO = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_layout_and_values(store: EpisodeStore, tmp_path: Path) -> None:
+    write_episode(store, "d0", n=6, started=1000.0)
+    write_episode(store, "d1", n=4, started=2000.0, kind=EpisodeKind.ROLLOUT,
+                  interventions=(1, 3), outcome=Outcome.FAILURE)  # fmt: skip
+    out = store.export_hdf5(["d0", "d1"], tmp_path / "out" / "demos.hdf5")
+    with h5py.File(out, "r") as f:
+        data = f["data"]
+        assert sorted(data) == ["demo_0", "demo_1"]
+        assert data.attrs["total"] == 10
+        env_args = json.loads(data.attrs["env_args"])
+        assert env_args["env_kwargs"]["cameras"] == ["front", "wrist"]
+        assert env_args["env_kwargs"]["state_dim"] == STATE_DIM
+        demo = data["demo_0"]
+        assert demo.attrs["num_samples"] == 6 and demo.attrs["episode_id"] == "d0"
+        assert demo.attrs["outcome"] == "success" and demo.attrs["complete"]
+        assert sorted(demo["obs"]) == ["front_image", "state", "wrist_image"]
+        assert demo["obs/state"].shape == (6, STATE_DIM) and demo["obs/state"].dtype == np.float32
+        assert demo["obs/front_image"].shape == (6, 96, 96, 3)
+        assert demo["obs/front_image"].dtype == np.uint8
+        np.testing.assert_array_equal(demo["obs/wrist_image"][2], image(2, 1))
+        np.testing.assert_allclose(demo["obs/state"][4], state(4))
+        np.testing.assert_allclose(demo["next_obs/state"][4], state(5))
+        np.testing.assert_allclose(demo["next_obs/state"][5], state(6))  # final observation
+        np.testing.assert_array_equal(demo["next_obs/front_image"][5], image(6, 0))
+        np.testing.assert_allclose(demo["actions"][3], action(3), rtol=1e-6)
+        assert demo["actions"].shape == (6, 7)
+        assert demo["rewards"][:].tolist() == [0, 0, 0, 0, 0, 1]
+        assert demo["dones"].dtype == np.uint8 and demo["dones"][:].tolist() == [0] * 5 + [1]
+        roll = data["demo_1"]
+        assert roll.attrs["kind"] == "rollout" and roll.attrs["outcome"] == "failure"
+        assert roll["interventions"][:].tolist() == [False, True, True, False]
+    assert not (tmp_path / "out" / "demos.hdf5.tmp").exists()
+
+
+def test_export_errors(store: EpisodeStore, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError):
+        store.export_hdf5(["missing"], tmp_path / "x.hdf5")
+    with pytest.raises(ValueError):
+        store.export_hdf5([], tmp_path / "x.hdf5")
+    assert not (tmp_path / "x.hdf5").exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tandem", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_cli_export(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = EpisodeStore(None, data)
+    write_episode(store, "s1", n=3, started=100.0)
+    write_episode(store, "f1", n=3, started=200.0, outcome=Outcome.FAILURE)
+    write_episode(store, "s2", n=5, started=300.0)
+    write_episode(store, "r1", n=2, started=400.0, kind=EpisodeKind.ROLLOUT)
+    store.discard("s2")
+    store.close()
+    out = tmp_path / "demos.hdf5"
+    done = _cli("export", "--data-dir", str(data), "--kind", "demo", "--outcome", "success",
+                "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with h5py.File(out, "r") as f:
+        assert [f[f"data/{k}"].attrs["episode_id"] for k in sorted(f["data"])] == ["s1"]
+    done = _cli("export", "--data-dir", str(data), "--ids", "r1", "s2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with h5py.File(out, "r") as f:
+        assert f["data"].attrs["total"] == 7
+        assert f["data/demo_0"].attrs["episode_id"] == "r1"
+    bad = _cli("export", "--data-dir", str(data), "--ids", "nope", "--out", str(out))
+    assert bad.returncode == 1 and "nope" in bad.stderr
+    none = _cli("export", "--data-dir", str(data), "--robot", "r9", "--out", str(out))
+    assert none.returncode == 1 and "no episode" in none.stderr
+    broken = _cli("db", "upgrade", "--data-dir", str(data), "--database-url", "nosuchdb://x")
+    assert broken.returncode == 1 and "cannot open the store" in broken.stderr
+    upgrade = _cli("db", "upgrade", "--data-dir", str(data))
+    assert upgrade.returncode == 0 and "revision 0001" in upgrade.stdout
