@@ -90,11 +90,21 @@ class Stack:
     def wait_status(
         self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str
     ) -> dict[str, Any]:
+        seen: list[dict[str, Any] | None] = [None]
+
         def probe() -> dict[str, Any] | None:
-            status = self.status()
+            status = seen[0] = self.status()
             return status if status is not None and check(status) else None
 
-        return wait_for(probe, timeout, what)
+        try:
+            return wait_for(probe, timeout, what)  # type: ignore[no-any-return]
+        except pytest.fail.Exception:
+            last = seen[0] or {}
+            keys = ("mode", "episode_id", "step", "ee_pos", "last_transition")
+            pytest.fail(
+                f"{what}: not reached in {timeout:.1f} s; last status: "
+                f"{ {k: last.get(k) for k in keys} }"
+            )
 
     def wait_steps(self, n: int, timeout: float = 10.0) -> dict[str, Any]:
         """Wait until the bridge has published ``n`` more control ticks of this episode."""

@@ -132,6 +132,8 @@ def test_gamepad_buttons_label_and_reset(page: Page, robot: Stack) -> None:
         set_pad(page, pressed={button: True})
         robot.wait_status(lambda s, m=mode: s["mode"] == m, 10, f"mode {mode}")
         set_pad(page, pressed={button: False})
+        # What Start does depends on the mode, so the page must have seen the new one.
+        expect(page.locator("#mode")).to_have_attribute("data-mode", mode)
 
 
 def test_estop_latches_and_clears_from_the_dashboard(page: Page, robot: Stack) -> None:

@@ -104,6 +104,7 @@ def test_headset_buttons_label_the_episode_and_reset(page: Page, robot: Stack) -
     robot.wait_steps(2)
     press(page, robot, "b-button")  # B: failure
     robot.wait_status(lambda s: s["mode"] == "await_reset", 10, "mode await_reset")
+    expect(page.locator("#mode")).to_have_attribute("data-mode", "await_reset")
     press(page, robot, "a-button")  # A after an episode: reset done -> next episode
     robot.wait_status(
         lambda s: s["mode"] == "teleop" and s["episode_id"] != first, 10, "the next episode"
