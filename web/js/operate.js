@@ -1,0 +1,257 @@
+// Operate page: cameras, mode, e-stop, episode commands, control lease, device input, latency.
+
+import { setLink, startPage } from "./common.js";
+import { CameraView } from "./camera.js";
+import { ControlClient, nowMs } from "./control.js";
+import { GamepadPoller, KeyboardInput, PAD_BUTTONS } from "./devices.js";
+import { api } from "./net.js";
+import { Telemetry } from "./telemetry.js";
+import { $, fmt, fmtMs, h, showMode, toast } from "./ui.js";
+
+const PAD_SEND_PERIOD_MS = 33; // ~30 Hz of gamepad samples while holding the lease
+const KEY_REPEAT_MS = 100; // keep held keys fresh for the server's input watchdog
+const HEARTBEAT_MS = 1000; // an empty keyboard sample keeps the lease of an idle, visible page
+const DEADMAN_BUTTON = 5; // RB: hold-to-move (teleop.deadman_button); during a rollout, take over
+// Buttons the mapping leaves free (teleop/gamepad.py) act as episode commands on press.
+const PAD_COMMANDS = {
+  3: () => "success", // Y
+  1: () => "failure", // B
+  8: () => "discard", // Back
+  9: (mode) => ({ idle: "start_demo", await_reset: "reset_done" })[mode] ?? null, // Start
+};
+// Camera names: ?cams=front,wrist (default: the bridge's default cameras).
+const CAMERAS = (new URLSearchParams(location.search).get("cams") ?? "front,wrist")
+  .split(",")
+  .map((c) => c.trim())
+  .filter(Boolean);
+
+const page = {
+  control: null,
+  status: null,
+  cams: new Map(),
+  frameAgeMs: null,
+  device: "none",
+  padSentAt: 0,
+  keysSentAt: 0,
+  keyboard: null,
+  takeoverHeld: false,
+  padTookOver: false,
+  padDeadman: false,
+  padPressed: [],
+};
+// Read-only handle for the browser console and the browser tests.
+window.tandem = page;
+
+async function main() {
+  await startPage();
+  page.control = new ControlClient({
+    onlease: showLease,
+    onerror: (text) => toast(text, { error: true }),
+    onopen: () => setLink(true),
+    onclose: () => {
+      setLink(false);
+      showLease({ holder: null, you_hold: false });
+    },
+  });
+  new Telemetry({ state: onState });
+  for (const cam of CAMERAS) ensureCamera(cam);
+  wireButtons();
+  wireTakeover();
+  page.keyboard = new KeyboardInput(onKeys);
+  new GamepadPoller(onPad);
+  setInterval(tick, 100);
+}
+
+function showLease(lease) {
+  $("lease").textContent = lease.you_hold
+    ? "You have control"
+    : lease.holder
+      ? `${lease.holder} has control`
+      : "Nobody has control";
+  $("claim").hidden = Boolean(lease.you_hold);
+  $("release").hidden = !lease.you_hold;
+}
+
+/** Claim the lease if this page does not hold it; resolves to true once held. */
+async function ensureLease(timeoutMs = 2000) {
+  if (page.control.lease.you_hold) return true;
+  page.control.claim();
+  const t0 = performance.now();
+  while (!page.control.lease.you_hold && performance.now() - t0 < timeoutMs) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return page.control.lease.you_hold;
+}
+
+async function runCommand(name) {
+  if (name !== "estop" && name !== "clear_estop" && !(await ensureLease())) {
+    toast(`${name.replace("_", " ")}: someone else has control`, { error: true });
+    return { ok: false };
+  }
+  const ack = await page.control.command(name);
+  if (!ack.ok) toast(`${name.replace("_", " ")}: ${ack.reason || "refused"}`, { error: true });
+  return ack;
+}
+
+async function estop() {
+  try {
+    await api("/api/estop", { method: "POST", body: { reason: "operator e-stop (dashboard)" } });
+  } catch (err) {
+    // The REST path failed; the control socket is the second way to stop the robot.
+    const ack = await page.control.command("estop");
+    if (!ack.ok) toast(`E-STOP FAILED: ${err.message}`, { error: true });
+  }
+}
+
+function wireButtons() {
+  $("estop").addEventListener("click", estop);
+  const commands = {
+    "start-demo": "start_demo",
+    "start-rollout": "start_rollout",
+    success: "success",
+    failure: "failure",
+    discard: "discard",
+    "reset-done": "reset_done",
+    "clear-estop": "clear_estop",
+  };
+  for (const [id, name] of Object.entries(commands)) {
+    $(id).addEventListener("click", () => runCommand(name));
+  }
+  $("claim").addEventListener("click", () => page.control.claim());
+  $("release").addEventListener("click", () => page.control.release());
+}
+
+/** Hold-to-take-over: pressing the button takes over, releasing it hands back. */
+function wireTakeover() {
+  const button = $("takeover");
+  const press = (ev) => {
+    ev.preventDefault();
+    if (page.takeoverHeld) return;
+    page.takeoverHeld = true;
+    button.classList.add("held");
+    button.setPointerCapture?.(ev.pointerId);
+    runCommand("take_over");
+  };
+  const letGo = () => {
+    if (!page.takeoverHeld) return;
+    page.takeoverHeld = false;
+    button.classList.remove("held");
+    runCommand("hand_back");
+  };
+  button.addEventListener("pointerdown", press);
+  button.addEventListener("pointerup", letGo);
+  button.addEventListener("pointercancel", letGo);
+  button.addEventListener("lostpointercapture", letGo);
+}
+
+function onPad(pad, changed) {
+  if (!pad) {
+    if (page.device.startsWith("gamepad")) page.device = "none";
+    return;
+  }
+  page.device = `gamepad: ${pad.id || "unnamed"}`;
+  deadmanEdges(Boolean(pad.buttons[DEADMAN_BUTTON]?.pressed));
+  commandButtons(pad.buttons.map((b) => b.pressed));
+  const held = pad.buttons.map((b, i) => (b.pressed ? (PAD_BUTTONS[i] ?? `b${i}`) : null));
+  const axes = pad.axes
+    .slice(0, 4)
+    .map((x) => fmt(x, 2))
+    .join(" ");
+  $("device-input").textContent = `${held.filter(Boolean).join("+") || "no buttons"} | ${axes}`;
+  const now = nowMs();
+  if (!page.control.lease.you_hold) return;
+  if (!changed && now - page.padSentAt < PAD_SEND_PERIOD_MS) return;
+  page.padSentAt = now;
+  page.control.input("gamepad", {
+    id: pad.id.slice(0, 200) || null,
+    axes: pad.axes.slice(0, 8).map((x) => Math.max(-1, Math.min(1, x))),
+    buttons: pad.buttons.slice(0, 20).map((b) => ({
+      pressed: b.pressed,
+      value: Math.max(0, Math.min(1, b.value)),
+    })),
+  });
+}
+
+/** Holding the deadman during a rollout takes over; letting go hands back. */
+function deadmanEdges(held) {
+  const mode = page.status?.mode;
+  if (held && !page.padDeadman && mode === "rollout" && page.control.lease.you_hold) {
+    page.padTookOver = true;
+    runCommand("take_over");
+  }
+  if (!held && page.padDeadman && page.padTookOver) {
+    page.padTookOver = false;
+    runCommand("hand_back");
+  }
+  page.padDeadman = held;
+}
+
+function commandButtons(pressed) {
+  for (const [index, pick] of Object.entries(PAD_COMMANDS)) {
+    const i = Number(index);
+    if (pressed[i] && !page.padPressed[i] && page.control.lease.you_hold) {
+      const name = pick(page.status?.mode);
+      if (name) runCommand(name);
+    }
+  }
+  page.padPressed = pressed;
+}
+
+function onKeys(keys) {
+  if (keys.length) page.device = "keyboard";
+  $("device-input").textContent = keys.join("+") || "no keys";
+  sendKeys(keys);
+}
+
+function sendKeys(keys) {
+  if (!page.control.lease.you_hold) return;
+  page.keysSentAt = nowMs();
+  page.control.input("keyboard", { keys });
+}
+
+function onState(msg) {
+  page.status = msg;
+  showMode($("mode"), msg.mode);
+  const estopped = msg.mode === "estop";
+  $("estop").classList.toggle("latched", estopped);
+  $("clear-estop").hidden = !estopped;
+  $("robot").textContent = `${msg.robot_id ?? "—"} (${msg.robot ?? "?"})`;
+  $("episode").textContent = msg.episode_id ? `${msg.episode_kind ?? ""} ${msg.episode_id}` : "—";
+  $("step").textContent = msg.episode_id ? String(msg.step) : "—";
+  $("ee").textContent = msg.ee_pos ? msg.ee_pos.map((x) => fmt(x, 3)).join(", ") : "—";
+  $("gripper").textContent = fmt(msg.gripper, 2);
+  const version = msg.weights_version ?? null;
+  const policy = !msg.policy_ready
+    ? "none loaded"
+    : version === null
+      ? "ready"
+      : `weights v${version}` + (msg.weights_lag ? ` (${msg.weights_lag} behind)` : "");
+  $("policy").textContent = policy;
+}
+
+function ensureCamera(name) {
+  if (page.cams.has(name)) return;
+  const canvas = h("canvas", { width: 96, height: 96, "data-cam": name });
+  $("cams").append(h("div", { class: "cam" }, canvas, h("span", { class: "label" }, name)));
+  $("no-cams").hidden = true;
+  page.cams.set(name, new CameraView(canvas, name, onFrame));
+}
+
+/** Frame age: capture (bridge clock) to drawn (this browser's clock), ms. */
+function onFrame(frame) {
+  if (frame.t_capture_ms > 0) page.frameAgeMs = frame.t_drawn_ms - frame.t_capture_ms;
+}
+
+function tick() {
+  const keys = page.keyboard.keys;
+  const since = nowMs() - Math.max(page.keysSentAt, page.padSentAt);
+  if (keys.length && nowMs() - page.keysSentAt >= KEY_REPEAT_MS) sendKeys(keys);
+  else if (since >= HEARTBEAT_MS && document.visibilityState === "visible") sendKeys(keys);
+  $("rtt").textContent = fmtMs(page.control.rttMs);
+  const sent = page.control.lastInputMs;
+  $("input-age").textContent = sent ? fmtMs(nowMs() - sent) : "—";
+  $("frame-age").textContent = fmtMs(page.frameAgeMs);
+  $("device").textContent = page.device;
+}
+
+main();

@@ -1,0 +1,153 @@
+// Training page: live learner metrics (grouped uPlot charts), the rollout Q strip, episodes.
+
+import { setLink, startPage } from "./common.js";
+import { GROUPS, MetricChart, QStrip, groupOf } from "./charts.js";
+import { api } from "./net.js";
+import { Telemetry } from "./telemetry.js";
+import { $, fmt, h, showMode, toast } from "./ui.js";
+
+const FLUSH_MS = 100; // batched setData at <= 10 Hz
+const RECENT_ROWS = 20;
+const HISTORY_POINTS = 500; // per metric
+
+const page = { charts: new Map(), qstrip: null, metricsReceived: 0 };
+// Read-only handle for the browser console and the browser tests.
+window.tandem = page;
+
+async function main() {
+  await startPage();
+  page.qstrip = new QStrip($("qstrip"));
+  await loadHistory();
+  new Telemetry({
+    metrics: onMetrics,
+    rollout: onRollout,
+    episode_summary: onEpisode,
+    state: onState,
+    onopen: () => setLink(true),
+    onclose: () => setLink(false),
+  });
+  setInterval(flush, FLUSH_MS);
+  window.addEventListener("resize", () => {
+    for (const chart of page.charts.values()) chart.resize();
+    page.qstrip.resize();
+  });
+}
+
+/** The newest run's stored metrics, so a page opened mid-training shows the history. */
+async function loadHistory() {
+  try {
+    const runs = await api("/api/metrics/runs");
+    if (!runs.length) return;
+    const run = runs[0].id;
+    const history = await api(
+      `/api/metrics/${encodeURIComponent(run)}?max_points=${HISTORY_POINTS}`,
+    );
+    const rows = new Map(); // metrics of one message share its time stamp
+    for (const [name, points] of Object.entries(history.series)) {
+      for (const [t, value] of points) {
+        if (!rows.has(t)) rows.set(t, {});
+        rows.get(t)[name] = value;
+      }
+    }
+    const times = [...rows.keys()].sort((a, b) => a - b);
+    for (const t of times) addRow({ run_id: run, t_wall: t, scalars: rows.get(t) });
+    page.historyRows = times.length;
+  } catch (err) {
+    toast(`Could not load the metrics history: ${err.message}`, { error: true });
+  }
+}
+
+/** Robot state: mode badge, and the bridge's weights version and lag on the weights chart. */
+function onState(msg) {
+  showMode($("mode"), msg.mode);
+  if (msg.weights_version === null || msg.weights_version === undefined) return;
+  const values = { [`${msg.robot_id}/weights_version`]: msg.weights_version };
+  if (msg.weights_lag !== null && msg.weights_lag !== undefined) {
+    values[`${msg.robot_id}/weights_lag`] = msg.weights_lag;
+  }
+  chartFor("weights").add(msg.t_wall, values);
+}
+
+/** One LearnerMetrics message, or a batch of them under `rows`. */
+function onMetrics(msg) {
+  const rows = Array.isArray(msg.rows) ? msg.rows : [msg];
+  for (const row of rows) addRow(row);
+}
+
+function addRow(row) {
+  const metrics = row?.scalars ?? row?.metrics;
+  if (typeof metrics !== "object" || metrics === null) return;
+  page.metricsReceived += 1;
+  const x = Number.isFinite(row.t_wall) ? row.t_wall : Date.now() / 1000;
+  const byGroup = new Map();
+  for (const [name, value] of Object.entries(metrics)) {
+    const group = groupOf(name);
+    if (!byGroup.has(group.id)) byGroup.set(group.id, {});
+    byGroup.get(group.id)[name] = value;
+  }
+  for (const [id, values] of byGroup) chartFor(id).add(x, values);
+  $("run").textContent = row.run_id ?? "—";
+  $("update-step").textContent = String(row.update_step ?? "—");
+  $("env-steps").textContent = String(row.env_steps ?? "—");
+  $("no-metrics").hidden = true;
+}
+
+/** The chart of a group, created on first use in the fixed group order. */
+function chartFor(id) {
+  let chart = page.charts.get(id);
+  if (chart) return chart;
+  const group = GROUPS.find((g) => g.id === id);
+  const el = h("div", { class: "chart", "data-group": id });
+  const order = GROUPS.map((g) => g.id);
+  const after = [...$("charts").children].find(
+    (c) => order.indexOf(c.dataset.group) > order.indexOf(id),
+  );
+  $("charts").insertBefore(el, after ?? null);
+  chart = new MetricChart(el, group);
+  page.charts.set(id, chart);
+  return chart;
+}
+
+/** The Q of the executed proposal (IBRL: the imitation or the RL actor's), if known. */
+export function executedQ(s) {
+  if (Number.isFinite(s.q)) return s.q;
+  if (s.proposal === "il" && Number.isFinite(s.q_il)) return s.q_il;
+  if (s.proposal === "rl" && Number.isFinite(s.q_rl)) return s.q_rl;
+  const known = [s.q_il, s.q_rl].filter(Number.isFinite);
+  return known.length ? Math.max(...known) : null;
+}
+
+/** One live step of the current episode: {episode_id, step, source, q_il, q_rl, proposal}. */
+function onRollout(msg) {
+  page.qstrip.add(msg.episode_id, msg.step, executedQ(msg), msg.source === "human");
+}
+
+function onEpisode(msg) {
+  const rate = msg.intervention_rate;
+  const row = h(
+    "tr",
+    {},
+    h("td", { class: "mono small" }, String(msg.episode_id ?? "—")),
+    h("td", {}, String(msg.episode_kind ?? "—")),
+    h("td", {}, String(msg.outcome ?? (msg.success ? "success" : msg.reason) ?? "—")),
+    h("td", {}, String(msg.length ?? "—")),
+    h("td", {}, fmt(msg.return, 2)),
+    h("td", {}, Number.isFinite(rate) ? `${Math.round(rate * 100)} %` : "—"),
+  );
+  const body = $("recent");
+  body.prepend(row);
+  while (body.children.length > RECENT_ROWS) body.lastChild.remove();
+}
+
+function flush() {
+  for (const chart of page.charts.values()) chart.flush();
+  page.qstrip.flush();
+}
+
+page.summary = () => ({
+  metricsReceived: page.metricsReceived,
+  charts: [...page.charts.values()].map((c) => c.summary()),
+  qstrip: page.qstrip.summary(),
+});
+
+main();
