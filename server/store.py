@@ -466,16 +466,18 @@ class EpisodeStore:
             return [ResetOut.model_validate(r) for r in s.scalars(query).all()]
 
     def record_metrics(
-        self, run_id: str, t: float, metrics: dict[str, float], method: str | None = None
+        self, run_id: str, t: float, metrics: dict[str, float | None], method: str | None = None
     ) -> int:
         """Keep at most one point per metric per ``metrics_interval_s``; returns points stored.
 
-        ``t`` is the learner's wall time (Unix seconds). Non-finite values are skipped.
+        ``t`` is the learner's wall time (Unix seconds). Metrics without a value yet
+        (None) and non-finite values are skipped; the others are still stored.
         """
         keep = {}
         for name, value in metrics.items():
             last = self._metric_last_t.get((run_id, name))
-            if np.isfinite(value) and (last is None or t - last >= self._metrics_interval):
+            has_value = value is not None and np.isfinite(value)
+            if has_value and (last is None or t - last >= self._metrics_interval):
                 keep[name] = float(value)
         with self.session() as s:
             run = s.get(m.LearnerRun, run_id)

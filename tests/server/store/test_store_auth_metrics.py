@@ -77,7 +77,10 @@ def test_metrics_downsampled(store: EpisodeStore) -> None:
     for i in range(10):  # 0.0, 0.5, ..., 4.5 s
         store.record_metrics("run1", 1000.0 + 0.5 * i, {"critic/loss": float(i), "x": 1.0})
     store.record_metrics("run1", 1005.0, {"critic/loss": float("nan"), "y": float("inf")})
+    # a metric without a value yet (None on the wire) does not cost the others their point
+    store.record_metrics("run1", 1006.0, {"pending": None, "z": 2.0})
     history = store.metrics_history("run1")
+    assert "pending" not in history and history["z"] == [(1006.0, 2.0)]
     assert [t for t, _ in history["critic/loss"]] == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
     assert [v for _, v in history["critic/loss"]] == [0.0, 2.0, 4.0, 6.0, 8.0]
     assert "y" not in history
