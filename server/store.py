@@ -476,8 +476,9 @@ class EpisodeStore:
         keep = {}
         for name, value in metrics.items():
             last = self._metric_last_t.get((run_id, name))
-            has_value = value is not None and np.isfinite(value)
-            if has_value and (last is None or t - last >= self._metrics_interval):
+            if value is None or not np.isfinite(value):
+                continue
+            if last is None or t - last >= self._metrics_interval:
                 keep[name] = float(value)
         with self.session() as s:
             run = s.get(m.LearnerRun, run_id)
