@@ -170,9 +170,11 @@ class Trainer:
         self.rng = np.random.default_rng(args.seed)
         self.out = args.out
         self.out.mkdir(parents=True, exist_ok=True)
-        probe = make_env(args.env, image_size=self.cfg.image_size)
-        pixels = use_pixels(self.cfg, probe.cameras, self.device)
-        probe.close()
+        pixels = False
+        if use_pixels(self.cfg, ["?"], self.device):  # only then look for cameras (rendering)
+            probe = make_env(args.env, image_size=self.cfg.image_size)
+            pixels = use_pixels(self.cfg, probe.cameras, self.device)
+            probe.close()
         cams = (self.cfg.cameras or None) if pixels else ()
         self.env = make_env(args.env, cameras=cams, image_size=self.cfg.image_size)
         self.eval_env = make_env(args.env, cameras=cams, image_size=self.cfg.image_size)
