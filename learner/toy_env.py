@@ -5,6 +5,7 @@ point position (x, y) in [-1, 1] and goal (x, y) in [-0.5, 0.5]. Action (2,) in 
 displacement of
 ``step_size`` per unit. Reward 1 and ``terminated`` when the point is within ``radius`` of the
 goal; ``truncated`` after ``horizon`` steps. ``NoisyReachExpert`` is a scripted demonstrator.
+``tandem/PointReachPixels-v0`` adds a top-down camera image (Dict observations).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 ENV_ID = "tandem/PointReach-v0"
+PIXELS_ENV_ID = "tandem/PointReachPixels-v0"
 
 
 class PointReachEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -61,12 +63,34 @@ class NoisyReachExpert:
         self.speed, self.noise = speed, noise
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
+    def __call__(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        if isinstance(obs, dict):
+            obs = obs["state"]
         delta = np.asarray(obs[2:4], np.float64) - np.asarray(obs[0:2], np.float64)
         direction = delta / max(np.linalg.norm(delta), 1e-6)
         action = direction * min(self.speed, np.linalg.norm(delta) / 0.1)
         return np.clip(action + self.rng.normal(0.0, self.noise, 2), -1, 1).astype(np.float32)
 
 
+class PointReachPixelsEnv(PointReachEnv):
+    """The same task with Dict observations: ``state`` (4,) and a ``top`` camera image
+    uint8 (size, size, 3) that draws the point (red) and the goal (green)."""
+
+    def __init__(self, size: int = 48, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.size = size
+        image = spaces.Box(0, 255, (size, size, 3), np.uint8)
+        self.observation_space = spaces.Dict({"state": self.observation_space, "top": image})
+
+    def _obs(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        image = np.zeros((self.size, self.size, 3), np.uint8)
+        for xy, channel in ((self._pos, 0), (self._goal, 1)):
+            r, c = ((np.asarray(xy)[::-1] + 1) / 2 * (self.size - 3)).astype(int)
+            image[r : r + 3, c : c + 3, channel] = 255
+        return {"state": super()._obs(), "top": image}
+
+
 if ENV_ID not in gym.registry:
     gym.register(ENV_ID, entry_point=PointReachEnv)
+if PIXELS_ENV_ID not in gym.registry:
+    gym.register(PIXELS_ENV_ID, entry_point=PointReachPixelsEnv)
