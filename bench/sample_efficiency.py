@@ -20,7 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(cmd: list[str]) -> None:
     print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    pipe = subprocess.PIPE
+    res = subprocess.run(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=pipe, text=True, check=False
+    )
+    if res.returncode != 0:
+        sys.stderr.write(res.stderr[-4000:])
+        raise SystemExit(f"command failed with exit status {res.returncode}")
 
 
 def main() -> None:

@@ -108,7 +108,9 @@ def pretrain_il(
     """Behaviour cloning on the demo transitions with a progress bar (stderr)."""
     optimizer = torch.optim.Adam(il.parameters(), lr=cfg.bc_lr)
     metrics: dict[str, float] = {}
-    bar = tqdm(range(cfg.bc_steps), desc="IL pre-training", unit="step", leave=False)
+    bar = tqdm(
+        range(cfg.bc_steps), desc="IL pre-training", unit="step", leave=False, mininterval=1.0
+    )
     for step in bar:
         batch = batch_to_torch(store.sample(cfg.batch_size, rng), device)
         metrics = bc_update(il, optimizer, batch["obs"], batch["action"], cfg.bc_grad_clip)
