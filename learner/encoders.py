@@ -26,7 +26,10 @@ def random_shift(
         return x
     b, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    shift = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator).to(x.device)
+    if generator is None:  # draw on the device: no host round trip on CUDA
+        shift = torch.randint(0, 2 * pad + 1, (b, 2), device=x.device)
+    else:
+        shift = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator).to(x.device)
     rows = torch.arange(h, device=x.device)[None, :] + shift[:, :1]  # [B, H]
     cols = torch.arange(w, device=x.device)[None, :] + shift[:, 1:]  # [B, W]
     bi = torch.arange(b, device=x.device)[:, None, None, None]

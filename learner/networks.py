@@ -202,7 +202,10 @@ def min_of_random_heads(
     heads = q.shape[0]
     if k >= heads:
         return q.min(dim=0).values
-    idx = torch.randperm(heads, generator=generator)[:k].to(q.device)
+    if generator is None:
+        idx = torch.randperm(heads, device=q.device)[:k]
+    else:
+        idx = torch.randperm(heads, generator=generator)[:k].to(q.device)
     return q.index_select(0, idx).min(dim=0).values
 
 
