@@ -30,6 +30,7 @@ class BCPolicy(nn.Module):
         pixel_dropout: float = 0.0,
         resnet_width: int = 64,
         shift_pad: int = 4,
+        norm_clip: float | None = None,
     ):
         super().__init__()
         self.spec = spec
@@ -40,9 +41,10 @@ class BCPolicy(nn.Module):
             "pixel_dropout": pixel_dropout,
             "resnet_width": resnet_width,
             "shift_pad": shift_pad,
+            "norm_clip": norm_clip,
         }
         self.shift_pad = shift_pad
-        self.normalizer = Normalizer(spec.state_dim)
+        self.normalizer = Normalizer(spec.state_dim, norm_clip)
         self.encoders = nn.ModuleDict()
         in_dim = spec.state_dim
         if spec.pixels:

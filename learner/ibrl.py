@@ -60,7 +60,7 @@ class IBRLAgent:
         self.mode = selection_mode(cfg.method)
         if self.mode != "rl" and il is None:
             raise ValueError(f"method {cfg.method!r} needs an IL policy")
-        self.normalizer = Normalizer(spec.state_dim)
+        self.normalizer = Normalizer(spec.state_dim, cfg.state_norm_clip)
         self.encoder, self.actor, self.critic, self.num_k = self._build_networks()
         self.actor_target = _frozen_copy(self.actor)
         self.critic_target = _frozen_copy(self.critic)

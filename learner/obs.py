@@ -102,13 +102,15 @@ def to_torch(
 
 
 class Normalizer(nn.Module):
-    """Standardises the state vector with statistics from the demonstrations."""
+    """Standardises the state vector with statistics from the demonstrations (optionally
+    clamped)."""
 
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, clip: float | None = None):
         super().__init__()
+        self.clip = clip
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
 
@@ -119,4 +121,7 @@ class Normalizer(nn.Module):
         self.std.copy_(x.std(0, unbiased=False).clamp_min(min_std))
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return (state.float() - self.mean) / self.std
+        """(state - mean) / std, clamped to [-clip, clip] when ``clip`` is set (states far
+        outside the few demos would otherwise reach |z| of 100 and more)."""
+        z = (state.float() - self.mean) / self.std
+        return z if self.clip is None else z.clamp(-self.clip, self.clip)

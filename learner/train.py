@@ -198,7 +198,7 @@ class Trainer:
         il = BCPolicy(
             self.spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=cfg.bc_dropout,
             pixel_dropout=cfg.bc_pixel_dropout, resnet_width=cfg.bc_resnet_width,
-            shift_pad=cfg.shift_pad,
+            shift_pad=cfg.shift_pad, norm_clip=cfg.state_norm_clip,
         )  # fmt: skip
         il.normalizer.fit(self.demo_states)
         return il.to(self.device)

@@ -44,6 +44,12 @@ class LearnerSettings(BaseModel):
         "proprioception in pixel runs); None = all.",
     )
     shift_pad: int = Field(4, ge=0, description="Random-shift augmentation padding (pixels).")
+    state_norm_clip: float | None = Field(
+        10.0,
+        gt=0,
+        description="Clamp of the demo-normalised state (in demo standard deviations); "
+        "None = no clamp.",
+    )
 
     # ---- RL (TD3 backbone)
     hidden_dim: int = Field(1024, ge=1, description="Width of actor and critic MLP layers.")

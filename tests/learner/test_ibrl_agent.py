@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from learner.checkpoint import load_checkpoint, save_checkpoint
-from learner.obs import ObsSpec
+from learner.obs import Normalizer, ObsSpec
 from tests.learner.helpers import random_batch, tiny_agent
 
 
@@ -161,3 +162,10 @@ def test_pixel_agent_updates_and_acts_on_cpu() -> None:
     assert math.isfinite(metrics["critic/loss"])
     action, info = agent.act(random_batch(spec, 3)["obs"], explore=True)
     assert action.shape == (3, 2) and info["q_il"].shape == (3,)
+
+
+def test_state_normaliser_uses_demo_statistics_and_clamps() -> None:
+    norm = Normalizer(2, clip=10.0)
+    norm.fit(np.array([[0.0, 1.0], [2.0, 1.0]], np.float32))  # std of dim 1 floors at 0.01
+    out = norm(torch.tensor([[1.0, 1.0], [3.0, 2.0]]))
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0.0], [2.0, 10.0]]))
