@@ -1,5 +1,6 @@
 """Every message that crosses a process boundary, defined once for both ends."""
 
+from tandem.messages.arm import ArmReply, ArmRequest
 from tandem.messages.base import (
     ACTION_DIM,
     SCHEMA_VERSION,
@@ -52,6 +53,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         CommandReply,
         PolicyWeights,
         LearnerMetrics,
+        ArmRequest,
+        ArmReply,
     )
 }
 
@@ -60,6 +63,8 @@ __all__ = [
     "MESSAGE_TYPES",
     "SCHEMA_VERSION",
     "ActionSource",
+    "ArmReply",
+    "ArmRequest",
     "BridgeStatus",
     "CameraFrame",
     "ClearEStop",

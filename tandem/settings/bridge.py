@@ -1,5 +1,7 @@
 """Settings of the robot bridge: control loop, safety limits, endpoints."""
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -55,4 +57,36 @@ class BridgeSettings(BaseModel):
     )
     arm_timeout_s: float = Field(
         0.5, gt=0, description="Arm-server stops the arm after this long without a command."
+    )
+    arm_bind: str = Field(
+        "tcp://127.0.0.1:5570", description="Endpoint the arm-server binds (tandem arm-server)."
+    )
+    arm_request_timeout_s: float = Field(
+        0.05, gt=0, le=1, description="Bridge gives up on one arm-server request after this long."
+    )
+    link_timeout_s: float = Field(
+        0.5, gt=0, le=5, description="No arm-server reply for this long: link lost, go to estop."
+    )
+    camera_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra cameras by name, e.g. {side = 'opencv:0'}; a backend camera's name "
+        "replaces that camera.",
+    )
+    policy: Literal["none", "expert"] = Field(
+        "none", description="Policy in the slot at start: none, or the backend's scripted expert."
+    )
+    realtime_priority: int = Field(
+        10, ge=1, le=99, description="SCHED_FIFO priority used when realtime is on."
+    )
+    seed: int | None = Field(None, description="Seed of the first episode's reset (then +1 each).")
+    randomize_reset: bool = Field(True, description="Randomise the scene when an episode starts.")
+    next_episode_on_reset: bool = Field(
+        True,
+        description="reset_done starts the next episode of the same kind (false: go to idle).",
+    )
+    status_period_s: float = Field(
+        0.5, gt=0, le=1, description="Bridge status is published at least this often (seconds)."
+    )
+    pub_hwm: int = Field(
+        1000, ge=1, description="High-water mark (messages) of the PUB socket; beyond it we drop."
     )

@@ -1,0 +1,37 @@
+"""Assemble a bridge from settings: backend, policy slot, cameras."""
+
+from __future__ import annotations
+
+import zmq
+
+from robot_bridge.backend import RobotBackend, make_backend
+from robot_bridge.bridge import Bridge
+from robot_bridge.cameras import CameraSet
+from robot_bridge.policy import ExpertPolicy, PolicySlot
+from tandem.settings import BridgeSettings
+
+
+class ConfigError(ValueError):
+    """The bridge settings ask for something this backend cannot give."""
+
+
+def build_policy(kind: str, backend: RobotBackend) -> PolicySlot:
+    slot = PolicySlot()
+    if kind == "expert":
+        expert = backend.expert()
+        if expert is None:
+            raise ConfigError(f"backend {backend.name} has no scripted expert")
+        slot.load(ExpertPolicy(expert))
+    return slot
+
+
+def build_bridge(settings: BridgeSettings, context: zmq.Context | None = None) -> Bridge:
+    """The bridge described by ``settings`` (not started)."""
+    backend = make_backend(settings.robot, settings)
+    cameras = None
+    if settings.camera_sources:
+        cameras = CameraSet(dict(settings.camera_sources), settings.image_size)
+    return Bridge(
+        settings, backend, policy=build_policy(settings.policy, backend), cameras=cameras,
+        context=context,
+    )  # fmt: skip

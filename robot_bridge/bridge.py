@@ -1,0 +1,413 @@
+"""The bridge: one control tick at a fixed rate, wiring backend, modes, commands, safety, publisher.
+
+Per tick: answer waiting commands (zero-timeout poll), check the robot link,
+observe, and in an active episode (teleop, rollout, intervention) choose,
+validate and apply one action and publish its ``StepRecord``. Live frames go
+out every tick, the status at least every ``status_period_s``. Outside an
+episode the robot holds still. See docs/bridge.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from robot_bridge import safety
+from robot_bridge.backend import RobotBackend
+from robot_bridge.cameras import CameraSet
+from robot_bridge.command_server import CommandServer, Incoming
+from robot_bridge.driver import DriverError
+from robot_bridge.modes import ACTIVE, HUMAN_DRIVEN, ModeMachine, choose_action
+from robot_bridge.pacer import Pacer, TimingStats, enable_realtime
+from robot_bridge.policy import PolicySlot
+from robot_bridge.publisher import Publisher
+from robot_bridge.types import RobotState
+from tandem.messages import (
+    BridgeStatus,
+    Command,
+    CommandReply,
+    EpisodeEvent,
+    EpisodeKind,
+    EStop,
+    LabelEpisode,
+    Outcome,
+    Ping,
+    SafetyEvent,
+    StepRecord,
+    TeleopAction,
+)
+from tandem.messages import ControlMode as M
+from tandem.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+PROBE_PERIOD_S = 0.25
+RECENT_EPISODES = 200
+
+
+@dataclass
+class Episode:
+    id: str
+    kind: EpisodeKind
+    step: int = 0
+    last_step_seq: int | None = None
+
+
+class Bridge:
+    """Owns the robot backend, the control mode and everything published about them."""
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        backend: RobotBackend,
+        *,
+        policy: PolicySlot | None = None,
+        cameras: CameraSet | None = None,
+        context: zmq.Context | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        timing_window: int = 600,
+    ) -> None:
+        self.s = settings
+        self.backend = backend
+        self.policy = policy or PolicySlot()
+        self.cameras = cameras
+        self._ctx = context or zmq.Context.instance()
+        self._clock = clock
+        self.machine = ModeMachine()
+        self.latch = safety.EStopLatch()
+        self.teleop: safety.KeepLatest[np.ndarray] = safety.KeepLatest()
+        self.timing = TimingStats(settings.rate_hz, timing_window)
+        self.safety_events: deque[SafetyEvent] = deque(maxlen=20)
+        self.episode: Episode | None = None
+        self.recent: OrderedDict[str, EpisodeKind] = OrderedDict()
+        self.last_kind: EpisodeKind | None = None
+        self.state: RobotState | None = None
+        self._episodes = 0
+        self._gripper_cmd = -1.0
+        self._human_fresh = False
+        self._next_status = 0.0
+        self._next_probe = 0.0
+        self._backend_errors = 0
+        self.pub: Publisher | None = None
+        self.cmds: CommandServer | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Connect the backend, bind the sockets, start the cameras."""
+        self.backend.connect()
+        self.state = self.backend.observe()
+        self.pub = Publisher(
+            self.s.pub_endpoint, self._ctx, hwm=self.s.pub_hwm, jpeg_quality=self.s.jpeg_quality
+        )
+        self.cmds = CommandServer(self.s.cmd_endpoint, self._ctx)
+        if self.cameras is not None:
+            self.cameras.start()
+        log.info(
+            "bridge %s on %s: publishing on %s, commands on %s",
+            self.s.robot_id, self.backend.name, self.pub.endpoint, self.cmds.endpoint,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        if self.episode is not None:
+            self._end_episode("safety_stop", None, terminated=False, truncated=True, final=False)
+        for closer in (self.backend.stop, self.backend.close):
+            try:
+                closer()
+            except DriverError as exc:
+                log.warning("while closing the backend: %s", exc)
+        if self.cameras is not None:
+            self.cameras.stop()
+        for sock in (self.pub, self.cmds):
+            if sock is not None:
+                sock.close()
+
+    def run(self, stop: threading.Event, *, realtime: bool = False) -> None:
+        """Tick at ``rate_hz`` on absolute deadlines until ``stop`` is set."""
+        if realtime:
+            enable_realtime(self.s.realtime_priority)
+        pacer = Pacer(1.0 / self.s.rate_hz)
+        pacer.start()
+        while not stop.is_set():
+            lateness = pacer.wait()
+            t0 = self._clock()
+            self.tick()
+            work = self._clock() - t0
+            self.timing.record(lateness, work, pacer.finish())
+
+    # ----------------------------------------------------------------- one tick
+    def tick(self) -> None:
+        now = self._clock()
+        assert self.cmds is not None and self.pub is not None, "start() first"
+        for incoming in self.cmds.poll():
+            self._answer(incoming, now)
+        if self._link_up(now):
+            state = self._observe()
+            if state is not None:
+                if self.episode is not None and self.machine.mode in ACTIVE:
+                    self._control(state, now)
+                self.pub.frames(self.s.robot_id, state.images, state.t)
+        if now >= self._next_status:
+            self._publish_status()
+
+    def _link_up(self, now: float) -> bool:
+        if self.backend.link_ok:
+            return True
+        if self.machine.mode is not M.ESTOP:
+            self._estop(f"link to {self.backend.name} lost", kind="link_lost")
+        if now >= self._next_probe:
+            self._next_probe = now + PROBE_PERIOD_S
+            return self.backend.probe()
+        return False
+
+    def _observe(self) -> RobotState | None:
+        try:
+            state = self.backend.observe()
+        except DriverError as exc:
+            self._backend_error(exc)
+            return None
+        if not np.all(np.isfinite(state.state)):
+            self._safety("non_finite", "backend returned a non-finite state; holding")
+            return None
+        if self.cameras is not None:
+            for name, img in self.cameras.latest().items():
+                state.images[name] = img.image
+        self.state = state
+        return state
+
+    def _backend_error(self, exc: DriverError) -> None:
+        self._backend_errors += 1
+        if self._backend_errors % 50 == 1:
+            log.warning("backend error (%d so far): %s", self._backend_errors, exc)
+
+    def _control(self, state: RobotState, now: float) -> None:
+        """One step of the active episode: arbitrate, apply safely, publish the step."""
+        ep, mode = self.episode, self.machine.mode
+        assert ep is not None and self.pub is not None
+        proposal = self.policy.act(state.policy_input())
+        p_action, p_info = proposal if proposal is not None else (None, None)
+        human = self.teleop.fresh(now, self.s.watchdog_s) if mode in HUMAN_DRIVEN else None
+        self._watch_teleop(mode, human)
+        choice = choose_action(mode, p_action, human, safety.hold_action(self._gripper_cmd))
+        try:
+            applied = self.backend.apply(choice.action)
+        except DriverError as exc:
+            self._backend_error(exc)
+            return
+        for ev in applied.events:
+            self._record(ev)
+        self._gripper_cmd = float(applied.action[6])
+        sig = self.backend.signals()
+        terminated = sig.success
+        truncated = not terminated and ep.step + 1 >= self.s.horizon
+        record = StepRecord(
+            robot_id=self.s.robot_id, episode_id=ep.id, episode_kind=ep.kind, step=ep.step,
+            mode=mode, state=state.state.tolist(), action=applied.action.tolist(),
+            policy_action=_finite_or_none(p_action), human_action=_finite_or_none(human),
+            action_source="hold" if applied.refused else choice.source,
+            intervention=choice.intervention and not applied.refused, reward=sig.reward,
+            success=sig.success, terminated=terminated, truncated=truncated, t_obs=state.t,
+            policy_info=p_info,
+        )  # fmt: skip
+        ep.last_step_seq = self.pub.step(record, state.images)
+        ep.step += 1
+        if terminated:
+            self._end_episode("success", Outcome.SUCCESS, terminated=True, truncated=False)
+        elif truncated:
+            self._end_episode("time_limit", None, terminated=False, truncated=True)
+
+    def _watch_teleop(self, mode: M, human: np.ndarray | None) -> None:
+        """Report once when the operator's input goes stale while a human should drive."""
+        fresh = human is not None
+        if self._human_fresh and not fresh and mode in HUMAN_DRIVEN:
+            then = "control returns to the policy" if mode is M.INTERVENTION else "holding"
+            self._safety("stale_command", f"no teleop action within {self.s.watchdog_s} s; {then}")
+        self._human_fresh = fresh
+
+    # ----------------------------------------------------------------- commands
+    def _answer(self, incoming: Incoming, now: float) -> None:
+        assert self.cmds is not None
+        cmd = incoming.command
+        if cmd is None:
+            ok, reason, seq, kind = False, f"malformed command: {incoming.error}", 0, "invalid"
+        else:
+            ok, reason = self._on_command(cmd, now)
+            seq, kind = cmd.seq, cmd.body.type
+            if not ok and kind != "teleop_action":
+                log.warning("command %s refused: %s", kind, reason)
+        reply = CommandReply(
+            robot_id=self.s.robot_id, command_seq=seq, command_type=kind, ok=ok, reason=reason,
+            mode=self.machine.mode,
+        )  # fmt: skip
+        self.cmds.reply(incoming.envelope, reply)
+
+    def _on_command(self, cmd: Command, now: float) -> tuple[bool, str]:
+        body = cmd.body
+        if cmd.robot_id not in (None, self.s.robot_id):
+            return False, f"command for robot {cmd.robot_id!r}; this bridge is {self.s.robot_id!r}"
+        if isinstance(body, TeleopAction):
+            return self._on_teleop(body, now)
+        if isinstance(body, Ping):
+            return True, "pong"
+        if isinstance(body, LabelEpisode):
+            return self._on_label(body)
+        if isinstance(body, EStop):
+            self._estop(_why("operator e-stop", body.operator, body.reason), kind="estop")
+            return True, "e-stop latched"
+        if body.type == "clear_estop" and not self.backend.link_ok:
+            self.backend.probe()
+        verdict = self.machine.check(
+            body.type, policy_ready=self.policy.ready, link_ok=self.backend.link_ok,
+            last_kind=self.last_kind, next_on_reset=self.s.next_episode_on_reset,
+        )  # fmt: skip
+        if not verdict.ok or verdict.target is None:
+            return False, verdict.reason
+        return self._transition(
+            body.type, verdict.target, _why(body.type, body.operator, body.reason), body
+        )
+
+    def _transition(self, command: str, target: M, why: str, body: object) -> tuple[bool, str]:
+        if command == "end_episode":
+            label = getattr(body, "label", Outcome.DISCARD)
+            success = label is Outcome.SUCCESS
+            self._end_episode("operator_label", label, terminated=success, truncated=not success)
+            return True, f"episode ended ({label.value})"
+        if command == "clear_estop":
+            self.latch.clear()
+        if command == "take_over":
+            # Actions are deltas from the measured pose: clearing the slot means the
+            # first tick after the take-over holds at that pose until the operator acts.
+            self.teleop.clear()
+            self._human_fresh = False
+        if target in ACTIVE and self.machine.mode not in ACTIVE:
+            return self._start_episode(target, why)
+        self.machine.go(target, why)
+        self._publish_status()
+        return True, why
+
+    def _on_teleop(self, body: TeleopAction, now: float) -> tuple[bool, str]:
+        if self.machine.mode not in HUMAN_DRIVEN:
+            return False, f"teleop_action ignored: mode is {self.machine.mode.value}"
+        bad = safety.out_of_range(body.action)
+        if bad:
+            return False, f"teleop_action components {bad} are outside [-1, 1]"
+        self.teleop.put(np.asarray(body.action, dtype=np.float64), now)
+        return True, "ok"
+
+    def _on_label(self, body: LabelEpisode) -> tuple[bool, str]:
+        kind = self.recent.get(body.episode_id)
+        if kind is None:
+            return False, f"episode {body.episode_id!r} is unknown or still running"
+        assert self.pub is not None
+        event = EpisodeEvent(
+            robot_id=self.s.robot_id, episode_id=body.episode_id, episode_kind=kind,
+            event="label", reason="relabel", outcome=body.label, operator=body.operator,
+        )  # fmt: skip
+        self.pub.episode(event)
+        return True, f"episode {body.episode_id} labelled {body.label.value}"
+
+    # ----------------------------------------------------------------- episodes
+    def _start_episode(self, target: M, why: str) -> tuple[bool, str]:
+        kind = EpisodeKind.DEMO if target is M.TELEOP else EpisodeKind.ROLLOUT
+        seed = None if self.s.seed is None else self.s.seed + self._episodes
+        try:
+            self.state = self.backend.reset(randomize=self.s.randomize_reset, seed=seed)
+        except DriverError as exc:
+            return False, f"could not reset the robot: {exc}"
+        self._episodes += 1
+        ep_id = f"{self.s.robot_id}-{time.strftime('%Y%m%dT%H%M%S')}-{self._episodes:04d}"
+        self.episode = Episode(ep_id, kind)
+        self.teleop.clear()
+        self._gripper_cmd, self._human_fresh = -1.0, False
+        assert self.pub is not None
+        start = EpisodeEvent(
+            robot_id=self.s.robot_id, episode_id=ep_id, episode_kind=kind, event="start"
+        )
+        self.pub.episode(start)
+        self.machine.go(target, f"{why}; episode {ep_id}")
+        self._publish_status()
+        return True, f"episode {ep_id} started"
+
+    def _end_episode(
+        self, reason: str, outcome: Outcome | None, *, terminated: bool, truncated: bool,
+        final: bool = True, to: M = M.AWAIT_RESET,
+    ) -> None:  # fmt: skip
+        """Publish the end event with the final observation and leave the episode."""
+        ep = self.episode
+        assert ep is not None and self.pub is not None
+        state = self._observe() if final else None
+        state = state or self.state
+        event = EpisodeEvent(
+            robot_id=self.s.robot_id, episode_id=ep.id, episode_kind=ep.kind, event="end",
+            reason=reason, outcome=outcome, num_steps=ep.step, last_step_seq=ep.last_step_seq,
+            terminated=terminated, truncated=truncated,
+            final_state=None if state is None else state.state.tolist(),
+        )  # fmt: skip
+        self.pub.episode(event, {} if state is None else state.images)
+        self.recent[ep.id] = ep.kind
+        while len(self.recent) > RECENT_EPISODES:
+            self.recent.popitem(last=False)
+        self.last_kind, self.episode = ep.kind, None
+        self.machine.go(to, f"episode {ep.id} ended: {reason}")
+        self._publish_status()
+
+    # ----------------------------------------------------------------- safety
+    def _estop(self, reason: str, *, kind: safety.SafetyKind) -> None:
+        self.latch.trip(reason, self._clock())
+        self._safety(kind, reason)
+        if self.episode is not None:
+            link = kind != "link_lost"
+            self._end_episode(
+                "safety_stop", None, terminated=False, truncated=True, final=link, to=M.ESTOP
+            )
+        try:
+            self.backend.stop()
+        except DriverError as exc:
+            log.warning("could not stop the arm: %s", exc)
+        if self.machine.mode is not M.ESTOP:
+            self.machine.go(M.ESTOP, reason)
+        self._publish_status()
+
+    def _safety(self, kind: safety.SafetyKind, detail: str) -> None:
+        self._record(safety.event(kind, detail, time.time()))
+
+    def _record(self, ev: SafetyEvent) -> None:
+        if ev.kind != "clipped":
+            log.warning("safety: %s: %s", ev.kind, ev.detail)
+        self.safety_events.append(ev)
+
+    # ----------------------------------------------------------------- status
+    def status(self) -> BridgeStatus:
+        st, ep = self.state, self.episode
+        return BridgeStatus(
+            robot_id=self.s.robot_id, robot=self.backend.name, mode=self.machine.mode,
+            episode_id=ep.id if ep else None, episode_kind=ep.kind if ep else None,
+            step=ep.step if ep else 0,
+            ee_pos=None if st is None else [float(x) for x in st.ee_pos],
+            gripper=None if st is None else float(st.gripper), link_ok=self.backend.link_ok,
+            policy_ready=self.policy.ready, weights_version=self.policy.version,
+            estop_reason=self.latch.reason, timing=self.timing.snapshot(),
+            safety_events=list(self.safety_events), last_transition=self.machine.last,
+        )  # fmt: skip
+
+    def _publish_status(self) -> None:
+        if self.pub is not None:
+            self.pub.status(self.status())
+        self._next_status = self._clock() + self.s.status_period_s
+
+
+def _finite_or_none(action: np.ndarray | None) -> list[float] | None:
+    if action is None:
+        return None
+    arr, _ = safety.check_shape_finite(action, 0.0)
+    return None if arr is None else arr.tolist()
+
+
+def _why(command: str, operator: str | None, reason: str | None) -> str:
+    who = f" by {operator}" if operator else ""
+    return f"{command}{who}" + (f": {reason}" if reason else "")

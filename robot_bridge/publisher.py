@@ -1,0 +1,73 @@
+"""The bridge's PUB socket: steps, episode events, status and live camera frames.
+
+Sends never block: a full high-water mark drops the message and counts it.
+Each topic has its own ``seq`` (``tandem.messages.Sequencer``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import zmq
+
+from tandem import wire
+from tandem.messages import BridgeStatus, CameraFrame, EpisodeEvent, Message, Sequencer, StepRecord
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(
+        self, endpoint: str, context: zmq.Context, *, hwm: int = 1000, jpeg_quality: int = 90
+    ) -> None:
+        self._sock = context.socket(zmq.PUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, hwm)
+        self._sock.bind(endpoint)
+        self.endpoint: str = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._seq = Sequencer()
+        self._quality = jpeg_quality
+        self._frame_seq: dict[str, int] = {}
+        self.dropped = 0
+        self.sent = 0
+
+    def _send(self, msg: Message, images: Mapping[str, np.ndarray] | None = None) -> int:
+        msg.seq = self._seq.next(msg.TOPIC)
+        frames = {f"cam/{k}": v for k, v in (images or {}).items()}
+        parts = wire.encode(msg, frames, jpeg=frames.keys(), jpeg_quality=self._quality)
+        try:
+            self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+            self.sent += 1
+        except zmq.Again:
+            self.dropped += 1
+        return msg.seq
+
+    def step(self, record: StepRecord, images: Mapping[str, np.ndarray]) -> int:
+        """Publish a step with its camera frames ``cam/<name>`` (JPEG); return its seq."""
+        return self._send(record, images)
+
+    def episode(self, event: EpisodeEvent, images: Mapping[str, np.ndarray] | None = None) -> int:
+        return self._send(event, images)
+
+    def status(self, status: BridgeStatus) -> int:
+        return self._send(status)
+
+    def frames(self, robot_id: str, images: Mapping[str, np.ndarray], t_capture: float) -> None:
+        """Keep-latest live frames, one ``CameraFrame`` (frame ``image``) per camera."""
+        for name, image in images.items():
+            n = self._frame_seq.get(name, 0)
+            self._frame_seq[name] = n + 1
+            msg = CameraFrame(
+                seq=self._seq.next(CameraFrame.TOPIC), robot_id=robot_id, camera=name,
+                frame_seq=n, t_capture=t_capture,
+            )  # fmt: skip
+            parts = wire.encode(msg, {"image": image}, jpeg=("image",), jpeg_quality=self._quality)
+            try:
+                self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                self.dropped += 1
+
+    def close(self) -> None:
+        self._sock.close(linger=0)

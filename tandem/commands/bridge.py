@@ -1,0 +1,97 @@
+"""``tandem bridge`` (the control loop) and ``tandem arm-server`` (an arm behind ZeroMQ)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from typing import Any
+
+from tandem.cli_util import add_config_argument
+from tandem.logs import setup_logging
+from tandem.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    bridge = sub.add_parser("bridge", help="run the robot bridge (fixed-rate control loop)")
+    bridge.add_argument("--robot", help="sim:lift, sim:drawer, mock or zmq://HOST:PORT")
+    bridge.add_argument(
+        "--cameras",
+        help="comma-separated camera names of the backend and extra NAME=opencv:SOURCE cameras, "
+        "e.g. front,wrist,side=opencv:0",
+    )
+    bridge.add_argument("--policy", choices=["none", "expert"], help="policy in the slot at start")
+    bridge.add_argument("--pub", help="PUB endpoint (steps, status, frames)")
+    bridge.add_argument("--cmd", help="command endpoint (ROUTER)")
+    bridge.add_argument("--rate", type=float, help="control rate in Hz")
+    bridge.add_argument(
+        "--realtime", action=argparse.BooleanOptionalAction, default=None,
+        help="ask for SCHED_FIFO priority (warns and continues when not permitted)",
+    )  # fmt: skip
+    add_config_argument(bridge)
+    bridge.set_defaults(func=_bridge)
+
+    arm = sub.add_parser("arm-server", help="host an arm driver behind the ZeroMQ arm protocol")
+    arm.add_argument("--driver", help="mock, sim:lift or sim:drawer (default: bridge.robot)")
+    arm.add_argument("--bind", help="endpoint to bind (default: bridge.arm_bind)")
+    arm.add_argument("--timeout", type=float, help="stop the arm after this silence (seconds)")
+    add_config_argument(arm)
+    arm.set_defaults(func=_arm_server)
+
+
+def _cameras(spec: str) -> dict[str, Any]:
+    names, sources = [], {}
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        name, sep, source = item.partition("=")
+        if sep:
+            sources[name] = source
+        else:
+            names.append(name)
+    return {"cameras": names, "camera_sources": sources}
+
+
+def _bridge_settings(args: argparse.Namespace) -> Settings:
+    over: dict[str, Any] = {
+        "robot": args.robot, "policy": args.policy, "pub_endpoint": args.pub,
+        "cmd_endpoint": args.cmd, "rate_hz": args.rate, "realtime": args.realtime,
+    }  # fmt: skip
+    if args.cameras is not None:
+        over.update(_cameras(args.cameras))
+    return load_settings(args.config, bridge={k: v for k, v in over.items() if v is not None})
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _bridge(args: argparse.Namespace) -> int:
+    settings = _bridge_settings(args)
+    setup_logging("bridge", settings.log_level)
+    from robot_bridge.app import build_bridge
+
+    bridge = build_bridge(settings.bridge)
+    stop = _stop_on_signals()
+    bridge.start()
+    try:
+        bridge.run(stop, realtime=settings.bridge.realtime)
+    finally:
+        bridge.close()
+    return 0
+
+
+def _arm_server(args: argparse.Namespace) -> int:
+    over = {"arm_bind": args.bind, "arm_timeout_s": args.timeout}
+    settings = load_settings(args.config, bridge={k: v for k, v in over.items() if v is not None})
+    setup_logging("arm-server", settings.log_level)
+    from robot_bridge.arm_server import ArmServer, make_driver
+
+    driver = make_driver(args.driver or settings.bridge.robot, settings.bridge)
+    server = ArmServer(driver, settings.bridge.arm_bind)
+    server.serve(_stop_on_signals())
+    return 0
