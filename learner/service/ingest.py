@@ -178,9 +178,9 @@ class Ingest:
             self._log.on_step(rec, images)
         with self.lock:
             self.counters.steps += 1
-            if rec.policy_info is not None and rec.policy_info.proposal in ("il", "rl"):
-                if not rec.intervention:
-                    self.counters.acting_il.append(rec.policy_info.proposal == "il")
+            info = rec.policy_info
+            if info is not None and info.proposal in ("il", "rl") and not rec.intervention:
+                self.counters.acting_il.append(rec.policy_info.proposal == "il")
 
     def _finished(self, ep: AssembledEpisode) -> None:
         if self._backfill_root is not None and _has_gaps(ep) and not ep.discarded:

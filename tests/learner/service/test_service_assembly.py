@@ -6,8 +6,8 @@ import numpy as np
 
 from learner.service.assembly import EpisodeAssembler
 from learner.service.routing import apply_rlif, route
-from tests.learner.service.helpers import end, start, step
 from tandem.messages import EpisodeKind, Outcome
+from tests.learner.service.helpers import end, start, step
 
 
 def _run(assembler, robot, episode, n, *, skip=(), terminated=False, **kw):
