@@ -1,1 +1,1 @@
-"""The robot bridge: backends (sim, real arm over ZeroMQ, mock), control loop, modes, safety."""
+"""Robot bridge: the per-robot process that owns the backend, the control loop and safety."""

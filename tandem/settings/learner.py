@@ -1,4 +1,9 @@
-"""Settings of the learner: IBRL hyperparameters, compute and endpoints."""
+"""Settings of the learner: IBRL hyperparameters, networks, compute and endpoints.
+
+The defaults are the reference sizes of the IBRL paper (pixel ViT + spatial-embedding critic,
+state MLPs of 3x1024 with a 5-head critic ensemble). Named profiles in ``learner/profiles/``
+(``cpu``, ``pixel``, ...) are TOML files in the ``--config`` format that override them.
+"""
 
 from typing import Literal
 
@@ -6,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Method = Literal["ibrl", "ibrl_soft", "rl", "rlpd", "bc"]
 DeviceName = Literal["auto", "cpu", "cuda"]
+ObsMode = Literal["auto", "state", "pixels"]
 
 
 class LearnerSettings(BaseModel):
@@ -18,6 +24,90 @@ class LearnerSettings(BaseModel):
     gamma: float = Field(0.99, gt=0, le=1, description="Discount factor.")
     n_step: int = Field(3, ge=1, description="Length of the n-step return.")
     tau: float = Field(0.01, gt=0, le=1, description="Polyak rate of the target networks.")
+
+    # ---- observations
+    obs: ObsMode = Field(
+        "auto",
+        description="Observations the RL agent and IL policy use: state vector, camera images "
+        "plus state (pixels), or auto (pixels when the env has cameras and CUDA is in use).",
+    )
+    cameras: list[str] = Field(
+        default_factory=list, description="Cameras used in pixel mode; empty = every camera."
+    )
+    image_size: int = Field(96, ge=16, description="Rendered image size (square) for sim envs.")
+    frame_stack: int = Field(1, ge=1, description="Number of past frames stacked per camera.")
+    state_stack: int = Field(1, ge=1, description="Number of past state vectors stacked.")
+    state_dims: int | None = Field(
+        None,
+        ge=1,
+        description="Use only the first N entries of the state vector (e.g. 14 = sim "
+        "proprioception in pixel runs); None = all.",
+    )
+    shift_pad: int = Field(4, ge=0, description="Random-shift augmentation padding (pixels).")
+
+    # ---- RL (TD3 backbone)
+    hidden_dim: int = Field(1024, ge=1, description="Width of actor and critic MLP layers.")
+    actor_layers: int = Field(2, ge=1, description="Hidden layers of the actor MLP (pixels).")
+    state_actor_layers: int = Field(3, ge=1, description="Hidden layers of the state actor MLP.")
+    critic_layers: int = Field(3, ge=1, description="Hidden layers of each state critic head.")
+    actor_dropout: float = Field(0.5, ge=0, lt=1, description="Dropout in the actor MLP.")
+    num_q: int = Field(5, ge=2, description="Critic heads of the state ensemble.")
+    num_k: int = Field(2, ge=1, description="Random heads whose min scores an action (state).")
+    pixel_num_q: int = Field(2, ge=2, description="Critic heads for pixel observations.")
+    stddev_max: float = Field(0.1, gt=0, description="Exploration noise std at the start.")
+    stddev_min: float = Field(0.1, gt=0, description="Exploration noise std at the end.")
+    stddev_steps: int = Field(
+        500_000, ge=1, description="Env steps of the linear stddev_max -> stddev_min schedule."
+    )
+    stddev_clip: float = Field(0.3, gt=0, description="Clip of the target smoothing noise.")
+    soft_beta: float = Field(10.0, gt=0, description="Inverse temperature of ibrl_soft.")
+    update_freq: int = Field(2, ge=1, description="Env steps between update calls.")
+    num_critic_updates: int = Field(
+        1, ge=1, description="Critic updates per update call (one actor update on the last)."
+    )
+    vit_dim: int = Field(128, ge=8, description="Embedding width of the pixel ViT encoder.")
+    vit_heads: int = Field(4, ge=1, description="Attention heads of the ViT.")
+    vit_depth: int = Field(1, ge=1, description="Transformer layers of the ViT.")
+    spatial_emb: int = Field(1024, ge=1, description="Width of the critic spatial embedding.")
+    actor_compress: int = Field(128, ge=1, description="Pixel actor: patch features -> this width.")
+
+    # ---- replay and schedule
+    buffer_size: int = Field(
+        500_000, ge=1, description="Capacity of the online buffer in frames (demos kept apart)."
+    )
+    warmup_episodes: int = Field(
+        10, ge=0, description="Episodes of IL (ibrl*) or random (rl, rlpd) warm-up rollouts."
+    )
+    min_buffer: int = Field(
+        256, ge=1, description="Transitions (demo + online) needed before updates start."
+    )
+    rlpd_demo_frac: float = Field(
+        0.5, ge=0, le=1, description="Fraction of each rlpd batch drawn from the demos."
+    )
+
+    # ---- imitation policy
+    bc_steps: int = Field(20_000, ge=0, description="Gradient steps of IL pre-training.")
+    bc_lr: float = Field(1e-4, gt=0, description="Adam learning rate of the IL policy.")
+    bc_hidden_dim: int = Field(1024, ge=1, description="Width of the IL policy MLP.")
+    bc_layers: int = Field(3, ge=1, description="Hidden layers of the state IL MLP.")
+    bc_dropout: float = Field(0.5, ge=0, lt=1, description="IL dropout for state obs.")
+    bc_pixel_dropout: float = Field(0.0, ge=0, lt=1, description="IL dropout for pixel obs.")
+    bc_grad_clip: float = Field(5.0, gt=0, description="Gradient-norm clip of IL training.")
+    bc_resnet_width: int = Field(64, ge=4, description="First-stage width of the IL ResNet.")
+
+    # ---- compute
+    bf16: bool = Field(False, description="bfloat16 autocast for forward passes (CUDA only).")
+    compile: bool = Field(False, description="torch.compile the networks (CUDA only).")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; None = default.")
+
+    # ---- evaluation and checkpoints (tandem train)
+    eval_every: int = Field(5_000, ge=1, description="Env steps between evaluations.")
+    eval_episodes: int = Field(20, ge=1, description="Episodes per evaluation.")
+    checkpoint_every: int = Field(
+        25_000, ge=1, description="Env steps between full checkpoints (and at the end)."
+    )
+    log_every: int = Field(500, ge=1, description="Env steps between metrics-log lines.")
+
     bridges: list[str] = Field(
         default_factory=lambda: ["tcp://127.0.0.1:5555"],
         description="ZMQ PUB endpoints of the bridges whose steps the learner consumes.",

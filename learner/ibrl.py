@@ -1,0 +1,280 @@
+"""The IBRL agent: TD3 backbone + frozen IL policy, with one proposal-selection rule.
+
+Batches are dicts of tensors on the agent's device: ``obs``/``next_obs`` (observation dicts,
+see ``learner.obs``), ``action`` [B, A], ``reward`` [B] (n-step return), ``discount`` [B]
+(gamma**m, 0 at a terminal). Updates return flat metric dicts (names in docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from learner.bc import BCPolicy
+from learner.encoders import MultiCamViT
+from learner.networks import (
+    EnsembleCritic,
+    PixelActor,
+    PixelCritic,
+    StateActor,
+    min_of_random_heads,
+    sample_action,
+    soft_update,
+)
+from learner.obs import Normalizer, ObsSpec
+from learner.selection import SelectionMode, select_proposal
+from tandem.settings.learner import LearnerSettings
+
+Tensors = dict[str, torch.Tensor]
+MODULES = ("normalizer", "encoder", "actor", "critic", "actor_target", "critic_target", "il")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def selection_mode(method: str) -> SelectionMode:
+    """The selection rule of a method: ibrl and ibrl_soft use theirs, the rest plain RL."""
+    return "ibrl" if method == "ibrl" else "ibrl_soft" if method == "ibrl_soft" else "rl"
+
+
+class IBRLAgent:
+    """Actor, critic (+ targets), optional ViT encoder and the frozen IL policy."""
+
+    def __init__(
+        self,
+        cfg: LearnerSettings,
+        spec: ObsSpec,
+        il: BCPolicy | None,
+        device: torch.device | str = "cpu",
+    ):
+        self.cfg, self.spec, self.device = cfg, spec, torch.device(device)
+        self.mode = selection_mode(cfg.method)
+        if self.mode != "rl" and il is None:
+            raise ValueError(f"method {cfg.method!r} needs an IL policy")
+        self.normalizer = Normalizer(spec.state_dim)
+        self.encoder, self.actor, self.critic, self.num_k = self._build_networks()
+        self.actor_target = _frozen_copy(self.actor)
+        self.critic_target = _frozen_copy(self.critic)
+        self.il = il
+        if il is not None:
+            il.eval().requires_grad_(False)
+        for name in MODULES:
+            module = getattr(self, name)
+            if module is not None:
+                module.to(self.device)
+        critic_params = list(self.critic.parameters())
+        if self.encoder is not None:
+            critic_params += list(self.encoder.parameters())
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.lr)
+        self.num_updates = 0
+        self.env_steps = 0
+        if cfg.compile and self.device.type == "cuda":
+            for module in (self.encoder, self.actor, self.critic, self.critic_target):
+                if module is not None:
+                    module.compile()
+
+    def _build_networks(self) -> tuple[MultiCamViT | None, nn.Module, nn.Module, int]:
+        cfg, spec = self.cfg, self.spec
+        a_dim, s_dim = spec.action_dim, spec.state_dim
+        if not spec.pixels:
+            actor = StateActor(
+                s_dim, a_dim, cfg.hidden_dim, cfg.state_actor_layers, cfg.actor_dropout
+            )
+            critic = EnsembleCritic(s_dim, a_dim, cfg.hidden_dim, cfg.critic_layers, cfg.num_q)
+            return None, actor, critic, cfg.num_k
+        assert spec.image_shape is not None
+        h, _, c = spec.image_shape
+        vit = {"dim": cfg.vit_dim, "heads": cfg.vit_heads, "depth": cfg.vit_depth}
+        encoder = MultiCamViT(list(spec.cameras), c, h, **vit)
+        p, d = encoder.num_patches, cfg.vit_dim
+        actor = PixelActor(
+            p, d, s_dim, a_dim, compress=cfg.actor_compress, hidden=cfg.hidden_dim,
+            layers=cfg.actor_layers, dropout=cfg.actor_dropout,
+        )  # fmt: skip
+        critic = PixelCritic(
+            cfg.pixel_num_q, num_patches=p, patch_dim=d, prop_dim=s_dim, action_dim=a_dim,
+            emb=cfg.spatial_emb, hidden=cfg.hidden_dim,
+        )  # fmt: skip
+        return encoder, actor, critic, cfg.pixel_num_q
+
+    # ------------------------------------------------------------------ helpers
+    def stddev(self) -> float:
+        """Exploration (and target smoothing) std: linear schedule over env steps."""
+        frac = min(1.0, self.env_steps / self.cfg.stddev_steps)
+        return self.cfg.stddev_max + frac * (self.cfg.stddev_min - self.cfg.stddev_max)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast on CUDA when enabled; a no-op otherwise."""
+        enabled = self.cfg.bf16 and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def encode(self, obs: Tensors, augment: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (features, proprioception): state -> (normalised state, None); pixels ->
+        (patch features [B, P, D], normalised state [B, S])."""
+        state = self.normalizer(obs["state"])
+        if self.encoder is None:
+            return state, None
+        pad = self.cfg.shift_pad if augment else 0
+        return self.encoder({c: obs[c] for c in self.spec.cameras}, pad), state
+
+    def propose(
+        self,
+        feat: torch.Tensor,
+        prop: torch.Tensor | None,
+        a_rl: torch.Tensor,
+        obs: Tensors,
+        critic: nn.Module,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Score the RL proposal (and the IL proposal for ibrl*) with ``critic`` (min over
+        ``num_k`` random heads) and apply the selection rule.
+
+        Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il [B] (NaN for rl)).
+        """
+        if self.mode == "rl":
+            q_rl = min_of_random_heads(critic(feat, prop, a_rl), self.num_k).float()
+            action, use_il, q = select_proposal("rl", a_rl, q_rl)
+            return action, use_il, q, q_rl, torch.full_like(q_rl, float("nan"))
+        assert self.il is not None
+        a_il = self.il(obs).to(a_rl.dtype)
+        b = a_rl.shape[0]
+        both = torch.cat([a_rl, a_il])
+        feat2 = torch.cat([feat, feat])
+        prop2 = None if prop is None else torch.cat([prop, prop])
+        q = min_of_random_heads(critic(feat2, prop2, both), self.num_k).float()
+        q_rl, q_il = q[:b], q[b:]
+        action, use_il, q_sel = select_proposal(
+            self.mode, a_rl, q_rl, a_il, q_il, beta=self.cfg.soft_beta
+        )
+        return action, use_il, q_sel, q_rl, q_il
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: Tensors, *, explore: bool) -> tuple[torch.Tensor, Tensors]:
+        """Actions [B, A] for a batch of observations and info tensors.
+
+        The actor runs without dropout; exploration noise (when ``explore``) only on the RL
+        proposal; both proposals are scored with the target critic. Info: ``use_il`` [B] bool,
+        ``q_rl``, ``q_il`` [B].
+        """
+        self.actor.eval()
+        with self.autocast():
+            feat, prop = self.encode(obs, augment=False)
+            mu = self.actor(feat, prop)
+            a_rl = sample_action(mu, self.stddev(), None) if explore else mu
+            action, use_il, _, q_rl, q_il = self.propose(feat, prop, a_rl, obs, self.critic_target)
+        return action.float(), {"use_il": use_il, "q_rl": q_rl, "q_il": q_il}
+
+    # ------------------------------------------------------------------ learning
+    @torch.no_grad()
+    def bootstrap_target(
+        self, next_obs: Tensors, reward: torch.Tensor, discount: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """TD target y = R^(n) + discount * Q'(s', a*) with a* chosen between the target
+        actor's smoothed action (dropout on) and the IL action by the selection rule.
+
+        Returns (y [B], use_il [B]).
+        """
+        feat, prop = self.encode(next_obs, augment=True)
+        self.actor_target.train()
+        mu = self.actor_target(feat, prop)
+        a_rl = sample_action(mu, self.stddev(), self.cfg.stddev_clip)
+        _, use_il, q, _, _ = self.propose(feat, prop, a_rl, next_obs, self.critic_target)
+        return reward + discount * q, use_il
+
+    def update_critic(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One critic (+ encoder) step and a Polyak step of the target critic."""
+        metrics, _, _ = self._critic_step(batch)
+        return metrics
+
+    def update_actor(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One actor step on detached features and a Polyak step of the target actor."""
+        with torch.no_grad(), self.autocast():
+            feat, prop = self.encode(batch["obs"], augment=True)
+        return self._actor_step(feat, prop)
+
+    def update(self, batches: list[dict[str, Any]]) -> dict[str, float]:
+        """One update call: a critic step per batch, the actor step on the last batch."""
+        metrics: dict[str, float] = {}
+        feat: torch.Tensor | None = None
+        prop: torch.Tensor | None = None
+        for batch in batches:
+            metrics, feat, prop = self._critic_step(batch)
+        assert feat is not None
+        metrics.update(self._actor_step(feat, prop))
+        return metrics
+
+    def _critic_step(
+        self, batch: dict[str, Any]
+    ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor | None]:
+        with self.autocast():
+            target, use_il = self.bootstrap_target(
+                batch["next_obs"], batch["reward"], batch["discount"]
+            )
+            feat, prop = self.encode(batch["obs"], augment=True)
+            q = self.critic(feat, prop, batch["action"]).float()
+        loss = (q - target.float().unsqueeze(0)).pow(2).mean(dim=1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        soft_update(self.critic_target, self.critic, self.cfg.tau)
+        self.num_updates += 1
+        metrics = {
+            "critic/loss": loss.item(),
+            "critic/q_mean": q.mean().item(),
+            "critic/target_mean": target.float().mean().item(),
+            "ibrl/bc_selected_frac_target": use_il.float().mean().item(),
+        }
+        return metrics, feat.detach(), None if prop is None else prop.detach()
+
+    def _actor_step(self, feat: torch.Tensor, prop: torch.Tensor | None) -> dict[str, float]:
+        self.actor.train()
+        with self.autocast():
+            mu = self.actor(feat, prop)
+            action = sample_action(mu, self.stddev(), self.cfg.stddev_clip)
+            q = min_of_random_heads(self.critic(feat, prop, action), self.num_k).float()
+        loss = -q.mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_opt.step()
+        soft_update(self.actor_target, self.actor, self.cfg.tau)
+        return {"actor/loss": loss.item(), "actor/stddev": self.stddev()}
+
+    # ------------------------------------------------------------------ state
+    def modules(self) -> Iterator[tuple[str, nn.Module]]:
+        for name in MODULES:
+            module = getattr(self, name)
+            if module is not None:
+                yield name, module
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, targets, IL policy, normaliser, optimisers and counters (tensors,
+        numbers, lists and dicts only; loadable with ``torch.load(weights_only=True)``)."""
+        state: dict[str, Any] = {name: m.state_dict() for name, m in self.modules()}
+        state["actor_opt"] = self.actor_opt.state_dict()
+        state["critic_opt"] = self.critic_opt.state_dict()
+        state["counters"] = {"num_updates": self.num_updates, "env_steps": self.env_steps}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, module in self.modules():
+            module.load_state_dict(state[name])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.num_updates = int(state["counters"]["num_updates"])
+        self.env_steps = int(state["counters"]["env_steps"])
+
+
+def _frozen_copy(module: nn.Module) -> nn.Module:
+    target = copy.deepcopy(module)
+    target.requires_grad_(False)
+    return target

@@ -1,0 +1,214 @@
+"""Actor and critic networks of the TD3 backbone, and the truncated-normal action noise.
+
+Shapes: B = batch, A = action dim, S = state feature dim, P = patches, D = patch width,
+H = number of critic heads. Critics return Q of every head as [H, B].
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+
+def mlp(
+    in_dim: int,
+    hidden: int,
+    layers: int,
+    out_dim: int,
+    *,
+    dropout: float = 0.0,
+    layer_norm: bool = False,
+) -> nn.Sequential:
+    """``layers`` hidden blocks of Linear (+LayerNorm) (+Dropout) + ReLU, then Linear."""
+    blocks: list[nn.Module] = []
+    dim = in_dim
+    for _ in range(layers):
+        blocks.append(nn.Linear(dim, hidden))
+        if layer_norm:
+            blocks.append(nn.LayerNorm(hidden))
+        if dropout > 0:
+            blocks.append(nn.Dropout(dropout))
+        blocks.append(nn.ReLU())
+        dim = hidden
+    blocks.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*blocks)
+
+
+def sample_action(
+    mu: torch.Tensor,
+    std: float,
+    clip: float | None,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Truncated-normal sample around ``mu`` [B, A] in (-1, 1).
+
+    The noise is ``std * eps`` clipped to ``[-clip, clip]`` (no clip when None); the result is
+    clamped to (-1, 1) with a straight-through gradient so the actor loss still reaches ``mu``.
+    """
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    noise = eps * std
+    if clip is not None:
+        noise = noise.clamp(-clip, clip)
+    action = mu + noise
+    clamped = action.clamp(-1.0 + 1e-6, 1.0 - 1e-6)
+    return action - action.detach() + clamped.detach()
+
+
+class StateActor(nn.Module):
+    """Deterministic tanh actor on a state feature vector [B, S] -> [B, A]."""
+
+    def __init__(self, in_dim: int, action_dim: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        self.net = mlp(in_dim, hidden, layers, action_dim, dropout=dropout)
+
+    def forward(self, feat: torch.Tensor, prop: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tanh(self.net(feat))
+
+
+class PixelActor(nn.Module):
+    """Actor on ViT patch features [B, P, D] and proprioception [B, S] -> [B, A].
+
+    The flattened patches are compressed (Linear + LN + Dropout + ReLU), concatenated with
+    proprioception and passed through an MLP with LayerNorm and dropout, then tanh.
+    """
+
+    def __init__(
+        self,
+        num_patches: int,
+        patch_dim: int,
+        prop_dim: int,
+        action_dim: int,
+        *,
+        compress: int,
+        hidden: int,
+        layers: int,
+        dropout: float,
+    ):
+        super().__init__()
+        self.compress = nn.Sequential(
+            nn.Linear(num_patches * patch_dim, compress),
+            nn.LayerNorm(compress),
+            nn.Dropout(dropout),
+            nn.ReLU(),
+        )
+        self.net = mlp(
+            compress + prop_dim, hidden, layers, action_dim, dropout=dropout, layer_norm=True
+        )
+
+    def forward(self, feat: torch.Tensor, prop: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.compress(feat.flatten(1))
+        if prop is not None:
+            x = torch.cat([x, prop], dim=-1)
+        return torch.tanh(self.net(x))
+
+
+class EnsembleLinear(nn.Module):
+    """H independent linear layers applied with one batched matmul: [H, B, I] -> [H, B, O]."""
+
+    def __init__(self, heads: int, in_dim: int, out_dim: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(heads, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(heads, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleCritic(nn.Module):
+    """REDQ-style ensemble of H MLP Q-heads on [state feature, action] (LayerNorm on)."""
+
+    def __init__(self, in_dim: int, action_dim: int, hidden: int, layers: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        dims = [in_dim + action_dim] + [hidden] * layers
+        self.hidden = nn.ModuleList(
+            EnsembleLinear(heads, i, o) for i, o in itertools.pairwise(dims)
+        )
+        self.out = EnsembleLinear(heads, dims[-1], 1)
+
+    def forward(
+        self, feat: torch.Tensor, prop: torch.Tensor | None, action: torch.Tensor
+    ) -> torch.Tensor:
+        x = torch.cat([feat, action], dim=-1).unsqueeze(0).expand(self.heads, -1, -1)
+        for layer in self.hidden:
+            h = layer(x)
+            x = F.relu(F.layer_norm(h, h.shape[-1:]))  # LayerNorm without affine, per head
+        return self.out(x).squeeze(-1)
+
+
+class SpatialEmbQ(nn.Module):
+    """One pixel Q-head with the spatial-embedding fusion of IBRL.
+
+    Patch features [B, P, D] are transposed to D channel rows of P values; action and
+    proprioception are appended to every row and projected to ``emb`` (Linear + LN + ReLU);
+    a learned per-channel weight [D, emb] makes a weighted sum over the D channels. The
+    result, concatenated with proprioception and action again, goes through an MLP to Q [B].
+    """
+
+    def __init__(
+        self,
+        *,
+        num_patches: int,
+        patch_dim: int,
+        prop_dim: int,
+        action_dim: int,
+        emb: int,
+        hidden: int,
+    ):
+        super().__init__()
+        extra = prop_dim + action_dim
+        self.proj = nn.Sequential(nn.Linear(num_patches + extra, emb), nn.LayerNorm(emb), nn.ReLU())
+        self.weight = nn.Parameter(torch.randn(1, patch_dim, emb) * 0.02)
+        self.q = mlp(emb + extra, hidden, 2, 1, layer_norm=True)
+
+    def forward(
+        self, feat: torch.Tensor, prop: torch.Tensor | None, action: torch.Tensor
+    ) -> torch.Tensor:
+        extra = action if prop is None else torch.cat([prop, action], dim=-1)
+        rows = feat.transpose(1, 2)  # [B, D, P]
+        rows = torch.cat([rows, extra.unsqueeze(1).expand(-1, rows.shape[1], -1)], dim=-1)
+        fused = (self.proj(rows) * self.weight).sum(dim=1)  # [B, emb]
+        return self.q(torch.cat([fused, extra], dim=-1)).squeeze(-1)
+
+
+class PixelCritic(nn.Module):
+    """H independent spatial-embedding Q-heads -> [H, B]."""
+
+    def __init__(self, heads: int, **kwargs: int):
+        super().__init__()
+        self.heads = heads
+        self.qs = nn.ModuleList(SpatialEmbQ(**kwargs) for _ in range(heads))
+
+    def forward(
+        self, feat: torch.Tensor, prop: torch.Tensor | None, action: torch.Tensor
+    ) -> torch.Tensor:
+        return torch.stack([q(feat, prop, action) for q in self.qs])
+
+
+def min_of_random_heads(
+    q: torch.Tensor, k: int, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Min over a random subset of ``k`` of the H heads of ``q`` [H, B] -> [B].
+
+    One subset is drawn per call (shared by the batch), as in REDQ; with k >= H it is the
+    min over all heads.
+    """
+    heads = q.shape[0]
+    if k >= heads:
+        return q.min(dim=0).values
+    idx = torch.randperm(heads, generator=generator)[:k].to(q.device)
+    return q.index_select(0, idx).min(dim=0).values
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak update: target <- (1 - tau) * target + tau * source (parameters only)."""
+    tgt = list(target.parameters())
+    src = list(source.parameters())
+    torch._foreach_lerp_(tgt, src, tau)
