@@ -8,6 +8,7 @@ Each ``step`` lasts ``CONTROL_DT`` = 0.1 s of simulated time (10 Hz control).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,7 +64,16 @@ class TabletopEnv(gymnasium.Env):
         max_rotation_rad: float = 0.2,
         render_mode: str | None = None,
     ) -> None:
-        _check_args(task, image_size, cameras, horizon, max_translation_m, max_rotation_rad)
+        _check_args(
+            task,
+            image_size=image_size,
+            cameras=cameras,
+            horizon=horizon,
+            max_translation_m=max_translation_m,
+            max_rotation_rad=max_rotation_rad,
+        )
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.task = task
         self.cameras = tuple(cameras)
         self.image_size = int(image_size)
@@ -78,9 +88,7 @@ class TabletopEnv(gymnasium.Env):
         self._site = self.model.site("grip").id
         self._arm_act = np.array([self.model.actuator(j).id for j in scene.ARM_JOINTS])
         self._finger_act = np.array([self.model.actuator(j).id for j in scene.FINGER_JOINTS])
-        self._finger_qpos = np.array(
-            [self.model.joint(j).qposadr[0] for j in scene.FINGER_JOINTS]
-        )
+        self._finger_qpos = np.array([self.model.joint(j).qposadr[0] for j in scene.FINGER_JOINTS])
         self.n_substeps = round(CONTROL_DT / self.model.opt.timestep)
         kp = self.model.actuator_gainprm[self._arm_act, 0]
         kv = -self.model.actuator_biasprm[self._arm_act, 2]
@@ -256,7 +264,14 @@ class TabletopEnv(gymnasium.Env):
 
     def _render(self, camera: str) -> np.ndarray:
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+            try:
+                self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+            except mujoco.FatalError as exc:
+                raise RuntimeError(
+                    f"offscreen rendering failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}; "
+                    "set MUJOCO_GL=egl (or osmesa) before mujoco is first imported, or use "
+                    "cameras=() for a state-only environment"
+                ) from exc
         self._renderer.update_scene(self.data, camera=camera)
         return self._renderer.render().copy()
 
@@ -283,6 +298,7 @@ def validate_action(action: Any) -> np.ndarray:
 
 def _check_args(
     task: str,
+    *,
     image_size: int,
     cameras: Sequence[str],
     horizon: int,

@@ -1,15 +1,17 @@
 """Scripted experts: observation -> action (7,) float32 in [-1, 1] for each task.
 
 They read only ``obs["state"]`` (proprioception and the task's object features, see
-``robot_bridge.sim.tasks``) and choose their phase from it, so they are deterministic functions
-of the observation and need no episode bookkeeping. They assume the default per-step limits
-(0.05 m, 0.2 rad); with other limits they remain proportional controllers, only with other
-gains.
+``robot_bridge.sim.tasks``) and work out their phase (approach, descend, close, then lift or
+pull) from it on every call, so they are deterministic functions of the observation: nothing
+carries over between calls, and a fresh episode needs no reset. They assume the default
+per-step limits (0.05 m, 0.2 rad); with other limits they remain proportional controllers,
+only with other gains.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,56 +24,78 @@ STEP_RAD = 0.2  # the default max_rotation_rad
 OPEN, CLOSE = -1.0, 1.0
 HOVER_M = 0.08  # approach height above the grasp point
 ALIGN_M = 0.01  # xy error under which the gripper descends
+ALIGN_RAD = 0.08  # yaw error under which the gripper descends
 GRASP_TOL_M = 0.012  # distance from the grasp point under which the jaws close
+HANDLE_RADIUS_M = 0.01
 
 
-def _action(ee_pos: np.ndarray, ee_quat: np.ndarray, goal_pos: np.ndarray, goal_yaw: float,
-            gripper: float) -> np.ndarray:  # fmt: skip
-    """Proportional step towards ``goal_pos`` with the gripper pointing down at ``goal_yaw``."""
-    goal_quat = quat_mul(yaw_quat(goal_yaw), np.asarray(scene.HOME_QUAT))
-    rot = rotation_between(goal_quat, ee_quat)
-    act = np.concatenate([(goal_pos - ee_pos) / STEP_M, rot / STEP_RAD, [gripper]])
+@dataclass(frozen=True)
+class Proprio:
+    """The proprioceptive part of the state that the experts use (world frame)."""
+
+    pos: np.ndarray  # (3,) grip-site position, metres
+    quat: np.ndarray  # (4,) wxyz
+    opening: float  # 0 closed .. 1 open
+
+    @classmethod
+    def from_obs(cls, obs: Obs) -> tuple[Proprio, np.ndarray]:
+        """Split ``obs["state"]`` into proprioception and the task features."""
+        state = np.asarray(obs["state"], dtype=np.float64)
+        return cls(state[0:3], state[3:7], float(state[7])), state[14:]
+
+
+def move(ee: Proprio, goal: np.ndarray, yaw: float, gripper: float) -> np.ndarray:
+    """Proportional step towards ``goal`` (3,) with the gripper pointing down at heading ``yaw``."""
+    goal_quat = quat_mul(yaw_quat(yaw), np.asarray(scene.HOME_QUAT))
+    rot = rotation_between(goal_quat, ee.quat)
+    act = np.concatenate([(goal - ee.pos) / STEP_M, rot / STEP_RAD, [gripper]])
     return np.clip(act, -1.0, 1.0).astype(np.float32)
 
 
-def _split(obs: Obs) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    state = np.asarray(obs["state"], dtype=np.float64)
-    return state[0:3], state[3:7], float(state[7]), state[14:]
+@dataclass(frozen=True)
+class Grasp:
+    """Where and how to grasp: point (3,), jaw heading (rad), opening range that means held."""
 
+    point: np.ndarray
+    yaw: float
+    held_opening: tuple[float, float]
 
-def _reach_and_grasp(ee: np.ndarray, quat: np.ndarray, opening: float, grasp: np.ndarray,
-                     yaw: float, held_opening: tuple[float, float]) -> tuple[str, np.ndarray]:  # fmt: skip
-    """Common phases: hover above ``grasp``, descend, close. Returns (phase, action)."""
-    dist = float(np.linalg.norm(grasp - ee))
-    lo, hi = held_opening
-    if dist < 2.5 * GRASP_TOL_M and lo < opening < hi:
-        return "holding", np.zeros(7, np.float32)
-    if dist < GRASP_TOL_M:
-        # closed on nothing: open again and retry; otherwise close on the object
-        grip = OPEN if opening <= lo else CLOSE
-        return "closing", _action(ee, quat, grasp, yaw, grip)
-    yaw_ok = abs(wrap(yaw - yaw_of(quat))) < 0.08
-    if np.linalg.norm(grasp[:2] - ee[:2]) < ALIGN_M and yaw_ok:
-        return "descending", _action(ee, quat, grasp, yaw, OPEN)
-    hover = grasp + np.array([0.0, 0.0, HOVER_M])
-    hover[2] = max(hover[2], ee[2]) if np.linalg.norm(grasp[:2] - ee[:2]) > 0.03 else hover[2]
-    return "approaching", _action(ee, quat, hover, yaw, OPEN)
+    def holding(self, ee: Proprio) -> bool:
+        """Jaws closed on something at the grasp point."""
+        low, high = self.held_opening
+        near = np.linalg.norm(self.point - ee.pos) < 2.5 * GRASP_TOL_M
+        return bool(near and low < ee.opening < high)
+
+    def reach(self, ee: Proprio) -> np.ndarray:
+        """Action of the phases before holding: hover above the point, descend, close."""
+        offset = self.point - ee.pos
+        if np.linalg.norm(offset) < GRASP_TOL_M:
+            # closed on nothing: open again and retry; otherwise close on the object
+            grip = OPEN if ee.opening <= self.held_opening[0] else CLOSE
+            return move(ee, self.point, self.yaw, grip)
+        xy_error = float(np.linalg.norm(offset[:2]))
+        yaw_ok = abs(wrap(self.yaw - yaw_of(ee.quat))) < ALIGN_RAD
+        if xy_error < ALIGN_M and yaw_ok:
+            return move(ee, self.point, self.yaw, OPEN)
+        hover = self.point + np.array([0.0, 0.0, HOVER_M])
+        if xy_error > 3 * ALIGN_M:
+            hover[2] = max(hover[2], ee.pos[2])  # never move down while far off in xy
+        return move(ee, hover, self.yaw, OPEN)
 
 
 class LiftExpert:
     """Hover over the cube with the jaws square to its faces, descend, close, lift."""
 
     def __call__(self, obs: Obs) -> np.ndarray:
-        ee, quat, opening, feat = _split(obs)
+        ee, feat = Proprio.from_obs(obs)
         cube, cube_quat = feat[0:3], feat[3:7]
-        ee_yaw = yaw_of(quat)
-        yaw = ee_yaw + wrap(yaw_of(cube_quat) - ee_yaw, np.pi / 2)
-        held = (0.5 * scene.CUBE_HALF_M / scene.FINGER_MAX_M, 1.2 * scene.CUBE_HALF_M / scene.FINGER_MAX_M)
-        phase, act = _reach_and_grasp(ee, quat, opening, cube, yaw, held)
-        if phase == "holding":
-            goal = np.array([ee[0], ee[1], cube[2] + 0.15])
-            act = _action(ee, quat, goal, yaw, CLOSE)
-        return act
+        ee_yaw = yaw_of(ee.quat)
+        yaw = ee_yaw + wrap(yaw_of(cube_quat) - ee_yaw, np.pi / 2)  # any face pair will do
+        width = scene.CUBE_HALF_M / scene.FINGER_MAX_M
+        grasp = Grasp(cube, yaw, (0.5 * width, 1.2 * width))
+        if grasp.holding(ee):
+            return move(ee, np.array([ee.pos[0], ee.pos[1], cube[2] + 0.15]), yaw, CLOSE)
+        return grasp.reach(ee)
 
     def reset(self) -> None:
         """Nothing to forget: the phase is recomputed from every observation."""
@@ -81,16 +105,15 @@ class DrawerExpert:
     """Hover over the handle with the jaws across the bar, descend, close, pull."""
 
     def __call__(self, obs: Obs) -> np.ndarray:
-        ee, quat, opening, feat = _split(obs)
+        ee, feat = Proprio.from_obs(obs)
         handle = feat[0:3]
-        ee_yaw = yaw_of(quat)
-        yaw = ee_yaw + wrap(0.0 - ee_yaw, np.pi)  # jaws open along x, across the bar
-        held = (0.3 * 0.01 / scene.FINGER_MAX_M, 1.6 * 0.01 / scene.FINGER_MAX_M)
-        phase, act = _reach_and_grasp(ee, quat, opening, handle, yaw, held)
-        if phase == "holding":
-            goal = handle + np.array([-STEP_M, 0.0, 0.0])
-            act = _action(ee, quat, goal, yaw, CLOSE)
-        return act
+        ee_yaw = yaw_of(ee.quat)
+        yaw = ee_yaw + wrap(-ee_yaw, np.pi)  # jaws open along world x, across the bar
+        width = HANDLE_RADIUS_M / scene.FINGER_MAX_M
+        grasp = Grasp(handle, yaw, (0.3 * width, 1.6 * width))
+        if grasp.holding(ee):
+            return move(ee, handle + np.array([-STEP_M, 0.0, 0.0]), yaw, CLOSE)
+        return grasp.reach(ee)
 
     def reset(self) -> None:
         """Nothing to forget: the phase is recomputed from every observation."""

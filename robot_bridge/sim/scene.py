@@ -53,10 +53,10 @@ _HEADER = """
       <position kp="150" kv="8" forcerange="-40 40"/>
     </default>
     <default class="finger">
-      <joint type="slide" damping="5" armature="0.01"/>
-      <geom type="box" contype="2" conaffinity="1" condim="4" friction="1.5 0.02 0.002"
-            solref="0.01 1" rgba="0.15 0.15 0.17 1"/>
-      <position kp="300" kv="10" forcerange="-20 20"/>
+      <joint type="slide" damping="1" armature="0.01"/>
+      <geom type="box" contype="2" conaffinity="1" condim="4" friction="2 0.05 0.002"
+            solref="0.004 1" solimp="0.95 0.99 0.001" rgba="0.15 0.15 0.17 1"/>
+      <position kp="500" kv="5" forcerange="-20 20"/>
     </default>
     <default class="drawer">
       <geom type="box" contype="4" conaffinity="2" rgba="0.55 0.4 0.25 1"/>
@@ -101,11 +101,11 @@ _ARM = """
                   <camera name="wrist" pos="0 0.06 0.025" xyaxes="1 0 0 0 -1 -0.35" fovy="75"/>
                   <body name="finger_l" pos="0 0 0" gravcomp="1">
                     <joint name="finger_l" class="finger" axis="1 0 0" range="0 {fmax}"/>
-                    <geom name="pad_l" class="finger" pos="0.008 0 0.07" size="0.008 0.012 0.03"/>
+                    <geom name="pad_l" class="finger" pos="0.008 0 0.07" size="0.008 0.02 0.03"/>
                   </body>
                   <body name="finger_r" pos="0 0 0" gravcomp="1">
                     <joint name="finger_r" class="finger" axis="-1 0 0" range="0 {fmax}"/>
-                    <geom name="pad_r" class="finger" pos="-0.008 0 0.07" size="0.008 0.012 0.03"/>
+                    <geom name="pad_r" class="finger" pos="-0.008 0 0.07" size="0.008 0.02 0.03"/>
                   </body>
                 </body>
               </body>
@@ -120,7 +120,8 @@ _LIFT = """
     <body name="cube" pos="0.45 0 {half}">
       <freejoint name="cube"/>
       <geom name="cube" type="box" size="{half} {half} {half}" density="600" condim="4"
-            friction="1.2 0.02 0.002" rgba="0.85 0.15 0.12 1"/>
+            friction="1.2 0.02 0.002" solref="0.004 1" solimp="0.95 0.99 0.001"
+            rgba="0.85 0.15 0.12 1"/>
     </body>
 """
 
@@ -152,6 +153,9 @@ _DRAWER = """
 
 _FOOTER = """
   </worldbody>
+  <contact>
+    <exclude body1="base" body2="link1"/>
+  </contact>
   <actuator>
     <position name="j1" class="arm" joint="j1" ctrlrange="-2.9 2.9"/>
     <position name="j2" class="arm" joint="j2" ctrlrange="-2.0 2.0"/>
