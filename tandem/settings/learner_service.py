@@ -22,11 +22,16 @@ class LearnerServiceSettings(BaseModel):
     demos_require_success: bool = Field(
         True, description="Use only demonstrations that ended in success as imitation data."
     )
-    pretrain_steps: int = Field(
-        2000, ge=0, description="Imitation pre-training updates on the demos when no checkpoint."
+    pretrain_steps: int | None = Field(
+        None,
+        ge=0,
+        description="IL pre-training updates without a checkpoint; None: learner.bc_steps",
     )
-    utd: float = Field(
-        0.5, gt=0, description="Update-to-data ratio: RL updates per received environment step."
+    utd: float | None = Field(
+        None,
+        gt=0,
+        description="Critic updates per received env step; None = learner.num_critic_updates / "
+        "learner.update_freq (the reference schedule).",
     )
     max_updates_per_s: float = Field(
         50.0, gt=0, description="Cap on RL updates per second, whatever the UTD allows."
@@ -59,8 +64,11 @@ class LearnerServiceSettings(BaseModel):
     rolling_episodes: int = Field(
         20, ge=1, description="Window (episodes) of the rolling success rate and return."
     )
-    online_capacity: int = Field(
-        200_000, ge=1, description="Capacity (transitions) of the bounded online RL buffer."
+    demo_capacity: int = Field(
+        100_000, ge=2, description="Frames of demonstration data kept (never evicted)."
+    )
+    intervention_capacity: int = Field(
+        50_000, ge=2, description="Frames of intervention (HG-DAgger) data; oldest evicted."
     )
     profile: str | None = Field(
         None, description="Learner-core network profile (e.g. cpu); None picks by device."
