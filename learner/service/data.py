@@ -30,20 +30,34 @@ log = logging.getLogger(__name__)
 StepKey = tuple[str, str, int]  # (robot_id, episode_id, step)
 
 
-def spec_for(segment: Segment, *, pixels: bool, cameras: list[str], action_dim: int) -> ObsSpec:
-    """The observation spec of the networks for data shaped like ``segment``."""
-    state_dim = int(segment.states.shape[1])
+def spec_for(
+    segment: Segment,
+    *,
+    pixels: bool,
+    cameras: list[str],
+    action_dim: int,
+    state_dims: int | None = None,
+    state_stack: int = 1,
+    frame_stack: int = 1,
+) -> ObsSpec:
+    """The observation spec of the networks for data shaped like ``segment``.
+
+    ``state_dims`` keeps the first entries of the state vector; stacking
+    multiplies the state width and the image channels.
+    """
+    raw = min(int(segment.states.shape[1]), state_dims or int(segment.states.shape[1]))
+    common = {
+        "state_dim": raw * state_stack, "action_dim": action_dim, "raw_state_dim": raw,
+        "state_stack": state_stack, "frame_stack": frame_stack,
+    }  # fmt: skip
     if not pixels:
-        return ObsSpec(state_dim=state_dim, action_dim=action_dim, raw_state_dim=state_dim)
+        return ObsSpec(**common)  # type: ignore[arg-type]
     cams = tuple(cameras or sorted(segment.images))
     missing = [c for c in cams if c not in segment.images]
     if missing:
         raise ValueError(f"cameras {missing} are not in the data (has {sorted(segment.images)})")
     h, w, c = segment.images[cams[0]].shape[1:]
-    return ObsSpec(
-        state_dim=state_dim, action_dim=action_dim, cameras=cams, image_shape=(h, w, c),
-        raw_state_dim=state_dim,
-    )  # fmt: skip
+    return ObsSpec(cameras=cams, image_shape=(h, w, c * frame_stack), **common)  # type: ignore[arg-type]
 
 
 def _obs_shapes(spec: ObsSpec) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -82,7 +96,6 @@ class ServiceData:
         self._online_index: dict[StepKey, int] = {}
         self.duplicates = 0
         self.intervention_steps = 0
-        self.demo_states: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ adding
     def add_demo(self, segment: Segment) -> int:
@@ -93,7 +106,6 @@ class ServiceData:
             with self.lock:
                 self.demos.add_episode(obs, seg.actions, seg.rewards, seg.terminated)
                 self._demo_keys.update(_keys(seg))
-            self.demo_states.append(seg.states)
             added += len(seg)
         return added
 
@@ -141,6 +153,13 @@ class ServiceData:
             _, keys = self._online_keys.popleft()
             for key in keys:
                 self._online_index.pop(key, None)
+
+    def demo_states(self) -> np.ndarray:
+        """Network-input (stacked) states of every demo frame, [N, state_dim]."""
+        with self.lock:
+            frames = [np.arange(start, start + n) for start, n in self.demos.episodes]
+            idx = np.concatenate(frames) if frames else np.zeros(0, np.int64)
+            return self.demos.obs["state"][idx].copy()
 
     # ------------------------------------------------------------------ sampling
     def __len__(self) -> int:

@@ -42,6 +42,7 @@ def collect(learner: OnlineLearner) -> tuple[int, int, dict[str, float | None]]:
             "weights/version": float(p.weights_version),
             "weights/il_version": float(p.il_version),
             "hil/refits": float(p.refits),
+            "hil/refit_weights_version": float(p.refit_weights_version),
             "hil/refit_running": float(learner.refit is not None and not learner.refit.done),
         }
     )

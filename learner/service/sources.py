@@ -151,11 +151,17 @@ def session_roots(run_dir: Path) -> list[Path]:
 
 
 class IngestLog:
-    """Writes every ingested step under ``<run_dir>/ingest/<session>/`` (episode format)."""
+    """Writes every ingested step under ``root`` in the episode format, flushed often."""
 
-    def __init__(self, run_dir: Path, flush_every_s: float) -> None:
-        self.root = run_dir / "ingest" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        self.root.mkdir(parents=True, exist_ok=False)
+    @classmethod
+    def new_session(cls, run_dir: Path, flush_every_s: float) -> IngestLog:
+        """A log in a fresh session directory ``<run_dir>/ingest/<time>-<pid>/``."""
+        session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        return cls(run_dir / "ingest" / session, flush_every_s)
+
+    def __init__(self, root: Path, flush_every_s: float) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
         self._flush_every_s = flush_every_s
         self._writers: dict[Key, EpisodeWriter] = {}
 

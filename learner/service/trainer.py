@@ -56,6 +56,7 @@ class Progress:
     il_version: int = 0
     refits: int = 0
     intervention_steps_at_refit: int = 0
+    refit_weights_version: int = 0
     update_calls: int = 0
 
 
@@ -128,7 +129,7 @@ class OnlineLearner:
         }
         self.ingest = Ingest(
             self.cfg.bridges, self.deliveries.append, assembler=assembler,
-            ingest_log=IngestLog(self.run_dir, self.svc.ingest_flush_s),
+            ingest_log=IngestLog.new_session(self.run_dir, self.svc.ingest_flush_s),
             route_kwargs=route_kwargs, backfill_root=self.store_root,
         )  # fmt: skip
         self.ingest.start()
@@ -219,7 +220,11 @@ class OnlineLearner:
         pixels = self.cfg.obs == "pixels" or (
             self.cfg.obs == "auto" and bool(seg.images) and self.device.type == "cuda"
         )
-        return spec_for(seg, pixels=pixels, cameras=self.cfg.cameras, action_dim=7)
+        cfg = self.cfg
+        return spec_for(
+            seg, pixels=pixels, cameras=cfg.cameras, action_dim=7, state_dims=cfg.state_dims,
+            state_stack=cfg.state_stack, frame_stack=cfg.frame_stack,
+        )  # fmt: skip
 
     def _add(self, delivery: Delivery) -> None:
         data, routed = self.data, delivery.routed
@@ -273,7 +278,7 @@ class OnlineLearner:
         assert self.data is not None
         self.state = "pretraining"
         il = self._new_il()
-        states = np.concatenate([s[:, : il.spec.state_dim] for s in self.data.demo_states] or [])
+        states = self.data.demo_states()
         if len(states):
             il.normalizer.fit(states)
         steps = self.cfg.bc_steps if self.svc.pretrain_steps is None else self.svc.pretrain_steps
@@ -398,6 +403,7 @@ class OnlineLearner:
                  self.progress.il_version, job.seconds, loss)  # fmt: skip
         self._set_metrics({"hil/refit_loss": loss, "hil/refit_seconds": job.seconds})
         self.publish()
+        self.progress.refit_weights_version = self.progress.weights_version
 
     # ------------------------------------------------------------------ outputs
     def publish(self) -> None:
