@@ -82,6 +82,11 @@ class LearnerPolicySlot(PolicySlot):
         return newest if acting is None else max(0, newest - acting)
 
     def start(self) -> LearnerPolicySlot:
+        """Start receiving. With the default loader, torch and the learner's networks are
+        imported here, once, before the control loop runs: importing them later from the
+        loader thread would hold the interpreter lock for seconds while the loop ticks."""
+        if self._loader is default_loader:
+            import learner.bundle  # noqa: F401
         self._threads = [
             threading.Thread(target=self._run, name="weights-sub", daemon=True),
             threading.Thread(target=self._load_loop, name="weights-load", daemon=True),

@@ -97,6 +97,7 @@ class OnlineLearner:
         self.rng = np.random.default_rng()
         self._metrics_lock = threading.Lock()
         self._ckpt: dict[str, Any] | None = None
+        self._checkpointed: tuple[int, int, int] | None = None
         self.ingest: Ingest | None = None
         self.outbox: Outbox | None = None
 
@@ -154,10 +155,27 @@ class OnlineLearner:
         self.deliveries.append(Delivery(ep, routed))
 
     def _save_run_info(self) -> None:
-        info = {"run_id": self.progress.run_id, "started_wall": self.progress.started_wall}
-        tmp = self.run_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.run_dir / "run.json")
+        """run.json: the run's id, start and newest published weights version.
+
+        Written at start and at every publish, so a resumed learner never reuses a
+        version number it published after its last checkpoint (the bridge would
+        ignore it as stale).
+        """
+        path = self.run_dir / "run.json"
+        if self.resume and path.exists():
+            try:
+                old = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                log.warning("unreadable %s: %s", path, exc)
+            else:
+                if old.get("run_id") == self.progress.run_id:
+                    published = int(old.get("weights_version", 0))
+                    self.progress.weights_version = max(self.progress.weights_version, published)
+        info = {
+            "run_id": self.progress.run_id, "started_wall": self.progress.started_wall,
+            "weights_version": self.progress.weights_version,
+        }  # fmt: skip
+        _write_json(path, info)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -416,11 +434,20 @@ class OnlineLearner:
             il_version=self.progress.il_version, update_step=self.num_updates,
             config={"spec": config["spec"], "method": config["method"]},
         )  # fmt: skip
+        self._save_run_info()
 
     def checkpoint(self) -> None:
-        """Save the agent, the IL policy and the progress atomically, plus the replay index."""
+        """Save the agent, the IL policy and the progress atomically, plus the replay index.
+
+        Skipped when nothing changed since the last one (no update, no new data, no refit).
+        """
         if self.il is None or self.spec is None:
             return
+        mark = (self.num_updates, self.env_steps, self.progress.il_version)
+        self.last_checkpoint = time.monotonic()
+        if mark == self._checkpointed:
+            return
+        self._checkpointed = mark
         state = {
             "agent": None if self.agent is None else self.agent.state_dict(),
             "il": self.il.state_dict(),

@@ -166,7 +166,7 @@ class System:
         return self.learner
 
     def start_recorder(self, bridge: BridgeProc) -> None:
-        if importlib.util.find_spec("server.recorder") is not None:
+        if importlib.util.find_spec("server") and importlib.util.find_spec("server.recorder"):
             argv = [sys.executable, "-m", "server.recorder", "--data-dir", str(self.data_dir),
                     "--endpoint", bridge.pub, "--flush-every", "0.2"]  # fmt: skip
         else:

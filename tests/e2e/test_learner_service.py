@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+import time
+
 import pytest
 import zmq
+from learner.checkpoint import load_checkpoint
 
 from tandem.messages import EndEpisode, HandBack, ResetDone, StartRollout, TakeOver
 from tests.e2e.service_harness import Operator, System, record_demo, wait
+from tests.robot_bridge.conftest import CommandClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -76,4 +83,105 @@ def test_demos_pretrain_publish_rollout_intervention_refit(system):
         assert m["data/demo_episodes"] >= 2 and m["buffer/demo"] > 0
         assert m["hil/intervention_rate"] is not None and m["hil/intervention_rate"] > 0
     finally:
+        operator.close()
+
+
+class RolloutDriver:
+    """Runs rollout after rollout on a bridge (reset done after each) until stopped."""
+
+    def __init__(self, system: System, bridge) -> None:
+        self.system, self.bridge = system, bridge
+        self.episodes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        client = CommandClient(self.bridge.cmd, self.system.ctx)
+        try:
+            while not self._stop.is_set():
+                if client.send(StartRollout()).ok:
+                    self.episodes += 1
+                    while self.bridge.status().mode != "await_reset":
+                        time.sleep(0.05)
+                    client.send(ResetDone())
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Stop after the current episode has ended."""
+        self._stop.set()
+        self._thread.join(30)
+
+
+def _replay_index(system) -> dict:
+    return json.loads((system.run_dir / "replay_index.json").read_text())
+
+
+def _published(bridge) -> dict[int, tuple[str, int]]:
+    """seq -> (episode, step) of every step record the bridge published."""
+    return {s.seq: (s.episode_id, s.step) for s in bridge.steps()}
+
+
+def _assert_replay_holds_exactly(system, bridges) -> None:
+    rows = _replay_index(system)["rows"]
+    for bridge in bridges:
+        published = _published(bridge)
+        mine = [r for r in rows if r[0] == bridge.robot_id]
+        seqs = [r[3] for r in mine]
+        assert len(seqs) == len(set(seqs)), "a step is held twice"
+        missing = sorted(set(published) - set(seqs))
+        assert not missing, f"{bridge.robot_id}: {len(missing)} published steps not held"
+        assert len(seqs) == len(published)
+        for _, episode, step, seq, _ in mine:  # each held step is the one the bridge sent
+            assert published[seq] == (episode, step)
+
+
+@pytest.mark.timeout(170)
+def test_kill_9_and_resume_keeps_every_published_step(system):
+    bridge = system.start_bridge("r0", horizon=40)
+    system.start_recorder(bridge)
+    system.start_learner()
+    operator = Operator(bridge, system.ctx)
+    driver = None
+    try:
+        _record_demos(system, bridge, successes=2)
+        wait(lambda: (bridge.status().weights_version or 0) >= 1, 60, "first weights", system)
+        driver = RolloutDriver(system, bridge)
+        system.wait_metric("learner/update_step", lambda v: v >= 60, 60)
+        ckpt = system.run_dir / "checkpoint.pt"
+        wait(ckpt.exists, 10, "a checkpoint", system)
+        # Kill in the middle of a rollout episode, while training.
+        wait(lambda: bridge.status().mode == "rollout" and bridge.status().step >= 5, 20, "mid")
+        before = system.metrics()
+        system.stop_learner(signal.SIGKILL)
+        saved = load_checkpoint(ckpt)["agent"]["counters"]["num_updates"]
+        assert 0 < saved <= before["learner/update_step"] + 50
+        time.sleep(1.0)  # the bridge keeps publishing meanwhile
+        n_metrics = len(system.metrics_sub.get("metrics"))
+        system.start_learner("--resume")
+        # Training continues from the checkpoint, not from scratch.
+        resumed = wait(
+            lambda: [
+                d.msg.update_step for d in system.metrics_sub.get("metrics")[n_metrics:]
+                if d.msg.update_step > 0
+            ],
+            60, "resumed updates", system,
+        )  # fmt: skip
+        assert resumed[0] >= saved
+        system.wait_metric("weights/version", lambda v: v > before["weights/version"], 30)
+        n_done = driver.episodes
+        wait(lambda: driver.episodes >= n_done + 2, 60, "more rollouts", system)
+        driver.stop()
+        driver = None
+        total = len(bridge.steps())
+        system.wait_metric("learner/env_steps", lambda v: v >= total, 30)
+        m = system.metrics()
+        assert m["buffer/duplicates"] == 0
+        assert system.stop_learner() == 0  # SIGTERM: final checkpoint and replay index
+        _assert_replay_holds_exactly(system, [bridge])
+    finally:
+        if driver is not None:
+            driver.stop()
         operator.close()
