@@ -11,7 +11,8 @@ import pytest
 import zmq
 from learner.checkpoint import load_checkpoint
 
-from tandem.messages import EndEpisode, HandBack, ResetDone, StartRollout, TakeOver
+from tandem.episodes import load_episode
+from tandem.messages import EndEpisode, HandBack, ResetDone, StartDemo, StartRollout, TakeOver
 from tests.e2e.service_harness import Operator, System, record_demo, wait
 from tests.robot_bridge.conftest import CommandClient
 
@@ -185,3 +186,43 @@ def test_kill_9_and_resume_keeps_every_published_step(system):
         if driver is not None:
             driver.stop()
         operator.close()
+
+
+@pytest.mark.timeout(170)
+def test_two_bridges_feed_one_learner_without_mixing(system):
+    bridges = [system.start_bridge(r, seed=s, horizon=30) for r, s in (("ra", 0), ("rb", 100))]
+    system.start_learner()
+    operators = [Operator(b, system.ctx) for b in bridges]
+    drivers = []
+    try:
+        for b in bridges:  # both record at the same time: their streams interleave
+            assert b.client.send(StartDemo(operator="expert")).ok
+        for b in bridges:
+            wait(lambda b=b: b.sub.events("end"), 30, f"{b.robot_id} demo", system)
+            assert b.client.send(ResetDone()).ok
+        for b in bridges:
+            wait(lambda b=b: (b.status().weights_version or 0) >= 1, 60, "weights", system)
+        drivers = [RolloutDriver(system, b) for b in bridges]
+        wait(lambda: min(d.episodes for d in drivers) >= 2, 60, "rollouts", system)
+        for d in drivers:
+            d.stop()
+        drivers = []
+        total = sum(len(b.steps()) for b in bridges)
+        system.wait_metric("learner/env_steps", lambda v: v >= total, 30)
+        assert system.metrics()["ingest/gaps"] == 0
+        assert system.stop_learner() == 0
+        _assert_replay_holds_exactly(system, bridges)
+        # The learner's own log keeps each robot's episodes apart, steps in order.
+        for b in bridges:
+            episodes = {s.episode_id for s in b.steps()}
+            logged = [p for p in system.run_dir.glob(f"ingest/*/{b.robot_id}/*") if p.is_dir()]
+            assert {p.name for p in logged} == episodes
+            for path in logged:
+                ep = load_episode(path, images=False)
+                assert ep.meta.robot_id == b.robot_id
+                assert list(ep.steps["step"]) == list(range(len(ep)))
+    finally:
+        for d in drivers:
+            d.stop()
+        for op in operators:
+            op.close()
