@@ -92,7 +92,7 @@ class ServiceData:
         self.replay = Replay(self.demos, self.online, mode, demo_frac)
         self.lock = threading.Lock()
         self._demo_keys: dict[StepKey, int] = {}
-        self._online_keys: deque[tuple[int, dict[StepKey, int]]] = deque()
+        self._online_keys: deque[tuple[int, int, dict[StepKey, int]]] = deque()
         self._online_index: dict[StepKey, int] = {}
         self.duplicates = 0
         self.intervention_steps = 0
@@ -116,10 +116,11 @@ class ServiceData:
             obs = self._obs(seg)
             with self.lock:
                 self.online.add_episode(obs, seg.actions, seg.rewards, seg.terminated)
+                start, frames = self.online.episodes[-1]
+                self._forget_evicted(start, start + frames)
                 keys = _keys(seg)
-                self._online_keys.append((self.online.episodes[-1][0], keys))
+                self._online_keys.append((start, frames, keys))
                 self._online_index.update(keys)
-                self._forget_evicted()
             added += len(seg)
         return added
 
@@ -147,12 +148,16 @@ class ServiceData:
         )  # fmt: skip
         return seg.select(~held)
 
-    def _forget_evicted(self) -> None:
-        live = {start for start, _ in self.online.episodes}
-        while self._online_keys and self._online_keys[0][0] not in live:
-            _, keys = self._online_keys.popleft()
-            for key in keys:
-                self._online_index.pop(key, None)
+    def _forget_evicted(self, lo: int, hi: int) -> None:
+        """Drop the keys of older episodes whose frames [lo, hi) were just overwritten."""
+        kept: deque[tuple[int, int, dict[StepKey, int]]] = deque()
+        for start, frames, keys in self._online_keys:
+            if start < hi and start + frames > lo:
+                for key in keys:
+                    self._online_index.pop(key, None)
+            else:
+                kept.append((start, frames, keys))
+        self._online_keys = kept
 
     def demo_states(self) -> np.ndarray:
         """Network-input (stacked) states of every demo frame, [N, state_dim]."""
