@@ -1,0 +1,146 @@
+"""Policy bundles: the small artefact the bridge's policy slot loads to act.
+
+A bundle is one safetensors blob: tensors of the networks needed for acting (IL policy, actor,
+target critic, encoder, normaliser) and, in its metadata under ``tandem_config``, the JSON
+config to rebuild them. Its sha256 goes into ``tandem.messages.PolicyWeights``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from learner.bc import BCPolicy
+from learner.ibrl import IBRLAgent
+from learner.obs import ObsSpec, Stacker, to_torch
+from tandem.settings.learner import LearnerSettings
+
+BUNDLE_FORMAT = 1
+ACT_MODULES = ("normalizer", "encoder", "actor", "critic_target")
+
+
+class BundleError(ValueError):
+    """A policy bundle is malformed or from another format version."""
+
+
+def make_bundle(
+    cfg: LearnerSettings, spec: ObsSpec, *, agent: IBRLAgent | None, il: BCPolicy | None
+) -> tuple[bytes, dict[str, Any]]:
+    """Serialise what acting needs; returns (blob, config). ``agent`` None = bc policy."""
+    tensors: dict[str, torch.Tensor] = {}
+    if agent is not None:
+        for name, module in agent.modules():
+            if name in ACT_MODULES:
+                tensors.update(_prefixed(name, module.state_dict()))
+    if il is not None:
+        tensors.update(_prefixed("il", il.state_dict()))
+    config = {
+        "format": BUNDLE_FORMAT,
+        "method": cfg.method,
+        "learner": cfg.model_dump(mode="json"),
+        "spec": spec.to_json(),
+        "il_arch": None if il is None else il.arch,
+    }
+    blob = st_save(tensors, metadata={"tandem_config": json.dumps(config)})
+    return blob, config
+
+
+def sha256(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def read_bundle(data: bytes | str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """-> (tensors, config) from bundle bytes or a file path."""
+    blob = Path(data).read_bytes() if isinstance(data, (str, Path)) else bytes(data)
+    try:
+        (header_len,) = struct.unpack("<Q", blob[:8])
+        header = json.loads(blob[8 : 8 + header_len])
+        config = json.loads(header["__metadata__"]["tandem_config"])
+        tensors = st_load(blob)
+    except (struct.error, KeyError, ValueError, TypeError) as exc:
+        raise BundleError(f"not a policy bundle: {exc}") from None
+    if config.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"bundle format {config.get('format')} != {BUNDLE_FORMAT}")
+    return tensors, config
+
+
+class Policy:
+    """Acting policy of a bundle: ``act(obs) -> (action, info)``.
+
+    ``obs`` is an env observation (a state array, or a dict with ``"state"`` and camera
+    images). Frame/state stacking is kept internally; call ``reset()`` at an episode start.
+    ``info``: ``proposal`` ("il" or "rl"), ``q_il``, ``q_rl`` (NaN when not computed).
+    """
+
+    def __init__(
+        self, tensors: dict[str, torch.Tensor], config: dict[str, Any], device: str = "cpu"
+    ):
+        self.config = config
+        self.method = config["method"]
+        self.spec = ObsSpec.from_json(config["spec"])
+        self.cfg = LearnerSettings.model_validate(config["learner"])
+        self.device = torch.device(device)
+        self.il: BCPolicy | None = None
+        if config["il_arch"] is not None:
+            self.il = BCPolicy(self.spec, **config["il_arch"])
+            self.il.load_state_dict(_section(tensors, "il"))
+            self.il.eval().to(self.device)
+        self.agent: IBRLAgent | None = None
+        if self.method != "bc":
+            il = self.il if self.method in ("ibrl", "ibrl_soft") else None
+            self.agent = IBRLAgent(self.cfg, self.spec, il, self.device)
+            for name, module in self.agent.modules():
+                if name in ACT_MODULES:
+                    module.load_state_dict(_section(tensors, name))
+        self._stacker = Stacker(self.spec)
+        self._fresh = True
+
+    def reset(self) -> None:
+        """Forget the stacked history (start of an episode)."""
+        self._fresh = True
+
+    @torch.no_grad()
+    def act(self, obs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Action (A,) float32 in [-1, 1] for one observation, and the selection info."""
+        raw = obs if isinstance(obs, dict) else {"state": np.asarray(obs, np.float32).ravel()}
+        stacked = self._stacker.reset(raw) if self._fresh else self._stacker.step(raw)
+        self._fresh = False
+        batch = to_torch(stacked, self.device)
+        if self.agent is None:
+            assert self.il is not None
+            action = self.il(batch)[0]
+            return action.cpu().numpy(), {
+                "proposal": "il",
+                "q_il": float("nan"),
+                "q_rl": float("nan"),
+            }
+        action, info = self.agent.act(batch, explore=False)
+        proposal = "il" if bool(info["use_il"][0]) else "rl"
+        return action[0].cpu().numpy(), {
+            "proposal": proposal,
+            "q_il": float(info["q_il"][0]),
+            "q_rl": float(info["q_rl"][0]),
+        }
+
+
+def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    start = prefix + "."
+    return {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
+
+
+def load_policy(data: bytes | str | Path, device: str = "cpu") -> Policy:
+    """Load a bundle (bytes or file path) into an acting ``Policy``."""
+    tensors, config = read_bundle(data)
+    return Policy(tensors, config, device)

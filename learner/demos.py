@@ -1,0 +1,201 @@
+"""Demonstrations on disk (``tandem.episodes`` format): recording with a scripted policy and
+loading into replay-ready arrays.
+
+The episode format stores actions as 7-vectors (``tandem.messages.ACTION_DIM``); envs with
+fewer action dimensions are zero-padded and ``meta.extra["action_dim"]`` records the true size.
+The observation after the last action is saved as ``final.npz`` (keys ``state`` and cameras).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learner.envs import CanonicalEnv, EnvSpec, sim_expert
+from tandem.episodes import EpisodeMeta, EpisodeWriter, StepData, list_episodes, load_episode
+from tandem.messages import ACTION_DIM, ActionSource, ControlMode, EpisodeKind, Outcome
+
+log = logging.getLogger(__name__)
+
+ScriptedPolicy = Callable[[Any], np.ndarray]
+
+
+class DemoError(ValueError):
+    """Demonstrations are missing, unusable or do not match the environment."""
+
+
+@dataclass
+class Demo:
+    """One demonstration: raw (unstacked) observations with the final one included."""
+
+    states: np.ndarray  # [T + 1, S]
+    images: dict[str, np.ndarray]  # cam -> [T + 1, H, W, 3]
+    action: np.ndarray  # [T, A]
+    reward: np.ndarray  # [T]
+    terminated: bool
+
+
+def resolve_policy(text: str, env_spec: EnvSpec, policy_args: Any = None) -> ScriptedPolicy:
+    """``expert`` (sim envs) or ``MODULE:ATTR``.
+
+    ATTR may be a callable ``obs -> action``, an object with ``get_action(obs)``, a class
+    (instantiated), or a factory: it is called to build the policy when ``policy_args`` is
+    given (a JSON list/dict of arguments) or when it takes a ``task`` parameter and the env is
+    ``sim:TASK`` (so ``robot_bridge.sim:expert_for`` works).
+    """
+    if text == "expert":
+        if env_spec.kind != "sim":
+            raise DemoError("--policy expert is only defined for sim envs; give MODULE:ATTR")
+        return _as_callable(sim_expert(env_spec.name))
+    module_name, sep, attr = text.partition(":")
+    if not sep or not module_name or not attr:
+        raise DemoError(f"--policy must be MODULE:ATTR or expert, got {text!r}")
+    import importlib
+
+    try:
+        obj: Any = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise DemoError(f"cannot load policy {text!r}: {exc}") from None
+    if policy_args is not None:
+        args = policy_args if isinstance(policy_args, list) else []
+        kwargs = policy_args if isinstance(policy_args, dict) else {}
+        obj = obj(*args, **kwargs)
+    elif inspect.isclass(obj):
+        obj = obj()
+    elif inspect.isfunction(obj) and "task" in inspect.signature(obj).parameters:
+        if env_spec.kind != "sim":
+            raise DemoError(f"{text} is a task factory; it needs a sim env or --policy-args")
+        obj = obj(task=env_spec.name)
+    return _as_callable(obj)
+
+
+def _as_callable(obj: Any) -> ScriptedPolicy:
+    if hasattr(obj, "get_action"):
+        return obj.get_action  # type: ignore[no-any-return]
+    if callable(obj):
+        return obj  # type: ignore[no-any-return]
+    raise DemoError(f"policy {obj!r} is neither callable nor has get_action(obs)")
+
+
+def robot_id_for(env_spec: EnvSpec) -> str:
+    """A path-safe robot id for an env spec, e.g. ``sim-lift``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"{env_spec.kind}-{env_spec.name}")[:120]
+
+
+def record_episode(
+    env: CanonicalEnv, policy: ScriptedPolicy, seed: int | None
+) -> tuple[list[StepData], dict[str, np.ndarray], dict[str, Any]]:
+    """Run one episode of ``policy`` (called on the env's raw observation, answering in the
+    env's action units). Returns (steps, final observation, summary)."""
+    obs, _ = env.reset(seed=seed)
+    if hasattr(policy, "__self__") and hasattr(policy.__self__, "reset"):
+        policy.__self__.reset()
+    steps: list[StepData] = []
+    terminated = truncated = success = False
+    while not (terminated or truncated):
+        action = env.unscale(np.asarray(policy(env.raw_obs), np.float64))
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        success = success or bool(info["success"])
+        steps.append(
+            _step_data(obs, action, reward, info=info, terminated=terminated,
+                       truncated=truncated, t=len(steps))
+        )  # fmt: skip
+        obs = next_obs
+    return steps, obs, {"success": success, "terminated": terminated, "truncated": truncated}
+
+
+def _step_data(
+    obs: dict[str, np.ndarray],
+    action: np.ndarray,
+    reward: float,
+    *,
+    info: dict[str, Any],
+    terminated: bool,
+    truncated: bool,
+    t: int,
+) -> StepData:
+    if action.shape[0] > ACTION_DIM:
+        raise DemoError(
+            f"actions of {action.shape[0]} dims exceed the episode format's {ACTION_DIM}"
+        )
+    padded = np.zeros(ACTION_DIM, np.float32)
+    padded[: action.shape[0]] = action
+    images = {k: v for k, v in obs.items() if k != "state"}
+    return StepData(
+        state=obs["state"], action=padded, images=images, policy_action=padded.copy(),
+        reward=float(reward), success=bool(info["success"]), terminated=terminated,
+        truncated=truncated, action_source=ActionSource.POLICY, mode=ControlMode.ROLLOUT, step=t,
+    )  # fmt: skip
+
+
+def write_demo(
+    root: Path, env: CanonicalEnv, env_spec: EnvSpec, steps: list[StepData], *,
+    final_obs: dict[str, np.ndarray], summary: dict[str, Any], policy_name: str,
+) -> Path:  # fmt: skip
+    """Write one successful episode as a complete ``demo`` episode under ``root``."""
+    cams = [k for k in final_obs if k != "state"]
+    shape = list(final_obs[cams[0]].shape) if cams else None
+    meta = EpisodeMeta(
+        robot_id=robot_id_for(env_spec), episode_id=f"demo-{uuid.uuid4().hex[:12]}",
+        kind=EpisodeKind.DEMO, cameras=cams, image_shape=shape,
+        state_dim=int(final_obs["state"].shape[0]), task=str(env_spec),
+        extra={"action_dim": int(env.action_space.shape[0]), "policy": policy_name,
+               "recorder": "tandem record-demos"},
+    )  # fmt: skip
+    writer = EpisodeWriter(root, meta, flush_every_s=float("inf"))
+    for step in steps:
+        writer.append(step)
+    return writer.finish(
+        final_obs=final_obs, outcome=Outcome.SUCCESS, success=True,
+        terminated=summary["terminated"], truncated=summary["truncated"], end_reason="success",
+    )  # fmt: skip
+
+
+def load_demos(root: str | Path, *, action_dim: int, cameras: tuple[str, ...] = ()) -> list[Demo]:
+    """Successful complete episodes under ``root`` as ``Demo``s (cameras loaded when asked)."""
+    paths = list_episodes(root)
+    demos = []
+    for path in paths:
+        episode = load_episode(path, images=bool(cameras))
+        meta = episode.meta
+        if not (meta.complete and meta.success) or len(episode) == 0:
+            log.info("skipping %s (complete=%s success=%s)", path, meta.complete, meta.success)
+            continue
+        demos.append(_to_demo(episode, action_dim, cameras))
+    if not demos:
+        raise DemoError(f"no complete successful episodes under {root}")
+    log.info(
+        "loaded %d demos (%d steps) from %s", len(demos), sum(len(d.action) for d in demos), root
+    )
+    return demos
+
+
+def _to_demo(episode: Any, action_dim: int, cameras: tuple[str, ...]) -> Demo:
+    meta, steps = episode.meta, episode.steps
+    stored = int(meta.extra.get("action_dim", ACTION_DIM))
+    if stored != action_dim:
+        raise DemoError(f"{episode.path}: actions have {stored} dims, the env has {action_dim}")
+    missing = [c for c in cameras if c not in episode.images]
+    if missing:
+        raise DemoError(f"{episode.path}: no images for cameras {missing}")
+    terminated = bool(meta.terminated or steps["terminated"][-1])
+    states, action, reward = steps["state"], steps["action"][:, :action_dim], steps["reward"]
+    images = {c: episode.images[c] for c in cameras}
+    final = episode.final
+    if "state" in final and all(c in final for c in cameras):
+        states = np.concatenate([states, final["state"][None]])
+        images = {c: np.concatenate([images[c], final[c][None]]) for c in cameras}
+    elif terminated:  # the final observation is never bootstrapped from: repeat the last
+        states = np.concatenate([states, states[-1:]])
+        images = {c: np.concatenate([images[c], images[c][-1:]]) for c in cameras}
+    else:  # no final observation: drop the last transition
+        action, reward = action[:-1], reward[:-1]
+    return Demo(states.astype(np.float32), images, action.astype(np.float32), reward, terminated)
