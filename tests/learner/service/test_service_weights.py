@@ -56,9 +56,10 @@ def _publish(box, version, value, il_version=0):
 def test_late_subscriber_gets_newest_weights_and_swaps(outbox):
     _publish(outbox, 1, 0.25)
     time.sleep(0.2)  # published before anyone listens
-    slot = LearnerPolicySlot(outbox.weights_endpoint, loader=ConstPolicy).start()
+    slot = LearnerPolicySlot(outbox.weights_endpoint, loader=ConstPolicy)
+    assert not slot.ready and slot.lag is None
+    slot.start()
     try:
-        assert not slot.ready
         assert _wait(lambda: slot.version == 1)
         action, info = slot.act({"state": np.zeros(3)})
         assert action[0] == 0.25 and info.weights_version == 1
