@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 Loader = Callable[[bytes], Policy]
 POLL_MS = 100
 RCV_HWM = 4
+LOADER_NICE = 19
 
 
 def default_loader(bundle: bytes) -> Policy:
@@ -122,6 +124,7 @@ class LearnerPolicySlot(PolicySlot):
             sock.close()
 
     def _load_loop(self) -> None:
+        _lower_priority()
         while not self._stop.is_set():
             with self._wake:
                 while self._pending is None and not self._stop.is_set():
@@ -194,6 +197,14 @@ class LearnerPolicySlot(PolicySlot):
         self.stats.rejected += 1
         self.stats.last_error = why
         log.warning("weights rejected: %s", why)
+
+
+def _lower_priority() -> None:
+    """Let the OS prefer the control loop over this loader thread (Linux: per-thread nice)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICE)
+    except (AttributeError, OSError) as exc:
+        log.debug("could not lower the loader thread's priority: %s", exc)
 
 
 def _key(msg: Any) -> int:
