@@ -153,17 +153,21 @@ class Ingest:
     def _dispatch(self, decoded: Decoded) -> None:
         msg = decoded.msg
         if isinstance(msg, StepRecord):
-            if self.seq.observe(msg.robot_id, msg.TOPIC, msg.seq) < 0:
+            if self._observe(msg.robot_id, msg.TOPIC, msg.seq) < 0:
                 return
             self._on_step(msg, decoded.images())
         elif isinstance(msg, EpisodeEvent):
-            if self.seq.observe(msg.robot_id, msg.TOPIC, msg.seq) < 0:
+            if self._observe(msg.robot_id, msg.TOPIC, msg.seq) < 0:
                 return
             images = decoded.images()
             if msg.event == "end" and self._log is not None:
                 self._log.on_end(msg, images)
             for ep in self.assembler.on_event(msg, images):
                 self._finished(ep)
+
+    def _observe(self, sender: str, topic: str, seq: int) -> int:
+        with self.lock:  # the metrics thread reads the tracker's totals
+            return self.seq.observe(sender, topic, seq)
 
     def _on_step(self, rec: StepRecord, images: dict[str, np.ndarray]) -> None:
         late = self.assembler.stats.late_steps

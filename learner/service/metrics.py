@@ -61,8 +61,8 @@ def collect(learner: OnlineLearner) -> tuple[int, int, dict[str, float | None]]:
 def _ingest_metrics(learner: OnlineLearner) -> dict[str, float | None]:
     ingest = learner.ingest
     assert ingest is not None
-    totals = ingest.seq.totals()
     with ingest.lock:
+        totals = ingest.seq.totals()
         c = ingest.counters
         acting = list(c.acting_il)
         out: dict[str, float | None] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,8 +28,13 @@ class EpisodeStats:
     _return: deque[float] = field(default_factory=deque)
     _human_frac: deque[float] = field(default_factory=deque)
     _any_human: deque[float] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, ep: AssembledEpisode, intervention_segments: int) -> None:
+        with self._lock:
+            self._add(ep, intervention_segments)
+
+    def _add(self, ep: AssembledEpisode, intervention_segments: int) -> None:
         if ep.kind == EpisodeKind.DEMO:
             self.demo_episodes += 1
             return
@@ -47,6 +53,10 @@ class EpisodeStats:
                 buf.popleft()
 
     def metrics(self) -> dict[str, float | None]:
+        with self._lock:
+            return self._metrics()
+
+    def _metrics(self) -> dict[str, float | None]:
         return {
             "episode/success_rate": _mean(self._success),
             "episode/return": _mean(self._return),
@@ -59,23 +69,27 @@ class EpisodeStats:
 
 
 class RateMeter:
-    """Events per second over a sliding time window."""
+    """Events per second over a sliding time window (thread-safe: read by the outbox)."""
 
     def __init__(self, window_s: float = 5.0) -> None:
         self.window_s = window_s
         self._events: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
 
     def add(self, n: int = 1) -> None:
-        self._events.append((time.monotonic(), n))
+        with self._lock:
+            self._events.append((time.monotonic(), n))
 
     def rate(self) -> float:
         now = time.monotonic()
-        while self._events and now - self._events[0][0] > self.window_s:
-            self._events.popleft()
-        if not self._events:
-            return 0.0
-        span = max(now - self._events[0][0], 1e-3)
-        return sum(n for _, n in self._events) / max(span, min(self.window_s, 1.0))
+        with self._lock:
+            while self._events and now - self._events[0][0] > self.window_s:
+                self._events.popleft()
+            if not self._events:
+                return 0.0
+            span = now - self._events[0][0]
+            total = sum(n for _, n in self._events)
+        return total / max(span, min(self.window_s, 1.0))
 
 
 def _mean(values: deque[float]) -> float | None:
