@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import zmq
-from learner.checkpoint import load_checkpoint
 
+from learner.checkpoint import load_checkpoint
+from robot_bridge.weights import LearnerPolicySlot
 from tandem.episodes import load_episode
 from tandem.messages import EndEpisode, HandBack, ResetDone, StartDemo, StartRollout, TakeOver
-from tests.e2e.service_harness import Operator, System, record_demo, wait
+from tests.e2e.service_harness import REPO, Operator, System, record_demo, wait
 from tests.robot_bridge.conftest import CommandClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -226,3 +230,28 @@ def test_two_bridges_feed_one_learner_without_mixing(system):
             d.stop()
         for op in operators:
             op.close()
+
+
+@pytest.mark.timeout(120)
+def test_startup_from_recorded_demos_publishes_a_loadable_policy(system):
+    demos = system.tmp / "demos"
+    rc = subprocess.run(
+        [sys.executable, "-m", "tandem", "record-demos", "--env", "sim:lift", "--policy",
+         "expert", "--episodes", "3", "--out", str(demos), "--cameras", "none"],
+        check=False, cwd=REPO, capture_output=True, timeout=90,
+    )  # fmt: skip
+    assert rc.returncode == 0, rc.stderr.decode()[-3000:]
+    system.start_learner("--demos", str(demos))  # no bridge is publishing anything
+    system.wait_metric("weights/version", lambda v: v == 1, 60)
+    m = system.metrics()
+    assert m["data/demo_episodes"] == 3 and m["buffer/demo"] > 0 and m["learner/waiting"] == 1
+    # A bridge slot that joins now gets the bundle and acts with it.
+    slot = LearnerPolicySlot(system.weights).start()
+    try:
+        wait(lambda: slot.version == 1, 30, "bundle in the slot", system)
+        state = load_episode(next(demos.glob("*/*")), images=False).steps["state"][0]
+        action, info = slot.act({"state": state})
+        assert action.shape == (7,) and np.all(np.abs(action) <= 1)
+        assert info.proposal in ("il", "rl") and info.weights_version == 1
+    finally:
+        slot.close()
