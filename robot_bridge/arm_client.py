@@ -32,6 +32,7 @@ from tandem.messages.arm import (
 )
 
 log = logging.getLogger(__name__)
+HOME_TIMEOUT_S = 2.0
 
 
 class LinkError(DriverError):
@@ -157,7 +158,9 @@ class RemoteDriver(ArmDriver):
         return _state(*self.client.request(body))
 
     def home(self, randomize: bool = False, seed: int | None = None) -> None:
-        self.client.request(Home(randomize=randomize, seed=seed))
+        # Homing (a scene reset in a sim) may take longer than a control step; it only
+        # happens when an episode starts, and the loop counts the ticks it skips.
+        self.client.request(Home(randomize=randomize, seed=seed), HOME_TIMEOUT_S)
 
     def stop(self) -> None:
         self.client.request(Stop())

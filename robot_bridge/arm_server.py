@@ -36,12 +36,13 @@ _LIMIT_TOL = 1e-6
 _MAX_POLL_S = 0.05
 
 
-def state_to_wire(state: RobotState, watchdog_trips: int) -> ArmState:
+def state_to_wire(state: RobotState, watchdog: Watchdog) -> ArmState:
     return ArmState(
         ee_pos=[float(x) for x in state.ee_pos], ee_quat=[float(x) for x in state.ee_quat],
         gripper=float(state.gripper), state=[float(x) for x in state.state],
         reward=float(state.reward), success=bool(state.success), stopped=state.stopped,
-        watchdog_trips=watchdog_trips, t_state=state.t,
+        watchdog_trips=watchdog.trips, last_stop_after_s=watchdog.last_trip_after_s,
+        t_state=state.t,
     )  # fmt: skip
 
 
@@ -148,7 +149,7 @@ class ArmServer:
             wants_images = isinstance(body, GetState | Home) and getattr(body, "images", True)
             if not isinstance(body, Heartbeat | Stop):
                 state = self.driver.read_state(images=wants_images)
-                reply.state = state_to_wire(state, self.watchdog.trips)
+                reply.state = state_to_wire(state, self.watchdog)
                 frames = {f"cam/{k}": v for k, v in state.images.items()}
             return reply, frames
         except (DriverError, ValueError) as exc:

@@ -94,6 +94,7 @@ class Bridge:
         self._next_status = 0.0
         self._next_probe = 0.0
         self._backend_errors = 0
+        self._refused_teleop = 0
         self.pub: Publisher | None = None
         self.cmds: CommandServer | None = None
 
@@ -101,7 +102,10 @@ class Bridge:
     def start(self) -> None:
         """Connect the backend, bind the sockets, start the cameras."""
         self.backend.connect()
-        self.state = self.backend.observe()
+        try:
+            self.state = self.backend.observe()
+        except DriverError as exc:  # the loop observes again every tick
+            log.warning("first observation failed: %s", exc)
         self.pub = Publisher(
             self.s.pub_endpoint, self._ctx, hwm=self.s.pub_hwm, jpeg_quality=self.s.jpeg_quality
         )
@@ -240,6 +244,12 @@ class Bridge:
             seq, kind = cmd.seq, cmd.body.type
             if not ok and kind != "teleop_action":
                 log.warning("command %s refused: %s", kind, reason)
+            elif not ok:
+                self._refused_teleop += 1
+                if self._refused_teleop % 100 == 1:
+                    log.warning(
+                        "teleop_action refused (%d so far): %s", self._refused_teleop, reason
+                    )
         reply = CommandReply(
             robot_id=self.s.robot_id, command_seq=seq, command_type=kind, ok=ok, reason=reason,
             mode=self.machine.mode,

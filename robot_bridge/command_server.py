@@ -58,7 +58,8 @@ class CommandServer:
             decoded = wire.decode(body, expect=Command)
         except wire.WireError as exc:
             self.malformed += 1
-            log.warning("malformed command refused: %s", exc)
+            if _worth_logging(self.malformed):
+                log.warning("malformed command refused (%d so far): %s", self.malformed, exc)
             return Incoming(envelope, None, str(exc))
         assert isinstance(decoded.msg, Command)
         return Incoming(envelope, decoded.msg)
@@ -73,6 +74,11 @@ class CommandServer:
 
     def close(self) -> None:
         self._sock.close(linger=0)
+
+
+def _worth_logging(count: int) -> bool:
+    """Log the first few of a kind, then one in a hundred (a flood must not stall the loop)."""
+    return count <= 10 or count % 100 == 0
 
 
 def _split(parts: list[bytes]) -> tuple[list[bytes], list[bytes]]:

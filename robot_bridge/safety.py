@@ -76,7 +76,7 @@ def clip_step(action: np.ndarray, wall: float) -> tuple[np.ndarray, SafetyEvent 
 
 
 def clip_workspace(
-    action: np.ndarray, ee_pos: Sequence[float], limits: Limits, wall: float
+    action: np.ndarray, ee_pos: Sequence[float] | np.ndarray, limits: Limits, wall: float
 ) -> tuple[np.ndarray, SafetyEvent | None]:
     """Clip the target ee position ``ee_pos + a[:3] * max_translation_m`` into the box.
 
@@ -94,7 +94,9 @@ def clip_workspace(
     return out, event("workspace", detail, wall)
 
 
-def sanitize(action: object, ee_pos: Sequence[float], limits: Limits, wall: float) -> Checked:
+def sanitize(
+    action: object, ee_pos: Sequence[float] | np.ndarray, limits: Limits, wall: float
+) -> Checked:
     """Shape/finite check, per-step clipping, then the workspace box; pure."""
     arr, bad = check_shape_finite(action, wall)
     if arr is None:

@@ -43,9 +43,9 @@ class SimDriver(ArmDriver):
         # A simulation has no link to open: the environment is built here so that
         # the spec (state size) is known before connect.
         self._env: Any = sim.make_env(task, **self._env_kwargs)
+        spaces: Any = self._env.observation_space  # a gymnasium Dict space
         self._spec = ArmSpec(
-            driver=f"sim:{task}", task=task,
-            state_dim=int(self._env.observation_space["state"].shape[0]),
+            driver=f"sim:{task}", task=task, state_dim=int(spaces["state"].shape[0]),
             cameras={c: [image_size, image_size, 3] for c in cameras},
             max_translation_m=max_translation_m, max_rotation_rad=max_rotation_rad,
             arm_timeout_s=arm_timeout_s,

@@ -15,6 +15,7 @@ from tandem.messages.arm import ArmSpec
 from tandem.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
+CONNECT_TIMEOUT_S = 2.0
 
 
 class ZmqBackend(DriverBackend):
@@ -51,8 +52,15 @@ class ZmqBackend(DriverBackend):
         return ObservationSpec(state_dim=spec.state_dim, cameras=cams)
 
     def connect(self) -> None:
-        self._spec()
-        super().connect()
+        """Hello, first measurement and a limits check, with a lenient timeout (startup only)."""
+        saved = self.client.timeout_s
+        self.client.timeout_s = max(saved, CONNECT_TIMEOUT_S)
+        try:
+            self._spec()
+            super().connect()
+            self.observe()
+        finally:
+            self.client.timeout_s = saved
         self._check_limits(self.remote.spec)
 
     def _check_limits(self, spec: ArmSpec) -> None:

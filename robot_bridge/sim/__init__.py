@@ -69,7 +69,7 @@ def make_env(
 def _register() -> None:
     for task, env_id in GYM_IDS.items():
         if env_id not in gymnasium.registry:
-            gymnasium.register(id=env_id, entry_point=make_env, kwargs={"task": task})
+            gymnasium.register(id=env_id, entry_point=f"{__name__}:make_env", kwargs={"task": task})
 
 
 _register()

@@ -25,7 +25,11 @@ from robot_bridge.sim.tasks import TASK_CLASSES
 log = logging.getLogger(__name__)
 
 CAMERA_NAMES: tuple[str, ...] = ("front", "wrist")
-PROPRIO_DIM = 14
+PROPRIO_NAMES: tuple[str, ...] = (
+    "ee_x", "ee_y", "ee_z", "ee_qw", "ee_qx", "ee_qy", "ee_qz", "gripper_opening",
+    "ee_vx", "ee_vy", "ee_vz", "ee_wx", "ee_wy", "ee_wz",
+)  # fmt: skip
+PROPRIO_DIM = len(PROPRIO_NAMES)
 ACTION_DIM = 7
 CONTROL_DT = 0.1
 RAMP_FRACTION = 0.6  # joint targets are interpolated over this part of a control step
@@ -95,7 +99,8 @@ class TabletopEnv(gymnasium.Env):
         self._servo_lag_s = (kv + self.model.dof_damping[self._ik.dof_idx]) / kp
         self.home_qpos = self._solve_home()
         self.proprio_dim = PROPRIO_DIM
-        self.state_dim = PROPRIO_DIM + self._task.feature_dim
+        self.state_names: tuple[str, ...] = PROPRIO_NAMES + self._task.feature_names
+        self.state_dim = len(self.state_names)
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         obs_spaces: dict[str, spaces.Space[Any]] = {
             "state": spaces.Box(-np.inf, np.inf, (self.state_dim,), np.float32)
@@ -152,7 +157,7 @@ class TabletopEnv(gymnasium.Env):
         truncated = self._steps >= self.horizon and not success
         return self._observation(), float(success), success, truncated, self._info(success)
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """The ``front`` camera image (H, W, 3) uint8 when render_mode is "rgb_array"."""
         if self.render_mode != "rgb_array":
             return None
@@ -280,7 +285,15 @@ class TabletopEnv(gymnasium.Env):
         qpos = self.data.qpos.copy()
         qpos[self._ik.qpos_idx] = scene.HOME_GUESS
         ik = DiffIK(self.model, "grip", scene.ARM_JOINTS, IKConfig(iterations=200, tolerance=1e-9))
-        return ik.solve(qpos, np.array(scene.HOME_POS), np.array(scene.HOME_QUAT))
+        home = ik.solve(qpos, np.array(scene.HOME_POS), np.array(scene.HOME_QUAT))
+        check = mujoco.MjData(self.model)
+        check.qpos[self._ik.qpos_idx] = home
+        mujoco.mj_kinematics(self.model, check)
+        error = np.linalg.norm(check.site_xpos[self._site] - scene.HOME_POS)
+        if error > 1e-4:
+            raise RuntimeError(f"home pose IK did not converge (error {error:.2e} m)")
+        log.debug("%s env: home joints %s", self.task, np.round(home, 4).tolist())
+        return home
 
 
 def validate_action(action: Any) -> np.ndarray:

@@ -169,8 +169,8 @@ _FOOTER = """
 </mujoco>
 """
 
-FRONT_CAMERA_POS = (0.1, -0.85, 0.6)
-FRONT_CAMERA_TARGET = (0.5, 0.0, 0.05)
+FRONT_CAMERA_POS = (0.3, -0.68, 0.48)
+FRONT_CAMERA_TARGET = (0.48, 0.02, 0.12)
 
 
 def look_at_xyaxes(pos: tuple[float, ...], target: tuple[float, ...]) -> str:

@@ -8,11 +8,14 @@ import signal
 import threading
 from typing import Any
 
+import zmq
+
 from tandem.cli_util import add_config_argument
 from tandem.logs import setup_logging
 from tandem.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
+EXIT_START_ERROR = 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,10 +79,15 @@ def _bridge(args: argparse.Namespace) -> int:
     settings = _bridge_settings(args)
     setup_logging("bridge", settings.log_level)
     from robot_bridge.app import build_bridge
+    from robot_bridge.driver import DriverError
 
-    bridge = build_bridge(settings.bridge)
+    try:
+        bridge = build_bridge(settings.bridge)
+        bridge.start()
+    except (ValueError, DriverError, zmq.ZMQError) as exc:
+        log.error("cannot start the bridge: %s", exc)
+        return EXIT_START_ERROR
     stop = _stop_on_signals()
-    bridge.start()
     try:
         bridge.run(stop, realtime=settings.bridge.realtime)
     finally:
@@ -92,8 +100,13 @@ def _arm_server(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, bridge={k: v for k, v in over.items() if v is not None})
     setup_logging("arm-server", settings.log_level)
     from robot_bridge.arm_server import ArmServer, make_driver
+    from robot_bridge.driver import DriverError
 
-    driver = make_driver(args.driver or settings.bridge.robot, settings.bridge)
-    server = ArmServer(driver, settings.bridge.arm_bind)
+    try:
+        driver = make_driver(args.driver or settings.bridge.robot, settings.bridge)
+        server = ArmServer(driver, settings.bridge.arm_bind)
+    except (ValueError, DriverError, zmq.ZMQError) as exc:
+        log.error("cannot start the arm-server: %s", exc)
+        return EXIT_START_ERROR
     server.serve(_stop_on_signals())
     return 0

@@ -54,6 +54,9 @@ class ArmState(BaseModel):
     success: bool = Field(False, description="Task success after the last action (sim drivers).")
     stopped: bool = Field(False, description="The arm is stopped (stop or watchdog).")
     watchdog_trips: int = Field(0, ge=0, description="Times the server's watchdog stopped the arm.")
+    last_stop_after_s: float | None = Field(
+        None, description="Silence (s) after which the watchdog last stopped the arm."
+    )
     t_state: float = Field(description="Server monotonic time of the measurement, s.")
 
     _c3 = field_validator("ee_pos")(_vec3)

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import zmq
 
+from robot_bridge.arm_client import ArmClient, LinkError, RemoteDriver
 from robot_bridge.backend import RobotBackend, make_backend
 from robot_bridge.bridge import Bridge
+from robot_bridge.cameras import CameraSet
 from robot_bridge.policy import ExpertPolicy, PolicySlot
 from tandem import wire
 from tandem.messages import Command, CommandBody, CommandReply
@@ -162,11 +164,12 @@ def run_bridge(ctx: zmq.Context) -> Iterator[Callable[..., Running]]:
         settings: BridgeSettings | None = None,
         backend: RobotBackend | None = None,
         expert: bool = True,
+        cameras: CameraSet | None = None,
     ) -> Running:
         s = settings or bridge_settings()
         be = backend or make_backend(s.robot, s)
         slot = PolicySlot()
-        bridge = Bridge(s, be, policy=slot, context=ctx)
+        bridge = Bridge(s, be, policy=slot, cameras=cameras, context=ctx)
         bridge.start()
         if expert:
             exp = be.expert()
@@ -179,6 +182,19 @@ def run_bridge(ctx: zmq.Context) -> Iterator[Callable[..., Running]]:
     yield start
     for run in started:
         run.close()
+
+
+def wait_hello(ep: str, ctx: zmq.Context, timeout: float = 30.0) -> RemoteDriver:
+    """Wait until an arm-server answers hello on ``ep``."""
+    driver = RemoteDriver(ArmClient(ep, 0.3, context=ctx))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            driver.hello()
+            return driver
+        except LinkError:
+            if time.monotonic() > deadline:
+                raise
 
 
 def spawn(args: list[str], **env: str) -> subprocess.Popen[bytes]:

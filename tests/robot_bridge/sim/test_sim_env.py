@@ -26,6 +26,7 @@ def test_spaces_and_observation_layout(task: str) -> None:
     assert base.proprio_dim == sim.PROPRIO_DIM == 14
     assert env.action_space == gymnasium.spaces.Box(-1.0, 1.0, (7,), np.float32)
     state_dim = sim.PROPRIO_DIM + FEATURE_DIMS[task]
+    assert len(base.state_names) == state_dim and len(set(base.state_names)) == state_dim
     assert env.observation_space["state"].shape == (state_dim,)
     obs, info = env.reset(seed=0)
     assert set(obs) == {"state", "front", "wrist"}
@@ -236,3 +237,51 @@ def test_gymnasium_ids_are_registered() -> None:
     env = gymnasium.make("tandem/Drawer-v0", cameras=(), horizon=17, max_translation_m=0.03)
     assert env.unwrapped.horizon == 17
     assert env.unwrapped.max_translation_m == 0.03
+
+
+@pytest.mark.filterwarnings("ignore:.*infinity.*")  # the state space is unbounded on purpose
+@pytest.mark.parametrize("task", sim.TASKS)
+def test_passes_gymnasium_env_checker(task: str) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(sim.make_env(task, image_size=32), skip_render_check=True)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("task", sim.TASKS)
+def test_random_actions_keep_the_simulation_sane(task: str) -> None:
+    """Held random commands (pushing into the table, the cabinet, joint limits) stay stable."""
+    env = sim.make_env(task, cameras=(), horizon=10_000)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    action = np.zeros(7, np.float32)
+    for t in range(400):
+        if t % 5 == 0:
+            action = rng.uniform(-1, 1, 7).astype(np.float32)
+        obs, *_ = env.step(action)
+        state = obs["state"]
+        assert np.all(np.isfinite(state))
+        assert np.all(np.abs(state[8:14]) < 10.0), "end-effector velocity exploded"
+        assert -0.05 < state[2] < 0.7
+    assert all(w.number == 0 for w in env.data.warning), "MuJoCo raised a warning"
+
+
+def test_lift_success_needs_the_cube_held() -> None:
+    env = sim.make_env("lift", cameras=())
+    env.reset(seed=0)
+    adr = env.model.joint("cube").qposadr[0]
+    env.data.qpos[adr + 2] = 0.2  # cube in mid-air, nobody holding it
+    mujoco.mj_forward(env.model, env.data)
+    assert not env._task.success(env.model, env.data)
+
+
+def test_drawer_success_threshold() -> None:
+    env = sim.make_env("drawer", cameras=())
+    env.reset(seed=0)
+    adr = env.model.joint("drawer").qposadr[0]
+    for opening, expected in ((0.05, False), (0.099, False), (0.12, True)):
+        env.data.qpos[adr] = opening
+        mujoco.mj_forward(env.model, env.data)
+        assert env._task.success(env.model, env.data) == expected
+        state = env._observation()["state"]
+        assert state[17] == pytest.approx(opening)
