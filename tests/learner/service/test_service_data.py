@@ -158,3 +158,16 @@ def test_service_settings_from_toml_section_and_env(tmp_path, monkeypatch):
     cfg.write_text("[learner_service]\nbogus = 1\n")
     with pytest.raises(SettingsError, match="bogus"):
         load_service_settings(cfg)
+
+
+def test_bridge_restart_resets_seq_without_loss_or_false_duplicates():
+    ingest, got = _ingest()
+    _interleaved(ingest, 5, robots=("a",))  # seq 0..4
+    # The bridge restarts: its sequence numbers start again at 0, new episode ids.
+    _feed(ingest, start("a", "after", seq=0))
+    for t in range(4):
+        _feed(ingest, step("a", "after", t, seq=t))
+    _feed(ingest, end("a", "after", 4, seq=1))
+    assert [len(d.routed.online[0]) for d in got] == [5, 4]
+    totals = ingest.seq.totals()
+    assert totals.duplicates == 0 and totals.gaps == 0
