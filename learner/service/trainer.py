@@ -208,6 +208,8 @@ class OnlineLearner:
             self.outbox = None
 
     def _take_deliveries(self) -> None:
+        if self.data is None and self._ckpt is not None:
+            self._init_data(None)  # a checkpoint knows the shapes: no need to wait for data
         while self.deliveries:
             delivery = self.deliveries.popleft()
             if self.data is None and not self._init_data(delivery):
@@ -215,10 +217,12 @@ class OnlineLearner:
                 return
             self._add(delivery)
 
-    def _init_data(self, delivery: Delivery) -> bool:
+    def _init_data(self, delivery: Delivery | None) -> bool:
         """Size the buffers from the checkpoint's spec or the first data that arrives."""
         if self._ckpt is not None:
             self.spec = ObsSpec.from_json(self._ckpt["spec"])
+        elif delivery is None:
+            return False
         else:
             segs = delivery.routed.demo + delivery.routed.online
             if not segs:
