@@ -16,9 +16,10 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
@@ -73,7 +74,7 @@ class Ingest:
         *,
         assembler: EpisodeAssembler,
         ingest_log: IngestLog | None,
-        route_kwargs: dict[str, object],
+        route_kwargs: Mapping[str, Any],
         backfill_root: Path | None = None,
         context: zmq.Context | None = None,
     ) -> None:
@@ -184,7 +185,7 @@ class Ingest:
             self.counters.steps += 1
             info = rec.policy_info
             if info is not None and info.proposal in ("il", "rl") and not rec.intervention:
-                self.counters.acting_il.append(rec.policy_info.proposal == "il")
+                self.counters.acting_il.append(info.proposal == "il")
 
     def _finished(self, ep: AssembledEpisode) -> None:
         if self._backfill_root is not None and _has_gaps(ep) and not ep.discarded:
@@ -194,7 +195,7 @@ class Ingest:
 
     def deliver(self, ep: AssembledEpisode) -> None:
         """Route one finished episode and hand it to the trainer."""
-        routed = route(ep, **self._route_kwargs)  # type: ignore[arg-type]
+        routed = route(ep, **self._route_kwargs)
         with self.lock:
             if routed.dropped_reason:
                 self.counters.episodes_dropped += 1

@@ -75,10 +75,8 @@ class Refit:
         self.seconds = 0.0
         self._stop = threading.Event()
         self._done = threading.Event()
-        self._kwargs = {
-            "steps": steps, "batch_size": batch_size, "lr": lr, "grad_clip": grad_clip,
-            "seed": seed,
-        }  # fmt: skip
+        self._steps, self._batch_size, self._seed = steps, batch_size, seed
+        self._lr, self._grad_clip = lr, grad_clip
         self._sample, self._to_device = sample, to_device
         self._thread = threading.Thread(target=self._run, name="il-refit", daemon=True)
 
@@ -98,8 +96,10 @@ class Refit:
         t0 = time.monotonic()
         try:
             self.metrics = train_il(
-                self.policy, self._sample, self._to_device, stop=self._stop, **self._kwargs
-            )  # type: ignore[arg-type]
+                self.policy, self._sample, self._to_device, steps=self._steps,
+                batch_size=self._batch_size, lr=self._lr, grad_clip=self._grad_clip,
+                seed=self._seed, stop=self._stop,
+            )  # fmt: skip
         except (ValueError, RuntimeError) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("IL refit failed: %s", self.error)
