@@ -62,6 +62,7 @@ class Delivery:
 
     episode: AssembledEpisode
     routed: Routed
+    env_steps: bool = True  # counts towards the update budget (false: demos recorded earlier)
 
 
 class Ingest:
@@ -207,7 +208,7 @@ class Ingest:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        if self._log is not None and now - self._last_flush >= 0.2:
+        if self._log is not None and now - self._last_flush >= self._log.flush_every_s:
             self._last_flush = now
             self._log.flush()
         for item in list(self._pending):

@@ -162,7 +162,7 @@ class IngestLog:
     def __init__(self, root: Path, flush_every_s: float) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
-        self._flush_every_s = flush_every_s
+        self.flush_every_s = flush_every_s
         self._writers: dict[Key, EpisodeWriter] = {}
 
     def on_step(self, rec: StepRecord, images: dict[str, np.ndarray]) -> None:
@@ -218,4 +218,4 @@ class IngestLog:
             started_wall=rec.t_wall,
             extra={"first_step": rec.step, "source": "learner_ingest"},
         )
-        return EpisodeWriter(self.root, meta, flush_every_s=self._flush_every_s)
+        return EpisodeWriter(self.root, meta, flush_every_s=self.flush_every_s)

@@ -147,12 +147,15 @@ class OnlineLearner:
         return sorted(found.values(), key=lambda e: (e.kind != "demo", e.episode_id))
 
     def _deliver(self, ep: AssembledEpisode) -> None:
+        """Queue a recorded episode; demos recorded before this run do not count as env steps."""
         routed = route(
             ep,
             demos_require_success=self.svc.demos_require_success,
             rlif_penalty=self.svc.rlif_penalty,
         )
-        self.deliveries.append(Delivery(ep, routed))
+        started = ep.steps[0].t_wall if ep.steps else 0.0
+        this_run = started >= self.progress.started_wall - 1.0
+        self.deliveries.append(Delivery(ep, routed, env_steps=ep.kind != "demo" or this_run))
 
     def _save_run_info(self) -> None:
         """run.json: the run's id, start and newest published weights version.
@@ -252,10 +255,10 @@ class OnlineLearner:
         data, routed = self.data, delivery.routed
         if data is None or routed.dropped_reason:
             return
-        for seg in routed.demo:
-            self.env_steps += data.add_demo(seg)
-        for seg in routed.online:
-            self.env_steps += data.add_online(seg)
+        added = sum(data.add_demo(seg) for seg in routed.demo)
+        added += sum(data.add_online(seg) for seg in routed.online)
+        if delivery.env_steps:
+            self.env_steps += added
         for seg in routed.intervention:
             data.add_intervention(seg)
         self.episode_stats.add(delivery.episode, len(routed.intervention))
