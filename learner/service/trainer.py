@@ -111,6 +111,9 @@ class OnlineLearner:
             log.info("resuming run %s from %s", self.progress.run_id, self.ckpt_path)
         elif self.resume:
             log.warning("--resume: no checkpoint at %s; starting a new run", self.ckpt_path)
+        elif self.ckpt_path.exists():
+            log.warning("%s holds a checkpoint; starting a NEW run over it (--resume continues "
+                        "that run)", self.run_dir)  # fmt: skip
         self._save_run_info()
         assembler = EpisodeAssembler()
         for ep in self._recorded_episodes():
