@@ -77,6 +77,7 @@ class Ingest:
         ingest_log: IngestLog | None,
         route_kwargs: Mapping[str, Any],
         backfill_root: Path | None = None,
+        label_grace_s: float = 0.0,
         context: zmq.Context | None = None,
     ) -> None:
         self.endpoints = list(endpoints)
@@ -89,6 +90,8 @@ class Ingest:
         self._route_kwargs = route_kwargs
         self._backfill_root = backfill_root
         self._pending: list[tuple[float, AssembledEpisode]] = []
+        self._held: dict[tuple[str, str], tuple[float, AssembledEpisode]] = {}
+        self._grace = label_grace_s
         self._ctx = context or zmq.Context.instance()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,6 +130,7 @@ class Ingest:
                         self._drain(sock)
                 self._housekeeping()
         finally:
+            self._release_all()
             if self._log is not None:
                 self._log.close()
             for sock in sockets:
@@ -164,6 +168,10 @@ class Ingest:
             images = decoded.images()
             if msg.event == "end" and self._log is not None:
                 self._log.on_end(msg, images)
+            if msg.event == "label":
+                self._relabel(msg)
+            elif msg.event == "start":
+                self._release_robot(msg.robot_id)
             for ep in self.assembler.on_event(msg, images):
                 self._finished(ep)
 
@@ -172,6 +180,8 @@ class Ingest:
             return self.seq.observe(sender, topic, seq)
 
     def _on_step(self, rec: StepRecord, images: dict[str, np.ndarray]) -> None:
+        if (rec.robot_id, rec.episode_id) not in self.assembler.open:
+            self._release_robot(rec.robot_id)
         late = self.assembler.stats.late_steps
         finished = self.assembler.on_step(rec, images)
         for ep in finished:
@@ -192,7 +202,35 @@ class Ingest:
         if self._backfill_root is not None and _has_gaps(ep) and not ep.discarded:
             self._pending.append((time.monotonic() + BACKFILL_WAIT_S, ep))
             return
-        self.deliver(ep)
+        self._hold(ep)
+
+    def _hold(self, ep: AssembledEpisode) -> None:
+        """Keep a finished episode while its operator may still relabel it (e.g. discard):
+        until the robot starts another episode or ``label_grace_s`` has passed."""
+        if self._grace <= 0:
+            self.deliver(ep)
+        else:
+            self._held[(ep.robot_id, ep.episode_id)] = (time.monotonic() + self._grace, ep)
+
+    def _relabel(self, msg: EpisodeEvent) -> None:
+        held = self._held.get((msg.robot_id, msg.episode_id))
+        if held is not None and msg.outcome is not None:
+            held[1].outcome = msg.outcome
+            log.info("episode %s/%s relabelled %s", msg.robot_id, msg.episode_id, msg.outcome)
+        elif msg.outcome is not None:
+            log.warning("label %s for %s/%s arrived after its data was used; not applied",
+                        msg.outcome, msg.robot_id, msg.episode_id)  # fmt: skip
+
+    def _release_robot(self, robot_id: str) -> None:
+        for key in [k for k in self._held if k[0] == robot_id]:
+            self.deliver(self._held.pop(key)[1])
+
+    def _release_all(self) -> None:
+        for _, ep in self._pending:
+            self._hold(ep)
+        self._pending.clear()
+        for key in list(self._held):
+            self.deliver(self._held.pop(key)[1])
 
     def deliver(self, ep: AssembledEpisode) -> None:
         """Route one finished episode and hand it to the trainer."""
@@ -222,7 +260,10 @@ class Ingest:
                 ep = merge(ep, stored)
                 with self.lock:
                     self.counters.backfilled_steps += len(ep.steps) - before
-            self.deliver(ep)
+            self._hold(ep)
+        for key, (deadline, _) in list(self._held.items()):
+            if now >= deadline:
+                self.deliver(self._held.pop(key)[1])
 
     def _stored_copy(self, ep: AssembledEpisode) -> AssembledEpisode | None:
         assert self._backfill_root is not None

@@ -135,6 +135,7 @@ class OnlineLearner:
             self.cfg.bridges, self.deliveries.append, assembler=assembler,
             ingest_log=IngestLog.new_session(self.run_dir, self.svc.ingest_flush_s),
             route_kwargs=route_kwargs, backfill_root=self.store_root,
+            label_grace_s=self.svc.label_grace_s,
         )  # fmt: skip
         self.ingest.start()
 

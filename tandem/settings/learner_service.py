@@ -52,6 +52,12 @@ class LearnerServiceSettings(BaseModel):
         None,
         description="RLIF: reward added to the step before each takeover (e.g. -1); None is off.",
     )
+    label_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="A finished episode waits this long (or until its robot starts the next "
+        "one) for a relabel, e.g. discard, before its data is used.",
+    )
     checkpoint_every_s: float = Field(
         60.0, gt=0, description="Seconds between periodic checkpoints."
     )

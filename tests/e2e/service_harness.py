@@ -65,6 +65,7 @@ refit_min_intervention_steps = {refit_min}
 refit_steps = 40
 checkpoint_every_s = 1.5
 metrics_period_s = 0.25
+label_grace_s = 0.5
 """
 
 BRIDGE_TOML = """

@@ -11,7 +11,7 @@ from learner.service.config import load_service_settings
 from learner.service.data import ServiceData, spec_for
 from learner.service.ingest import Delivery, Ingest
 from learner.service.sources import IngestLog, load_roots, merge, read_episode
-from tandem.messages import EpisodeKind
+from tandem.messages import EpisodeEvent, EpisodeKind
 from tandem.settings import SettingsError
 from tandem.wire import encode
 from tests.learner.service.helpers import STATE_DIM, end, start, step
@@ -171,3 +171,27 @@ def test_bridge_restart_resets_seq_without_loss_or_false_duplicates():
     assert [len(d.routed.online[0]) for d in got] == [5, 4]
     totals = ingest.seq.totals()
     assert totals.duplicates == 0 and totals.gaps == 0
+
+
+def test_relabel_to_discard_within_grace_drops_the_episode():
+    got: list[Delivery] = []
+    ingest = Ingest(
+        ["tcp://127.0.0.1:1"], got.append, assembler=EpisodeAssembler(), ingest_log=None,
+        route_kwargs=ROUTE, label_grace_s=60.0,
+    )  # fmt: skip
+    for name, seq in (("e1", 0), ("e2", 10)):
+        _feed(ingest, start("a", name, seq=seq))
+        for t in range(4):
+            _feed(ingest, step("a", name, t, seq=seq + t))
+        _feed(ingest, end("a", name, 4, seq=seq + 1))
+        if name == "e1":
+            assert got == []  # held: the operator may still relabel it
+            label = EpisodeEvent(
+                seq=2, robot_id="a", episode_id="e1", episode_kind="rollout", event="label",
+                reason="relabel", outcome="discard",
+            )  # fmt: skip
+            ingest.handle(encode(label))
+    # e1 was released when e2 started, dropped as discarded; e2 is released at shutdown.
+    assert [(d.episode.episode_id, d.routed.dropped_reason) for d in got] == [("e1", "discarded")]
+    ingest._release_all()
+    assert [d.episode.episode_id for d in got] == ["e1", "e2"] and got[1].routed.online
