@@ -53,7 +53,7 @@ def save_replay(path: str | Path, store: EpisodeStore) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        np.savez(f, **store.arrays())
+        np.savez(f, **store.arrays())  # type: ignore[arg-type]
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

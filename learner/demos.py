@@ -79,9 +79,9 @@ def resolve_policy(text: str, env_spec: EnvSpec, policy_args: Any = None) -> Scr
 
 def _as_callable(obj: Any) -> ScriptedPolicy:
     if hasattr(obj, "get_action"):
-        return obj.get_action  # type: ignore[no-any-return]
+        return obj.get_action  # type: ignore[no-any-return,unused-ignore]
     if callable(obj):
-        return obj  # type: ignore[no-any-return]
+        return obj  # type: ignore[no-any-return,unused-ignore]
     raise DemoError(f"policy {obj!r} is neither callable nor has get_action(obs)")
 
 
@@ -147,7 +147,7 @@ def write_demo(
         robot_id=robot_id_for(env_spec), episode_id=f"demo-{uuid.uuid4().hex[:12]}",
         kind=EpisodeKind.DEMO, cameras=cams, image_shape=shape,
         state_dim=int(final_obs["state"].shape[0]), task=str(env_spec),
-        extra={"action_dim": int(env.action_space.shape[0]), "policy": policy_name,
+        extra={"action_dim": env.action_dim, "policy": policy_name,
                "recorder": "tandem record-demos"},
     )  # fmt: skip
     writer = EpisodeWriter(root, meta, flush_every_s=float("inf"))

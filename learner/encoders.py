@@ -91,7 +91,7 @@ class MultiCamViT(nn.Module):
         super().__init__()
         self.cameras = list(cameras)
         self.vits = nn.ModuleDict({c: ViTEncoder(in_channels, image_size, **vit) for c in cameras})
-        self.num_patches = sum(v.num_patches for v in self.vits.values())
+        self.num_patches = len(self.cameras) * vit_patches(image_size) ** 2
 
     def forward(self, images: dict[str, torch.Tensor], pad: int = 0) -> torch.Tensor:
         feats = [self.vits[c](random_shift(to_float_chw(images[c]), pad)) for c in self.cameras]

@@ -58,7 +58,7 @@ def parse_env(
 
 def make_env(
     spec: EnvSpec, *, cameras: Sequence[str] | None = None, image_size: int = 96
-) -> gym.Env[Any, Any]:
+) -> CanonicalEnv:
     """Build the env. For sim tasks ``cameras`` picks the rendered cameras (None = all,
     () = state only); gym envs keep the observation they have."""
     for module in spec.imports:
@@ -128,6 +128,11 @@ class CanonicalEnv(gym.Wrapper[Any, Any, Any, Any]):
             raise EnvSpecError("the action space must be bounded")
         self._low, self._high = act.low.astype(np.float64), act.high.astype(np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, act.shape, np.float32)
+        self.action_dim = int(act.shape[0])
+        self.image_shapes: dict[str, tuple[int, ...]] = {}
+        if isinstance(env.observation_space, spaces.Dict):
+            spaces_ = env.observation_space.spaces
+            self.image_shapes = {c: tuple(spaces_[c].shape or ()) for c in self.cameras}
         self.raw_obs: Any = None
 
     @property

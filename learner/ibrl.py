@@ -85,6 +85,8 @@ class IBRLAgent:
 
     def _build_networks(self) -> tuple[MultiCamViT | None, nn.Module, nn.Module, int]:
         cfg, spec = self.cfg, self.spec
+        actor: nn.Module
+        critic: nn.Module
         a_dim, s_dim = spec.action_dim, spec.state_dim
         if not spec.pixels:
             actor = StateActor(

@@ -209,6 +209,6 @@ def min_of_random_heads(
 @torch.no_grad()
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak update: target <- (1 - tau) * target + tau * source (parameters only)."""
-    tgt = list(target.parameters())
-    src = list(source.parameters())
+    tgt: list[torch.Tensor] = list(target.parameters())
+    src: list[torch.Tensor] = list(source.parameters())
     torch._foreach_lerp_(tgt, src, tau)

@@ -104,6 +104,9 @@ def to_torch(
 class Normalizer(nn.Module):
     """Standardises the state vector with statistics from the demonstrations."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, dim: int):
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))

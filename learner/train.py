@@ -26,7 +26,7 @@ from learner.demos import Demo, load_demos
 from learner.envs import CanonicalEnv, EnvSpec, make_env
 from learner.ibrl import IBRLAgent, resolve_device
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
-from learner.replay import EpisodeStore, Replay
+from learner.replay import EpisodeStore, Replay, SampleMode
 from tandem.settings import Settings, save_settings
 from tandem.settings.learner import LearnerSettings
 
@@ -66,10 +66,10 @@ def build_spec(env: CanonicalEnv, cfg: LearnerSettings, pixels: bool) -> ObsSpec
         raise ValueError("obs = pixels but the environment has no camera images")
     image_shape = None
     if cameras:
-        h, w, c = env.observation_space[cameras[0]].shape
+        h, w, c = env.image_shapes[cameras[0]]
         image_shape = (h, w, c * cfg.frame_stack)
     return ObsSpec(
-        state_dim=raw_dim * cfg.state_stack, action_dim=int(env.action_space.shape[0]),
+        state_dim=raw_dim * cfg.state_stack, action_dim=env.action_dim,
         cameras=cameras, image_shape=image_shape, raw_state_dim=raw_dim,
         frame_stack=cfg.frame_stack, state_stack=cfg.state_stack,
     )  # fmt: skip
@@ -170,9 +170,11 @@ class Trainer:
         self.rng = np.random.default_rng(args.seed)
         self.out = args.out
         self.out.mkdir(parents=True, exist_ok=True)
-        probe = make_env(args.env, image_size=self.cfg.image_size)
-        pixels = use_pixels(self.cfg, probe.cameras, self.device)
-        probe.close()
+        pixels = False
+        if use_pixels(self.cfg, ["?"], self.device):  # only then look for cameras (rendering)
+            probe = make_env(args.env, image_size=self.cfg.image_size)
+            pixels = use_pixels(self.cfg, probe.cameras, self.device)
+            probe.close()
         cams = (self.cfg.cameras or None) if pixels else ()
         self.env = make_env(args.env, cameras=cams, image_size=self.cfg.image_size)
         self.eval_env = make_env(args.env, cameras=cams, image_size=self.cfg.image_size)
@@ -267,7 +269,7 @@ class RLLoop:
         self.agent = IBRLAgent(cfg, trainer.spec, il, trainer.device)
         self.agent.normalizer.fit(trainer.demo_states)
         self.online = make_store(trainer.spec, cfg.buffer_size, cfg, evict=True)
-        mode = "rlpd" if cfg.method == "rlpd" else "uniform"
+        mode: SampleMode = "rlpd" if cfg.method == "rlpd" else "uniform"
         self.replay = Replay(trainer.demos, self.online, mode, cfg.rlpd_demo_frac)
         if state is not None:
             self.agent.load_state_dict(state["agent"])
@@ -314,7 +316,8 @@ class RLLoop:
         stacker = Stacker(t.spec)
         raw, _ = t.env.reset(seed=t.args.seed * 1_000_003 + t.episodes)
         frames = [stacker.reset(raw)]
-        actions, rewards = [], []
+        actions: list[np.ndarray] = []
+        rewards: list[float] = []
         terminated = truncated = success = False
         while not (terminated or truncated) and t.env_step < t.args.steps:
             action, _ = self._act(frames[-1])

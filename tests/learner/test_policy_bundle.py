@@ -1,0 +1,89 @@
+"""Policy bundles: acting info and loading in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from learner.bc import BCPolicy
+from learner.bundle import BundleError, load_policy, make_bundle, sha256
+from learner.obs import ObsSpec
+from tandem.messages import PolicyWeights
+from tests.learner.helpers import REPO, random_batch, tiny_agent
+
+SPEC = ObsSpec(state_dim=6, action_dim=3, raw_state_dim=3, state_stack=2)
+
+
+def _bundle(tmp_path, method: str) -> tuple[bytes, object]:
+    agent = tiny_agent(SPEC, method=method, num_q=2, num_k=2)
+    agent.update([random_batch(SPEC, 16)])
+    il = agent.il or BCPolicy(SPEC, hidden=16, layers=1, dropout=0.0)
+    blob, config = make_bundle(agent.cfg, SPEC, agent=None if method == "bc" else agent, il=il)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "policy.safetensors").write_bytes(blob)
+    return blob, config
+
+
+@pytest.mark.timeout(180)
+def test_bundles_load_in_a_fresh_process_and_act_identically(tmp_path) -> None:
+    observations = [np.linspace(-1, 1, 3) * k for k in range(4)]
+    local, files = {}, []
+    for method in ("ibrl", "bc"):
+        blob, _ = _bundle(tmp_path / method, method)
+        policy = load_policy(blob)
+        local[method] = [policy.act(o) for o in observations]
+        files.append(str(tmp_path / method / "policy.safetensors"))
+    code = (
+        "import json, numpy as np, sys\n"
+        "from learner.bundle import load_policy\n"
+        "obs = [np.linspace(-1, 1, 3) * k for k in range(4)]\n"
+        "out = {}\n"
+        "for name, path in zip(('ibrl', 'bc'), sys.argv[1:]):\n"
+        "    p = load_policy(path)\n"
+        "    out[name] = [[a.tolist(), i] for a, i in (p.act(o) for o in obs)]\n"
+        "print(json.dumps(out))\n"
+    )
+    cmd = [sys.executable, "-c", code, *files]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=170, check=True)
+    remote = json.loads(res.stdout.strip().splitlines()[-1])
+    for method in ("ibrl", "bc"):
+        for (a, info), (b, info_b) in zip(local[method], remote[method], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+            assert info["proposal"] == info_b["proposal"] in ("il", "rl")
+            if method == "ibrl":
+                assert np.isfinite(info["q_il"]) and np.isfinite(info["q_rl"])
+            else:
+                assert info["proposal"] == "il"
+
+
+def test_bundle_fits_the_policy_weights_message(tmp_path) -> None:
+    blob, config = _bundle(tmp_path, "ibrl")
+    msg = PolicyWeights(run_id="r", version=1, sha256=sha256(blob), method="ibrl", config=config)
+    assert msg.sha256 == sha256((tmp_path / "policy.safetensors").read_bytes())
+
+
+def test_policy_stacks_states_and_resets() -> None:
+    blob, _ = _bundle_mem("rlpd")
+    policy = load_policy(blob)
+    obs_a, obs_b = np.ones(3), -np.ones(3)
+    first, _ = policy.act(obs_a)
+    policy.act(obs_b)
+    policy.reset()
+    again, _ = policy.act(obs_a)
+    np.testing.assert_array_equal(first, again)
+
+
+def _bundle_mem(method: str) -> tuple[bytes, object]:
+    torch.manual_seed(0)
+    agent = tiny_agent(SPEC, method=method)
+    return make_bundle(agent.cfg, SPEC, agent=agent, il=agent.il)
+
+
+def test_garbage_is_rejected() -> None:
+    with pytest.raises(BundleError):
+        load_policy(b"not a bundle at all")
