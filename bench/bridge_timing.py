@@ -15,6 +15,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import socket
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from robot_bridge.app import build_policy
 from robot_bridge.backend import make_backend
 from robot_bridge.bridge import Bridge
+from robot_bridge.pacer import enable_realtime
 from tandem import wire
 from tandem.messages import Command, CommandReply, ControlMode, Ping, ResetDone, StartRollout
 from tandem.settings import BridgeSettings
@@ -54,64 +56,73 @@ def realtime_permitted() -> bool:
     return result[0]
 
 
-def keep_rolling(endpoint: str, stop: threading.Event) -> None:
-    """Over the command socket: start a rollout and, whenever one ends, the next."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+def keep_rolling(endpoint: str) -> None:
+    """The operator, in its own process (no GIL shared with the loop): over the command
+    socket, start a rollout and, whenever one ends, the next. Runs until terminated."""
+    sock = zmq.Context().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
     body: Any = StartRollout()
-    while not stop.wait(0.05):
+    while True:
+        time.sleep(0.05)
         wire.send(sock, Command(body=body))
         if sock.poll(1000):
             reply = wire.recv(sock).msg
             assert isinstance(reply, CommandReply)
             body = ResetDone() if reply.mode == ControlMode.AWAIT_RESET else Ping()
-    sock.close()
 
 
-def bridge_thread(
-    settings: BridgeSettings, stop: threading.Event, realtime: bool, ready: threading.Event,
-    out: dict[str, Any],
+def scenario_child(
+    seconds: float, rate: float, realtime: bool, cmd_endpoint: str, results: Any
 ) -> None:  # fmt: skip
-    """Build, run and close the bridge in one thread (MuJoCo's GL context is per thread)."""
+    """One scenario in a fresh process, as ``tandem bridge`` would run it.
+
+    SCHED_FIFO is taken first, before the backend is built, so that every thread the
+    renderer starts (Mesa llvmpipe on a CPU-only machine) inherits it; a fresh process
+    also means no renderer thread left over from an earlier scenario without it.
+    """
+    if realtime and not enable_realtime(10):
+        raise RuntimeError("SCHED_FIFO refused")
+    settings = BridgeSettings(
+        robot="sim:lift", rate_hz=rate, pub_endpoint="tcp://127.0.0.1:*",
+        cmd_endpoint=cmd_endpoint, policy="expert", seed=0,
+    )  # fmt: skip
     backend = make_backend(settings.robot, settings)
-    window = 100_000
-    bridge = Bridge(settings, backend, policy=build_policy("expert", backend), timing_window=window)
+    bridge = Bridge(settings, backend, policy=build_policy("expert", backend), timing_window=10**6)
     bridge.start()
-    out["bridge"] = bridge
-    ready.set()
-    try:
-        bridge.run(stop, realtime=realtime)
-    finally:
-        bridge.close()
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+    t0 = time.monotonic()
+    bridge.run(stop)
+    elapsed = time.monotonic() - t0
+    bridge.close()
+    results.put(summarize(bridge, elapsed, rate, realtime, 0))
 
 
 def run_scenario(seconds: float, rate: float, realtime: bool, load: int) -> dict[str, Any]:
-    settings = BridgeSettings(
-        robot="sim:lift", rate_hz=rate, pub_endpoint="tcp://127.0.0.1:*",
-        cmd_endpoint="tcp://127.0.0.1:*", policy="expert", seed=0,
-    )  # fmt: skip
-    hogs = [mp.Process(target=busy_loop, daemon=True) for _ in range(load)]
-    for hog in hogs:
-        hog.start()
-    stop, ready, out = threading.Event(), threading.Event(), {}
-    loop = threading.Thread(target=bridge_thread, args=(settings, stop, realtime, ready, out))
-    loop.start()
-    if not ready.wait(60):
-        raise RuntimeError("the bridge did not start")
-    bridge: Bridge = out["bridge"]
-    assert bridge.cmds is not None
-    helper = threading.Thread(target=keep_rolling, args=(bridge.cmds.endpoint, stop), daemon=True)
-    helper.start()
-    t0 = time.monotonic()
-    time.sleep(seconds)
-    stop.set()
-    loop.join()
-    elapsed = time.monotonic() - t0
-    for hog in hogs:
-        hog.terminate()
-        hog.join()
-    return summarize(bridge, elapsed, rate, realtime, load)
+    spawn = mp.get_context("spawn")
+    results = spawn.Queue()
+    cmd_endpoint = f"tcp://127.0.0.1:{free_port()}"
+    hogs = [spawn.Process(target=busy_loop, daemon=True) for _ in range(load)]
+    child = spawn.Process(
+        target=scenario_child, args=(seconds, rate, realtime, cmd_endpoint, results)
+    )
+    operator = spawn.Process(target=keep_rolling, args=(cmd_endpoint,), daemon=True)
+    for proc in [*hogs, child, operator]:
+        proc.start()
+    result = results.get(timeout=seconds + 120)
+    child.join()
+    for proc in [*hogs, operator]:
+        proc.terminate()
+        proc.join()
+    result["scenario"] = f"{f'loaded x{load}' if load else 'idle'}, {'RT' if realtime else 'no RT'}"
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def summarize(

@@ -49,6 +49,7 @@ from tandem.settings import BridgeSettings
 log = logging.getLogger(__name__)
 PROBE_PERIOD_S = 0.25
 RECENT_EPISODES = 200
+CAMERA_LOG_PERIOD_S = 60.0
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Bridge:
         self._human_fresh = False
         self._next_status = 0.0
         self._next_probe = 0.0
+        self._next_camera_log = 0.0
         self._backend_errors = 0
         self._refused_teleop = 0
         self.pub: Publisher | None = None
@@ -409,7 +411,15 @@ class Bridge:
     def _publish_status(self) -> None:
         if self.pub is not None:
             self.pub.status(self.status())
-        self._next_status = self._clock() + self.s.status_period_s
+        now = self._clock()
+        self._next_status = now + self.s.status_period_s
+        if self.cameras is not None and now >= self._next_camera_log:
+            self._next_camera_log = now + CAMERA_LOG_PERIOD_S
+            for cam in self.cameras.cameras.values():
+                log.info(
+                    "camera %s: %d frames captured, %d dropped (overwritten before use), "
+                    "%d failed reads", cam.name, cam.captured, cam.dropped, cam.failures,
+                )  # fmt: skip
 
 
 def _finite_or_none(action: np.ndarray | None) -> list[float] | None:

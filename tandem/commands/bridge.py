@@ -80,7 +80,11 @@ def _bridge(args: argparse.Namespace) -> int:
     setup_logging("bridge", settings.log_level)
     from robot_bridge.app import build_bridge
     from robot_bridge.driver import DriverError
+    from robot_bridge.pacer import enable_realtime
 
+    if settings.bridge.realtime:
+        # Before anything starts threads (renderer workers, ZMQ I/O): they inherit it.
+        enable_realtime(settings.bridge.realtime_priority)
     try:
         bridge = build_bridge(settings.bridge)
         bridge.start()
@@ -89,7 +93,7 @@ def _bridge(args: argparse.Namespace) -> int:
         return EXIT_START_ERROR
     stop = _stop_on_signals()
     try:
-        bridge.run(stop, realtime=settings.bridge.realtime)
+        bridge.run(stop)
     finally:
         bridge.close()
     return 0

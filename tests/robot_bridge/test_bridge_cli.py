@@ -50,12 +50,15 @@ def test_bridge_on_sim_with_expert_and_config_file(tmp_path: Path, ctx) -> None:
     pub, cmd = endpoint(), endpoint()
     config = tmp_path / "tandem.toml"
     config.write_text(f'[bridge]\nrobot = "sim:lift"\nrate_hz = 20.0\npub_endpoint = "{pub}"\n')
-    proc = spawn(["bridge", "--config", str(config), "--cmd", cmd, "--policy", "expert"])
+    args = ["bridge", "--config", str(config), "--cmd", cmd, "--policy", "expert", "--realtime"]
+    proc = spawn(args)
     try:
         rollout_until_success(pub, cmd, ctx)
     finally:
         out = stop_process(proc)
     assert "sim:lift" in out and proc.returncode == 0, out
+    # SCHED_FIFO granted, or refused with a warning and the loop ran anyway
+    assert "SCHED_FIFO priority 10" in out, out
 
 
 @needs_sim

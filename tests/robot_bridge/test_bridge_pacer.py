@@ -78,3 +78,16 @@ def test_timing_stats_snapshot() -> None:
     assert snap.lateness_p50_ms == pytest.approx(4.5)
     assert snap.work_p99_ms == pytest.approx(5.0)
     assert TimingStats(10.0).snapshot().ticks == 0
+
+
+def test_realtime_refused_warns_and_continues(monkeypatch, caplog) -> None:
+    import os
+
+    from robot_bridge import pacer
+
+    def refuse(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    assert pacer.enable_realtime(10) is False
+    assert "SCHED_FIFO priority 10 refused" in caplog.text
