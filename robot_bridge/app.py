@@ -8,6 +8,7 @@ from robot_bridge.backend import RobotBackend, make_backend
 from robot_bridge.bridge import Bridge
 from robot_bridge.cameras import CameraSet
 from robot_bridge.policy import ExpertPolicy, PolicySlot
+from robot_bridge.weights import LearnerPolicySlot
 from tandem.settings import BridgeSettings
 
 
@@ -15,7 +16,9 @@ class ConfigError(ValueError):
     """The bridge settings ask for something this backend cannot give."""
 
 
-def build_policy(kind: str, backend: RobotBackend) -> PolicySlot:
+def build_policy(kind: str, backend: RobotBackend, settings: BridgeSettings) -> PolicySlot:
+    if kind == "learner":  # the learner's weights stream fills the slot (robot_bridge.weights)
+        return LearnerPolicySlot(settings.weights_endpoint).start()
     slot = PolicySlot()
     if kind == "expert":
         expert = backend.expert()
@@ -32,6 +35,6 @@ def build_bridge(settings: BridgeSettings, context: zmq.Context | None = None) -
     if settings.camera_sources:
         cameras = CameraSet(dict(settings.camera_sources), settings.image_size)
     return Bridge(
-        settings, backend, policy=build_policy(settings.policy, backend), cameras=cameras,
+        settings, backend, policy=build_policy(settings.policy, backend, settings), cameras=cameras,
         context=context,
     )  # fmt: skip

@@ -403,6 +403,7 @@ class Bridge:
             ee_pos=None if st is None else [float(x) for x in st.ee_pos],
             gripper=None if st is None else float(st.gripper), link_ok=self.backend.link_ok,
             policy_ready=self.policy.ready, weights_version=self.policy.version,
+            weights_lag=getattr(self.policy, "lag", None),
             estop_reason=self.latch.reason, timing=self.timing.snapshot(),
             safety_events=list(self.safety_events), last_transition=self.machine.last,
         )  # fmt: skip

@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated camera names of the backend and extra NAME=opencv:SOURCE cameras, "
         "e.g. front,wrist,side=opencv:0",
     )
-    bridge.add_argument("--policy", choices=["none", "expert"], help="policy in the slot at start")
+    bridge.add_argument(
+        "--policy", choices=["none", "expert", "learner"], help="policy in the slot at start"
+    )
     bridge.add_argument("--pub", help="PUB endpoint (steps, status, frames)")
     bridge.add_argument("--cmd", help="command endpoint (ROUTER)")
     bridge.add_argument("--rate", type=float, help="control rate in Hz")

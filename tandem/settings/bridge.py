@@ -72,8 +72,10 @@ class BridgeSettings(BaseModel):
         description="Extra cameras by name, e.g. {side = 'opencv:0'}; a backend camera's name "
         "replaces that camera.",
     )
-    policy: Literal["none", "expert"] = Field(
-        "none", description="Policy in the slot at start: none, or the backend's scripted expert."
+    policy: Literal["none", "expert", "learner"] = Field(
+        "none",
+        description="Policy in the slot at start: none, the backend's scripted expert, or "
+        "learner (weights from the learner at weights_endpoint).",
     )
     realtime_priority: int = Field(
         10, ge=1, le=99, description="SCHED_FIFO priority used when realtime is on."

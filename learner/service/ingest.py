@@ -1,0 +1,288 @@
+"""Ingest: the bridges' step and episode streams into routed learner data.
+
+One thread owns a SUB socket per bridge. Each message is checked for sequence
+gaps (``SeqTracker`` per robot and topic), written to the learner's ingest log,
+and fed to the ``EpisodeAssembler``. Finished episodes are routed
+(``routing.route``) and queued for the trainer, which adds them to its buffers
+on its own thread: ingest never waits for training. An episode with missing
+steps waits a little for the recorder's copy in the episode store and is
+completed from it (``backfill_root``), so a gap in the live stream does not
+have to cost data.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from learner.service.assembly import AssembledEpisode, EpisodeAssembler
+from learner.service.routing import Routed, route
+from learner.service.sources import IngestLog, merge, read_episode
+from tandem.episodes import EpisodeFormatError
+from tandem.messages import EpisodeEvent, StepRecord
+from tandem.streams import SeqTracker
+from tandem.wire import Decoded, WireError, decode
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 50
+RCV_HWM = 100_000
+MAX_BATCH = 500
+BACKFILL_WAIT_S = 5.0
+ACTING_WINDOW = 1000
+
+
+@dataclass
+class IngestCounters:
+    """Counters of the ingest thread (copied under the lock by ``snapshot``)."""
+
+    steps: int = 0
+    malformed: int = 0
+    errors: int = 0
+    backfilled_steps: int = 0
+    episodes_routed: int = 0
+    episodes_dropped: int = 0
+    acting_il: collections.deque[bool] = field(
+        default_factory=lambda: collections.deque(maxlen=ACTING_WINDOW)
+    )
+
+
+@dataclass
+class Delivery:
+    """A finished episode and where its data goes, handed to the trainer."""
+
+    episode: AssembledEpisode
+    routed: Routed
+    env_steps: bool = True  # counts towards the update budget (false: demos recorded earlier)
+
+
+class Ingest:
+    """Subscribes to every bridge in ``endpoints`` and delivers routed episodes to ``deliver``."""
+
+    def __init__(
+        self,
+        endpoints: list[str],
+        deliver: Callable[[Delivery], None],
+        *,
+        assembler: EpisodeAssembler,
+        ingest_log: IngestLog | None,
+        route_kwargs: Mapping[str, Any],
+        backfill_root: Path | None = None,
+        label_grace_s: float = 0.0,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.endpoints = list(endpoints)
+        self.assembler = assembler
+        self.seq = SeqTracker()
+        self.counters = IngestCounters()
+        self.lock = threading.Lock()
+        self._deliver = deliver
+        self._log = ingest_log
+        self._route_kwargs = route_kwargs
+        self._backfill_root = backfill_root
+        self._pending: list[tuple[float, AssembledEpisode]] = []
+        self._held: dict[tuple[str, str], tuple[float, AssembledEpisode]] = {}
+        self._grace = label_grace_s
+        self._ctx = context or zmq.Context.instance()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_flush = time.monotonic()
+
+    def start(self) -> None:
+        sockets = []
+        for endpoint in self.endpoints:
+            sock = self._ctx.socket(zmq.SUB)
+            sock.setsockopt(zmq.RCVHWM, RCV_HWM)
+            sock.setsockopt(zmq.LINGER, 0)
+            for topic in (StepRecord.TOPIC, EpisodeEvent.TOPIC):
+                sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+            sock.connect(endpoint)
+            sockets.append(sock)
+        self._thread = threading.Thread(target=self._run, args=(sockets,), name="ingest")
+        self._thread.daemon = True
+        self._thread.start()
+        log.info("ingest subscribed to %s", ", ".join(self.endpoints))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self, sockets: list[zmq.Socket]) -> None:
+        poller = zmq.Poller()
+        for sock in sockets:
+            poller.register(sock, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                ready = dict(poller.poll(POLL_MS))
+                for sock in sockets:
+                    if sock in ready:
+                        self._drain(sock)
+                self._housekeeping()
+        finally:
+            self._release_all()
+            if self._log is not None:
+                self._log.close()
+            for sock in sockets:
+                sock.close()
+
+    def _drain(self, sock: zmq.Socket) -> None:
+        for _ in range(MAX_BATCH):
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.handle(parts)
+
+    def handle(self, parts: list[bytes]) -> None:
+        """Process one multipart message; a bad one is counted and logged, never raised."""
+        try:
+            decoded = decode(parts)
+        except WireError as exc:
+            self._count("malformed", exc)
+            return
+        try:
+            self._dispatch(decoded)
+        except (EpisodeFormatError, OSError, ValueError) as exc:
+            self._count("errors", exc)
+
+    def _dispatch(self, decoded: Decoded) -> None:
+        msg = decoded.msg
+        if isinstance(msg, StepRecord):
+            if self._observe(msg.robot_id, msg.TOPIC, msg.seq) < 0:
+                return
+            self._on_step(msg, decoded.images())
+        elif isinstance(msg, EpisodeEvent):
+            if self._observe(msg.robot_id, msg.TOPIC, msg.seq) < 0:
+                return
+            images = decoded.images()
+            if msg.event == "end" and self._log is not None:
+                self._log.on_end(msg, images)
+            if msg.event == "label":
+                self._relabel(msg)
+            elif msg.event == "start":
+                self._release_robot(msg.robot_id)
+            for ep in self.assembler.on_event(msg, images):
+                self._finished(ep)
+
+    def _observe(self, sender: str, topic: str, seq: int) -> int:
+        with self.lock:  # the metrics thread reads the tracker's totals
+            return self.seq.observe(sender, topic, seq)
+
+    def _on_step(self, rec: StepRecord, images: dict[str, np.ndarray]) -> None:
+        if (rec.robot_id, rec.episode_id) not in self.assembler.open:
+            self._release_robot(rec.robot_id)
+        late = self.assembler.stats.late_steps
+        finished = self.assembler.on_step(rec, images)
+        for ep in finished:
+            if self._log is not None:
+                self._log.close_episode((ep.robot_id, ep.episode_id), "superseded")
+            self._finished(ep)
+        if self.assembler.stats.late_steps > late:
+            return
+        if self._log is not None:
+            self._log.on_step(rec, images)
+        with self.lock:
+            self.counters.steps += 1
+            info = rec.policy_info
+            if info is not None and info.proposal in ("il", "rl") and not rec.intervention:
+                self.counters.acting_il.append(info.proposal == "il")
+
+    def _finished(self, ep: AssembledEpisode) -> None:
+        if self._backfill_root is not None and _has_gaps(ep) and not ep.discarded:
+            self._pending.append((time.monotonic() + BACKFILL_WAIT_S, ep))
+            return
+        self._hold(ep)
+
+    def _hold(self, ep: AssembledEpisode) -> None:
+        """Keep a finished episode while its operator may still relabel it (e.g. discard):
+        until the robot starts another episode or ``label_grace_s`` has passed."""
+        if self._grace <= 0:
+            self.deliver(ep)
+        else:
+            self._held[(ep.robot_id, ep.episode_id)] = (time.monotonic() + self._grace, ep)
+
+    def _relabel(self, msg: EpisodeEvent) -> None:
+        held = self._held.get((msg.robot_id, msg.episode_id))
+        if held is not None and msg.outcome is not None:
+            held[1].outcome = msg.outcome
+            log.info("episode %s/%s relabelled %s", msg.robot_id, msg.episode_id, msg.outcome)
+        elif msg.outcome is not None:
+            log.warning("label %s for %s/%s arrived after its data was used; not applied",
+                        msg.outcome, msg.robot_id, msg.episode_id)  # fmt: skip
+
+    def _release_robot(self, robot_id: str) -> None:
+        for key in [k for k in self._held if k[0] == robot_id]:
+            self.deliver(self._held.pop(key)[1])
+
+    def _release_all(self) -> None:
+        for _, ep in self._pending:
+            self._hold(ep)
+        self._pending.clear()
+        for key in list(self._held):
+            self.deliver(self._held.pop(key)[1])
+
+    def deliver(self, ep: AssembledEpisode) -> None:
+        """Route one finished episode and hand it to the trainer."""
+        routed = route(ep, **self._route_kwargs)
+        with self.lock:
+            if routed.dropped_reason:
+                self.counters.episodes_dropped += 1
+            else:
+                self.counters.episodes_routed += 1
+        if routed.dropped_reason:
+            log.info("episode %s/%s dropped: %s", ep.robot_id, ep.episode_id, routed.dropped_reason)
+        self._deliver(Delivery(ep, routed))
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self._log is not None and now - self._last_flush >= self._log.flush_every_s:
+            self._last_flush = now
+            self._log.flush()
+        for item in list(self._pending):
+            deadline, ep = item
+            stored = self._stored_copy(ep)
+            if stored is None and now < deadline:
+                continue
+            self._pending.remove(item)
+            if stored is not None:
+                before = len(ep.steps)
+                ep = merge(ep, stored)
+                with self.lock:
+                    self.counters.backfilled_steps += len(ep.steps) - before
+            self._hold(ep)
+        for key, (deadline, _) in list(self._held.items()):
+            if now >= deadline:
+                self.deliver(self._held.pop(key)[1])
+
+    def _stored_copy(self, ep: AssembledEpisode) -> AssembledEpisode | None:
+        assert self._backfill_root is not None
+        path = self._backfill_root / ep.robot_id / ep.episode_id
+        if not (path / "meta.json").exists():
+            return None
+        try:
+            return read_episode(path)
+        except EpisodeFormatError as exc:
+            log.warning("cannot backfill %s from the store: %s", path, exc)
+            return None
+
+    def _count(self, counter: str, exc: Exception) -> None:
+        log.warning("ingest: %s message: %s", counter, exc)
+        with self.lock:
+            setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+
+
+def _has_gaps(ep: AssembledEpisode) -> bool:
+    steps = sorted(s.step for s in ep.steps)
+    expected = ep.num_steps if ep.num_steps is not None else (steps[-1] + 1 if steps else 0)
+    return steps != list(range(expected))

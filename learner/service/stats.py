@@ -1,0 +1,96 @@
+"""Rolling episode statistics and rate meters for the learner's metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from learner.service.assembly import AssembledEpisode
+from tandem.messages import EpisodeKind
+
+
+@dataclass
+class EpisodeStats:
+    """Rolling success rate, return and intervention rate over the last ``window`` episodes.
+
+    Success and return are over rollout episodes (the policy's performance);
+    the intervention rate is the fraction of a rollout episode's steps that a
+    human drove, averaged over the window.
+    """
+
+    window: int
+    demo_episodes: int = 0
+    rollout_episodes: int = 0
+    intervention_segments: int = 0
+    _success: deque[float] = field(default_factory=deque)
+    _return: deque[float] = field(default_factory=deque)
+    _human_frac: deque[float] = field(default_factory=deque)
+    _any_human: deque[float] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, ep: AssembledEpisode, intervention_segments: int) -> None:
+        with self._lock:
+            self._add(ep, intervention_segments)
+
+    def _add(self, ep: AssembledEpisode, intervention_segments: int) -> None:
+        if ep.kind == EpisodeKind.DEMO:
+            self.demo_episodes += 1
+            return
+        self.rollout_episodes += 1
+        self.intervention_segments += intervention_segments
+        n = max(1, len(ep.steps))
+        human = sum(s.intervention for s in ep.steps)
+        for buf, value in (
+            (self._success, float(ep.success)),
+            (self._return, ep.episode_return),
+            (self._human_frac, human / n),
+            (self._any_human, float(human > 0)),
+        ):
+            buf.append(value)
+            while len(buf) > self.window:
+                buf.popleft()
+
+    def metrics(self) -> dict[str, float | None]:
+        with self._lock:
+            return self._metrics()
+
+    def _metrics(self) -> dict[str, float | None]:
+        return {
+            "episode/success_rate": _mean(self._success),
+            "episode/return": _mean(self._return),
+            "hil/intervention_rate": _mean(self._human_frac),
+            "hil/episodes_with_intervention": _mean(self._any_human),
+            "data/demo_episodes": float(self.demo_episodes),
+            "data/rollout_episodes": float(self.rollout_episodes),
+            "data/intervention_segments": float(self.intervention_segments),
+        }
+
+
+class RateMeter:
+    """Events per second over a sliding time window (thread-safe: read by the outbox)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._events: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self._events.append((time.monotonic(), n))
+
+    def rate(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            while self._events and now - self._events[0][0] > self.window_s:
+                self._events.popleft()
+            if not self._events:
+                return 0.0
+            span = now - self._events[0][0]
+            total = sum(n for _, n in self._events)
+        return total / max(span, min(self.window_s, 1.0))
+
+
+def _mean(values: deque[float]) -> float | None:
+    return sum(values) / len(values) if values else None

@@ -1,0 +1,491 @@
+"""The online learner: start-up data, IL pre-training, the UTD-paced update loop, refits,
+weights publishing, metrics and checkpoints (issue 5). ``tandem learner`` runs ``run()``.
+
+Threads: ingest (sockets -> routed episodes, ``Ingest``), outbox (weights and
+metrics sockets, ``Outbox``), an optional IL refit job, and this one, which owns
+the agent and the buffers: it adds delivered episodes, updates, swaps refits in,
+publishes and checkpoints, all between two updates, so each of those is atomic
+with respect to training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from learner.bc import BCPolicy
+from learner.bundle import make_bundle
+from learner.checkpoint import load_checkpoint, save_checkpoint
+from learner.ibrl import IBRLAgent, resolve_device
+from learner.obs import ObsSpec, to_torch
+from learner.service.assembly import AssembledEpisode, EpisodeAssembler, Segment
+from learner.service.data import ServiceData, spec_for
+from learner.service.ingest import Delivery, Ingest
+from learner.service.outbox import Outbox
+from learner.service.refit import Refit, train_il
+from learner.service.routing import route
+from learner.service.sources import IngestLog, load_roots, merge, session_roots
+from learner.service.stats import EpisodeStats, RateMeter
+from tandem.settings import Settings
+from tandem.settings.learner_service import LearnerServiceSettings
+
+log = logging.getLogger(__name__)
+IDLE_S = 0.02
+
+
+@dataclass
+class Progress:
+    """What a checkpoint remembers about the run besides the networks."""
+
+    run_id: str = field(
+        default_factory=lambda: f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    )
+    started_wall: float = field(default_factory=time.time)
+    weights_version: int = 0
+    il_version: int = 0
+    refits: int = 0
+    intervention_steps_at_refit: int = 0
+    refit_weights_version: int = 0
+    update_calls: int = 0
+
+
+class OnlineLearner:
+    """Learns from live bridges; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: LearnerServiceSettings,
+        *,
+        resume: bool = False,
+        demos_dir: Path | None = None,
+    ) -> None:
+        self.settings, self.svc, self.cfg = settings, service, settings.learner
+        self.run_dir = Path(service.run_dir or settings.data_dir / "runs" / "learner")
+        self.store_root = Path(settings.data_dir) / "episodes"
+        self.demos_dir = Path(demos_dir or service.demos_dir or self.store_root)
+        self.ckpt_path = self.run_dir / "checkpoint.pt"
+        self.resume = resume
+        self.device = resolve_device(self.cfg.device)
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        self.progress = Progress()
+        self.stop_event = threading.Event()
+        self.deliveries: deque[Delivery] = deque()
+        self.spec: ObsSpec | None = None
+        self.data: ServiceData | None = None
+        self.agent: IBRLAgent | None = None
+        self.il: BCPolicy | None = None
+        self.refit: Refit | None = None
+        self.episode_stats = EpisodeStats(service.rolling_episodes)
+        self.update_rate = RateMeter()
+        self.env_steps = 0
+        self.state = "starting"
+        self.last_metrics: dict[str, float] = {}
+        self.last_checkpoint = time.monotonic()
+        self.rng = np.random.default_rng()
+        self._metrics_lock = threading.Lock()
+        self._ckpt: dict[str, Any] | None = None
+        self._checkpointed: tuple[int, int, int] | None = None
+        self.ingest: Ingest | None = None
+        self.outbox: Outbox | None = None
+
+    # ------------------------------------------------------------------ start-up
+    def start(self) -> None:
+        """Restore or start the run, load the recorded data, start ingest and the outbox."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.resume and self.ckpt_path.exists():
+            self._ckpt = load_checkpoint(self.ckpt_path)
+            self.progress = Progress(**self._ckpt["progress"])
+            log.info("resuming run %s from %s", self.progress.run_id, self.ckpt_path)
+        elif self.resume:
+            log.warning("--resume: no checkpoint at %s; starting a new run", self.ckpt_path)
+        elif self.ckpt_path.exists():
+            log.warning("%s holds a checkpoint; starting a NEW run over it (--resume continues "
+                        "that run)", self.run_dir)  # fmt: skip
+        self._save_run_info()
+        assembler = EpisodeAssembler()
+        for ep in self._recorded_episodes():
+            if ep.ended:
+                assembler.mark_closed(ep.robot_id, ep.episode_id)
+                self._deliver(ep)
+            elif self.resume:
+                assembler.seed(ep)  # its remaining live steps will join it
+        self.outbox = Outbox(
+            self.progress.run_id, self.cfg.weights_endpoint, self.cfg.metrics_endpoint,
+            self.metrics, metrics_period_s=self.svc.metrics_period_s,
+        )  # fmt: skip
+        self.outbox.start()
+        route_kwargs = {
+            "demos_require_success": self.svc.demos_require_success,
+            "rlif_penalty": self.svc.rlif_penalty,
+        }
+        self.ingest = Ingest(
+            self.cfg.bridges, self.deliveries.append, assembler=assembler,
+            ingest_log=IngestLog.new_session(self.run_dir, self.svc.ingest_flush_s),
+            route_kwargs=route_kwargs, backfill_root=self.store_root,
+            label_grace_s=self.svc.label_grace_s,
+        )  # fmt: skip
+        self.ingest.start()
+
+    def _recorded_episodes(self) -> list[AssembledEpisode]:
+        """Demos (always) and, when resuming, everything this run saw or the store recorded."""
+        found = load_roots([self.demos_dir], demos_only=True)
+        if self.resume:
+            roots = [self.store_root, *session_roots(self.run_dir)]
+            since = self.progress.started_wall - 1.0
+            for key, ep in load_roots(roots, since_wall=since).items():
+                found[key] = merge(found[key], ep) if key in found else ep
+        log.info("recorded data: %d episodes", len(found))
+        return sorted(found.values(), key=lambda e: (e.kind != "demo", e.episode_id))
+
+    def _deliver(self, ep: AssembledEpisode) -> None:
+        """Queue a recorded episode; demos recorded before this run do not count as env steps."""
+        routed = route(
+            ep,
+            demos_require_success=self.svc.demos_require_success,
+            rlif_penalty=self.svc.rlif_penalty,
+        )
+        started = ep.steps[0].t_wall if ep.steps else 0.0
+        this_run = started >= self.progress.started_wall - 1.0
+        self.deliveries.append(Delivery(ep, routed, env_steps=ep.kind != "demo" or this_run))
+
+    def _save_run_info(self) -> None:
+        """run.json: the run's id, start and newest published weights version.
+
+        Written at start and at every publish, so a resumed learner never reuses a
+        version number it published after its last checkpoint (the bridge would
+        ignore it as stale).
+        """
+        path = self.run_dir / "run.json"
+        if self.resume and path.exists():
+            try:
+                old = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                log.warning("unreadable %s: %s", path, exc)
+            else:
+                if old.get("run_id") == self.progress.run_id:
+                    published = int(old.get("weights_version", 0))
+                    self.progress.weights_version = max(self.progress.weights_version, published)
+        info = {
+            "run_id": self.progress.run_id, "started_wall": self.progress.started_wall,
+            "weights_version": self.progress.weights_version,
+        }  # fmt: skip
+        _write_json(path, info)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        """Train until ``stop_event`` is set; then checkpoint and close."""
+        try:
+            while not self.stop_event.is_set():
+                self._take_deliveries()
+                if not self._ready():
+                    time.sleep(IDLE_S)
+                    continue
+                self._refit_step()
+                if not self._rl_step():
+                    time.sleep(IDLE_S)
+                if time.monotonic() - self.last_checkpoint >= self.svc.checkpoint_every_s:
+                    self.checkpoint()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.refit is not None and not self.refit.done:
+            self.refit.cancel()
+        if self.ingest is not None:
+            self.ingest.stop()
+            self.ingest = None
+        self._take_deliveries()
+        if self.il is not None:
+            self.checkpoint()
+        if self.outbox is not None:
+            self.outbox.close()
+            self.outbox = None
+
+    def _take_deliveries(self) -> None:
+        if self.data is None and self._ckpt is not None:
+            self._init_data(None)  # a checkpoint knows the shapes: no need to wait for data
+        while self.deliveries:
+            delivery = self.deliveries.popleft()
+            if self.data is None and not self._init_data(delivery):
+                self.deliveries.appendleft(delivery)
+                return
+            self._add(delivery)
+
+    def _init_data(self, delivery: Delivery | None) -> bool:
+        """Size the buffers from the checkpoint's spec or the first data that arrives."""
+        if self._ckpt is not None:
+            self.spec = ObsSpec.from_json(self._ckpt["spec"])
+        elif delivery is None:
+            return False
+        else:
+            segs = delivery.routed.demo + delivery.routed.online
+            if not segs:
+                return True  # nothing to learn from in this one; drop it
+            self.spec = self._spec_from(segs[0])
+        cfg = self.cfg
+        self.data = ServiceData(
+            self.spec, demo_capacity=self.svc.demo_capacity, online_capacity=cfg.buffer_size,
+            intervention_capacity=self.svc.intervention_capacity, n_step=cfg.n_step,
+            gamma=cfg.gamma, mode="rlpd" if cfg.method == "rlpd" else "uniform",
+            demo_frac=cfg.rlpd_demo_frac,
+        )  # fmt: skip
+        log.info("observation spec: %s", self.spec)
+        return True
+
+    def _spec_from(self, seg: Segment) -> ObsSpec:
+        pixels = self.cfg.obs == "pixels" or (
+            self.cfg.obs == "auto" and bool(seg.images) and self.device.type == "cuda"
+        )
+        cfg = self.cfg
+        return spec_for(
+            seg, pixels=pixels, cameras=cfg.cameras, action_dim=7, state_dims=cfg.state_dims,
+            state_stack=cfg.state_stack, frame_stack=cfg.frame_stack,
+        )  # fmt: skip
+
+    def _add(self, delivery: Delivery) -> None:
+        data, routed = self.data, delivery.routed
+        if data is None or routed.dropped_reason:
+            return
+        added = sum(data.add_demo(seg) for seg in routed.demo)
+        added += sum(data.add_online(seg) for seg in routed.online)
+        if delivery.env_steps:
+            self.env_steps += added
+        for seg in routed.intervention:
+            data.add_intervention(seg)
+        self.episode_stats.add(delivery.episode, len(routed.intervention))
+
+    # ------------------------------------------------------------------ models
+    def _ready(self) -> bool:
+        """Build (restore, or pre-train) the models once there is data to do it with."""
+        if self.il is not None or self.data is None:
+            if self.data is None:
+                self.state = "waiting_for_data"
+            return self.il is not None
+        if self._ckpt is not None:
+            self._restore(self._ckpt)
+            self._ckpt = None
+            self.publish()
+            return True
+        if len(self.data.demos) == 0 and self.cfg.method not in ("rl", "rlpd"):
+            self.state = "waiting_for_demos"
+            return False
+        self._pretrain()
+        self.checkpoint()
+        self.publish()
+        return True
+
+    def _new_il(self) -> BCPolicy:
+        assert self.spec is not None
+        cfg = self.cfg
+        return BCPolicy(
+            self.spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=cfg.bc_dropout,
+            pixel_dropout=cfg.bc_pixel_dropout, resnet_width=cfg.bc_resnet_width,
+            shift_pad=cfg.shift_pad,
+        ).to(self.device)  # fmt: skip
+
+    def _make_agent(self, il: BCPolicy) -> IBRLAgent | None:
+        if self.cfg.method == "bc":
+            return None
+        assert self.spec is not None
+        uses_il = self.cfg.method in ("ibrl", "ibrl_soft")
+        return IBRLAgent(self.cfg, self.spec, il if uses_il else None, self.device)
+
+    def _pretrain(self) -> None:
+        assert self.data is not None
+        self.state = "pretraining"
+        il = self._new_il()
+        states = self.data.demo_states()
+        if len(states):
+            il.normalizer.fit(states)
+        steps = self.cfg.bc_steps if self.svc.pretrain_steps is None else self.svc.pretrain_steps
+        log.info("pre-training the IL policy: %d steps on %d demo transitions",
+                 steps, len(self.data.demos))  # fmt: skip
+        t0 = time.monotonic()
+        if len(self.data.demos):
+            metrics = train_il(
+                il, self.data.sample_il, self._il_batch, steps=steps,
+                batch_size=self.cfg.batch_size, lr=self.cfg.bc_lr,
+                grad_clip=self.cfg.bc_grad_clip, seed=int(self.rng.integers(1 << 31)),
+                stop=self.stop_event, progress=self._pretrain_progress(steps),
+            )  # fmt: skip
+            self._set_metrics(metrics)
+        log.info("IL pre-training done in %.1f s", time.monotonic() - t0)
+        self.il = il
+        self.agent = self._make_agent(il)
+        if self.agent is not None and len(states):
+            self.agent.normalizer.fit(states)
+
+    def _pretrain_progress(self, total: int) -> Any:
+        every = max(1, total // 10)
+
+        def report(i: int, metrics: dict[str, float]) -> None:
+            if i % every == 0 or i == total:
+                log.info("IL pre-training %d/%d: bc/loss %.4f", i, total, metrics["bc/loss"])
+                self._set_metrics({**metrics, "bc/pretrain_progress": i / max(1, total)})
+
+        return report
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        il = BCPolicy(self.spec, **ckpt["il_arch"]).to(self.device)  # type: ignore[arg-type]
+        il.load_state_dict(ckpt["il"])
+        il.eval().requires_grad_(False)
+        self.il = il
+        self.agent = self._make_agent(il)
+        if self.agent is not None:
+            self.agent.load_state_dict(ckpt["agent"])
+            self.il = self.agent.il or il
+        log.info("restored the agent at update %d", self.num_updates)
+
+    @property
+    def num_updates(self) -> int:
+        return 0 if self.agent is None else self.agent.num_updates
+
+    # ------------------------------------------------------------------ training
+    def _rl_step(self) -> bool:
+        """One update call when the data and the UTD budget allow; False when waiting."""
+        agent, data, cfg = self.agent, self.data, self.cfg
+        if agent is None or data is None:
+            self.state = "imitation_only"
+            return False
+        if len(data) < max(self.svc.min_transitions, cfg.min_buffer):
+            self.state = "waiting_for_data"
+            return False
+        k = cfg.num_critic_updates
+        if agent.num_updates + k > self.utd_target * self.env_steps or not self._under_cap():
+            self.state = "waiting_for_steps"
+            return False
+        self.state = "training"
+        agent.env_steps = self.env_steps
+        batches = [self._rl_batch(data.sample_rl(cfg.batch_size, self.rng)) for _ in range(k)]
+        metrics = agent.update(batches)
+        self.update_rate.add(k)
+        self.progress.update_calls += 1
+        self._set_metrics(metrics)
+        if self.progress.update_calls % self.svc.publish_every_updates == 0:
+            self.publish()
+        return True
+
+    @property
+    def utd_target(self) -> float:
+        if self.svc.utd is not None:
+            return self.svc.utd
+        return self.cfg.num_critic_updates / self.cfg.update_freq
+
+    def _under_cap(self) -> bool:
+        return self.update_rate.rate() < self.svc.max_updates_per_s
+
+    def _rl_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        dev = self.device
+        return {
+            "obs": to_torch(batch["obs"], dev, batch=True),
+            "next_obs": to_torch(batch["next_obs"], dev, batch=True),
+            "action": torch.as_tensor(batch["action"], device=dev),
+            "reward": torch.as_tensor(batch["reward"], device=dev),
+            "discount": torch.as_tensor(batch["discount"], device=dev),
+        }
+
+    def _il_batch(self, obs: dict[str, Any], action: Any) -> tuple[dict[str, Any], torch.Tensor]:
+        return to_torch(obs, self.device, batch=True), torch.as_tensor(action, device=self.device)
+
+    # ------------------------------------------------------------------ HG-DAgger
+    def _refit_step(self) -> None:
+        data = self.data
+        if data is None or self.il is None or self.cfg.method in ("rl", "rlpd"):
+            return
+        if self.refit is not None and self.refit.done:
+            self._swap_refit(self.refit)
+            self.refit = None
+        new = data.intervention_steps - self.progress.intervention_steps_at_refit
+        if self.refit is None and new >= self.svc.refit_min_intervention_steps:
+            self.progress.intervention_steps_at_refit = data.intervention_steps
+            log.info("HG-DAgger refit: %d new intervention steps", new)
+            self.refit = Refit(
+                self.il, data.sample_il, self._il_batch, steps=self.svc.refit_steps,
+                batch_size=self.cfg.batch_size, lr=self.cfg.bc_lr,
+                grad_clip=self.cfg.bc_grad_clip, seed=int(self.rng.integers(1 << 31)),
+            ).start()  # fmt: skip
+
+    def _swap_refit(self, job: Refit) -> None:
+        if job.error is not None:
+            self._set_metrics({"hil/refit_failed": 1.0})
+            return
+        self.il = job.policy
+        if self.agent is not None and self.agent.il is not None:
+            self.agent.il = job.policy
+        self.progress.refits += 1
+        self.progress.il_version += 1
+        loss = job.metrics.get("bc/loss", float("nan"))
+        log.info("IL policy swapped in: il v%d after a %.1f s refit (bc/loss %.4f)",
+                 self.progress.il_version, job.seconds, loss)  # fmt: skip
+        self._set_metrics({"hil/refit_loss": loss, "hil/refit_seconds": job.seconds})
+        self.publish()
+        self.progress.refit_weights_version = self.progress.weights_version
+
+    # ------------------------------------------------------------------ outputs
+    def publish(self) -> None:
+        """Publish the current policy bundle as the next weights version."""
+        assert self.spec is not None and self.outbox is not None
+        blob, config = make_bundle(self.cfg, self.spec, agent=self.agent, il=self.il)
+        self.progress.weights_version += 1
+        self.outbox.publish_weights(
+            blob, version=self.progress.weights_version, method=self.cfg.method,
+            il_version=self.progress.il_version, update_step=self.num_updates,
+            config={"spec": config["spec"], "method": config["method"]},
+        )  # fmt: skip
+        self._save_run_info()
+
+    def checkpoint(self) -> None:
+        """Save the agent, the IL policy and the progress atomically, plus the replay index.
+
+        Skipped when nothing changed since the last one (no update, no new data, no refit).
+        """
+        if self.il is None or self.spec is None:
+            return
+        mark = (self.num_updates, self.env_steps, self.progress.il_version)
+        self.last_checkpoint = time.monotonic()
+        if mark == self._checkpointed:
+            return
+        self._checkpointed = mark
+        state = {
+            "agent": None if self.agent is None else self.agent.state_dict(),
+            "il": self.il.state_dict(),
+            "il_arch": self.il.arch,
+            "spec": self.spec.to_json(),
+            "progress": asdict(self.progress),
+            "settings": self.settings.model_dump(mode="json"),
+            "service": self.svc.model_dump(mode="json"),
+        }
+        save_checkpoint(self.ckpt_path, state)
+        if self.data is not None:
+            _write_json(self.run_dir / "replay_index.json", self.data.index())
+        self.last_checkpoint = time.monotonic()
+        log.info("checkpoint at update %d (%s)", self.num_updates, self.ckpt_path)
+
+    def _set_metrics(self, metrics: dict[str, float]) -> None:
+        with self._metrics_lock:
+            self.last_metrics.update(metrics)
+
+    def metrics(self) -> tuple[int, int, dict[str, float | None]]:
+        """(update step, env steps, flat metrics) for the outbox; see docs/metrics.md."""
+        from learner.service.metrics import collect
+
+        return collect(self)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)

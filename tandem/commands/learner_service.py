@@ -1,0 +1,52 @@
+"""``tandem learner``: the online learner service (learns from live bridges)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+
+from tandem.cli_util import add_config_argument
+from tandem.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "learner",
+        help="run the online learner: ingest bridges' steps, train IBRL, publish weights",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="restore the last checkpoint of the run directory and rebuild the replay from "
+        "the recorded episodes",
+    )
+    p.add_argument(
+        "--demos", metavar="DIR", type=Path, default=None,
+        help="recorded demonstrations (default: learner_service.demos_dir or <data_dir>/episodes)",
+    )  # fmt: skip
+    p.add_argument(
+        "--run-dir", metavar="DIR", type=Path, default=None,
+        help="run directory (default: learner_service.run_dir or <data_dir>/runs/learner)",
+    )  # fmt: skip
+    add_config_argument(p)
+    p.set_defaults(func=_learner)
+
+
+def _learner(args: argparse.Namespace) -> int:
+    from learner.service.config import load_service_settings
+
+    settings, service = load_service_settings(args.config, run_dir=args.run_dir)
+    setup_logging("learner", settings.log_level)
+    from learner.service.trainer import OnlineLearner
+
+    learner = OnlineLearner(settings, service, resume=args.resume, demos_dir=args.demos)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: learner.stop_event.set())
+    learner.start()
+    learner.run()
+    log.info("learner stopped")
+    return 0
