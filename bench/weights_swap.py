@@ -46,9 +46,8 @@ def free_endpoint() -> str:
 # ---------------------------------------------------------------------------- publisher
 def publisher(args: argparse.Namespace) -> int:
     """Child process: build an agent for the spec and publish a bundle on command."""
-    from learner.bundle import make_bundle
-
     from learner.bc import BCPolicy
+    from learner.bundle import make_bundle
     from learner.ibrl import IBRLAgent
     from learner.obs import ObsSpec
     from learner.service.outbox import Outbox

@@ -67,8 +67,9 @@ class NoisyReachExpert:
         if isinstance(obs, dict):
             obs = obs["state"]
         delta = np.asarray(obs[2:4], np.float64) - np.asarray(obs[0:2], np.float64)
-        direction = delta / max(np.linalg.norm(delta), 1e-6)
-        action = direction * min(self.speed, np.linalg.norm(delta) / 0.1)
+        distance = float(np.linalg.norm(delta))
+        direction = delta / max(distance, 1e-6)
+        action = direction * min(self.speed, distance / 0.1)
         return np.clip(action + self.rng.normal(0.0, self.noise, 2), -1, 1).astype(np.float32)
 
 
@@ -80,7 +81,9 @@ class PointReachPixelsEnv(PointReachEnv):
         super().__init__(**kwargs)
         self.size = size
         image = spaces.Box(0, 255, (size, size, 3), np.uint8)
-        self.observation_space = spaces.Dict({"state": self.observation_space, "top": image})
+        self.observation_space = spaces.Dict(  # type: ignore[assignment]
+            {"state": self.observation_space, "top": image}
+        )
 
     def _obs(self) -> dict[str, np.ndarray]:  # type: ignore[override]
         image = np.zeros((self.size, self.size, 3), np.uint8)
@@ -91,6 +94,6 @@ class PointReachPixelsEnv(PointReachEnv):
 
 
 if ENV_ID not in gym.registry:
-    gym.register(ENV_ID, entry_point=PointReachEnv)
+    gym.register(ENV_ID, entry_point=PointReachEnv)  # type: ignore[arg-type]
 if PIXELS_ENV_ID not in gym.registry:
     gym.register(PIXELS_ENV_ID, entry_point=PointReachPixelsEnv)

@@ -22,11 +22,13 @@ from pydantic_settings import (
 
 from tandem.settings.bridge import BridgeSettings
 from tandem.settings.learner import LearnerSettings
+from tandem.settings.learner_service import LearnerServiceSettings
 from tandem.settings.server import ServerSettings
 from tandem.settings.teleop import TeleopSettings
 
 __all__ = [
     "BridgeSettings",
+    "LearnerServiceSettings",
     "LearnerSettings",
     "ServerSettings",
     "Settings",
@@ -56,6 +58,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field("INFO", description="Logging level of every process.")
     bridge: BridgeSettings = Field(default_factory=BridgeSettings, description="Robot bridge.")
     learner: LearnerSettings = Field(default_factory=LearnerSettings, description="Learner.")
+    learner_service: LearnerServiceSettings = Field(
+        default_factory=LearnerServiceSettings, description="Online learner service."
+    )
     server: ServerSettings = Field(default_factory=ServerSettings, description="Server and store.")
     teleop: TeleopSettings = Field(default_factory=TeleopSettings, description="Teleop mapping.")
 

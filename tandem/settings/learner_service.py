@@ -1,8 +1,6 @@
-"""Settings of the online learner service (``tandem learner``), nested as ``learner.service``.
+"""Settings of the online learner service (``tandem learner``): section ``learner_service``.
 
-Until the learner section nests this model, ``tandem learner`` reads it from the
-``[learner_service]`` table of the TOML file and from environment variables
-``TANDEM_LEARNER_SERVICE__<FIELD>`` (see ``learner.service.config``).
+TOML table ``[learner_service]``; environment ``TANDEM_LEARNER_SERVICE__<FIELD>``.
 """
 
 from pathlib import Path
