@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(DEPS) | sha1sum | cut -c1-12)
 .PHONY: run test lint install system-deps
 
 run: $(STAMP)
-	$(VENV)/bin/tandem config show
+	$(VENV)/bin/tandem up
 
 test: $(STAMP) lint
 	$(VENV)/bin/pytest

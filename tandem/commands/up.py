@@ -86,10 +86,12 @@ def plan(
             "TANDEM_BRIDGE__WEIGHTS_ENDPOINT": settings.learner.weights_endpoint,
         }
         role = "bridge" if len(robots) == 1 else f"bridge{i}"
-        specs.append(ChildSpec(role, [*base, "bridge", "--robot", robot], env))
+        argv = [*base, "bridge", "--robot", robot, "--policy", "learner" if learner else "expert"]
+        specs.append(ChildSpec(role, argv, env))
     if learner:
         env = {**shared, "TANDEM_LEARNER__BRIDGES": json.dumps(pubs)}
-        specs.append(ChildSpec("learner", [*base, "learner"], env))
+        # --resume is always safe: without a checkpoint the learner starts a new run.
+        specs.append(ChildSpec("learner", [*base, "learner", "--resume"], env))
     return specs
 
 

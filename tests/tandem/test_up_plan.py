@@ -14,7 +14,9 @@ def test_one_robot_gets_the_configured_endpoints_and_id():
     specs = plan(settings, ["sim:lift"])
     assert [s.role for s in specs] == ["server", "bridge", "learner"]
     bridge = specs[1]
-    assert bridge.argv[-3:] == ["bridge", "--robot", "sim:lift"]
+    assert bridge.argv[-5:] == ["bridge", "--robot", "sim:lift", "--policy", "learner"]
+    assert specs[2].argv[-2:] == ["learner", "--resume"]
+    assert plan(settings, ["sim:lift"], learner=False)[1].argv[-1] == "expert"
     assert bridge.env["TANDEM_BRIDGE__PUB_ENDPOINT"] == settings.bridge.pub_endpoint
     assert bridge.env["TANDEM_BRIDGE__ROBOT_ID"] == settings.bridge.robot_id
 
