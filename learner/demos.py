@@ -159,8 +159,17 @@ def write_demo(
     )  # fmt: skip
 
 
+HDF5_SUFFIXES = (".hdf5", ".h5")
+
+
 def load_demos(root: str | Path, *, action_dim: int, cameras: tuple[str, ...] = ()) -> list[Demo]:
-    """Successful complete episodes under ``root`` as ``Demo``s (cameras loaded when asked)."""
+    """Successful complete episodes under ``root`` as ``Demo``s (cameras loaded when asked).
+
+    ``root`` is an episode-store directory, or an HDF5 file in the robomimic
+    layout that ``tandem export`` writes.
+    """
+    if Path(root).suffix in HDF5_SUFFIXES:
+        return load_hdf5_demos(root, action_dim=action_dim, cameras=cameras)
     paths = list_episodes(root)
     demos = []
     for path in paths:
@@ -199,3 +208,42 @@ def _to_demo(episode: Any, action_dim: int, cameras: tuple[str, ...]) -> Demo:
     else:  # no final observation: drop the last transition
         action, reward = action[:-1], reward[:-1]
     return Demo(states.astype(np.float32), images, action.astype(np.float32), reward, terminated)
+
+
+def load_hdf5_demos(
+    path: str | Path, *, action_dim: int, cameras: tuple[str, ...] = ()
+) -> list[Demo]:
+    """Successful demos of an HDF5 export (``data/demo_N/{obs, next_obs, actions, ...}``)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            groups = sorted(f["data"].values(), key=lambda g: int(g.name.rsplit("_", 1)[-1]))
+            demos = [_hdf5_demo(g, action_dim, cameras) for g in groups if g.attrs["success"]]
+    except (OSError, KeyError, ValueError) as exc:
+        raise DemoError(f"{path}: not a readable Tandem/robomimic HDF5 export: {exc}") from None
+    if not demos:
+        raise DemoError(f"no successful demos in {path}")
+    log.info("loaded %d demos from %s", len(demos), path)
+    return demos
+
+
+def _hdf5_demo(group: Any, action_dim: int, cameras: tuple[str, ...]) -> Demo:
+    obs, next_obs = group["obs"], group["next_obs"]
+    actions = group["actions"][:]
+    if np.abs(actions[:, action_dim:]).max(initial=0.0) > 0:
+        raise DemoError(f"{group.name}: actions have more than {action_dim} used dims")
+    missing = [c for c in cameras if f"{c}_image" not in obs]
+    if missing:
+        raise DemoError(f"{group.name}: no images for cameras {missing}")
+
+    def with_final(key: str) -> np.ndarray:
+        return np.concatenate([obs[key][:], next_obs[key][-1:]])
+
+    return Demo(
+        states=with_final("state").astype(np.float32),
+        images={c: with_final(f"{c}_image") for c in cameras},
+        action=actions[:, :action_dim].astype(np.float32),
+        reward=group["rewards"][:].astype(np.float32),
+        terminated=bool(group["terminated"][-1]),
+    )

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from learner.checkpoint import load_checkpoint
@@ -51,9 +52,20 @@ def eval_rows(path: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demos")
-    res = tandem("record-demos", *TOY, "--policy", "learner.toy_env:NoisyReachExpert",
-                 "--policy-args", '{"speed": 1.0, "noise": 0.1}', "--episodes", "3",
-                 "--out", str(out), "--seed", "3")  # fmt: skip
+    res = tandem(
+        "record-demos",
+        *TOY,
+        "--policy",
+        "learner.toy_env:NoisyReachExpert",
+        "--policy-args",
+        '{"speed": 1.0, "noise": 0.1}',
+        "--episodes",
+        "3",
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+    )
     assert res.returncode == 0, res.stderr
     return out
 
@@ -74,8 +86,18 @@ def test_train_writes_run_directory_and_resumes(demos: Path, tmp_path: Path) -> 
     config = tmp_path / "tiny.toml"
     config.write_text(CONFIG)
     run = tmp_path / "run"
-    common = ["--demos", str(demos), "--config", str(config), "--eval-every", "100",
-              "--eval-episodes", "3", "--log-level", "WARNING"]  # fmt: skip
+    common = [
+        "--demos",
+        str(demos),
+        "--config",
+        str(config),
+        "--eval-every",
+        "100",
+        "--eval-episodes",
+        "3",
+        "--log-level",
+        "WARNING",
+    ]
     res = tandem("train", *TOY, *common, "--method", "ibrl", "--steps", "200", "--out", str(run))
     assert res.returncode == 0, res.stderr
     assert "IL pre-training" in res.stderr  # the progress bar
@@ -99,8 +121,20 @@ def test_train_writes_run_directory_and_resumes(demos: Path, tmp_path: Path) -> 
 def test_train_bc_evaluates_the_il_policy(demos: Path, tmp_path: Path, capsys) -> None:
     config = tmp_path / "tiny.toml"
     config.write_text(CONFIG)
-    code = main(["train-bc", *TOY, "--demos", str(demos), "--config", str(config),
-                 "--eval-episodes", "3", "--out", str(tmp_path / "bc")])  # fmt: skip
+    code = main(
+        [
+            "train-bc",
+            *TOY,
+            "--demos",
+            str(demos),
+            "--config",
+            str(config),
+            "--eval-episodes",
+            "3",
+            "--out",
+            str(tmp_path / "bc"),
+        ]
+    )
     assert code == 0
     assert "success" in capsys.readouterr().out
     rows = eval_rows(tmp_path / "bc" / "eval.csv")
@@ -125,11 +159,83 @@ def test_bad_input_gives_clear_errors(demos: Path, tmp_path: Path, capsys) -> No
 
 
 def test_record_demos_for_the_sim_expert(tmp_path: Path) -> None:
-    res = tandem("record-demos", "--env", "sim:lift", "--policy", "robot_bridge.sim:expert_for",
-                 "--episodes", "2", "--cameras", "none", "--out", str(tmp_path))  # fmt: skip
+    res = tandem(
+        "record-demos",
+        "--env",
+        "sim:lift",
+        "--policy",
+        "robot_bridge.sim:expert_for",
+        "--episodes",
+        "2",
+        "--cameras",
+        "none",
+        "--out",
+        str(tmp_path),
+    )
     if "cannot load policy" in res.stderr:  # the sim package without its convenience exports
-        res = tandem("record-demos", "--env", "sim:lift", "--episodes", "2", "--cameras", "none",
-                     "--out", str(tmp_path))  # fmt: skip
+        res = tandem(
+            "record-demos",
+            "--env",
+            "sim:lift",
+            "--episodes",
+            "2",
+            "--cameras",
+            "none",
+            "--out",
+            str(tmp_path),
+        )
     assert res.returncode == 0, res.stderr
     metas = [read_meta(p) for p in list_episodes(tmp_path)]
     assert len(metas) == 2 and all(m.task == "sim:lift" and m.state_dim > 14 for m in metas)
+
+
+@pytest.mark.timeout(240)
+def test_train_from_the_servers_hdf5_export(demos: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import h5py
+
+    from learner.demos import load_demos
+    from server.store import EpisodeStore
+
+    data = tmp_path / "data"
+    shutil.copytree(demos, data / "episodes")
+    store = EpisodeStore(f"sqlite:///{data / 'tandem.db'}", data)
+    store.reconcile()  # index the recorded demos as the server does at start
+    rows, total = store.list_episodes()
+    export = store.export_hdf5([r.id for r in rows], tmp_path / "demos.hdf5")
+    assert total == 3
+    with h5py.File(export) as f:
+        assert f["data"].attrs["total"] == sum(len(g["actions"]) for g in f["data"].values())
+    from_dir = load_demos(demos, action_dim=2)
+    from_file = load_demos(export, action_dim=2)
+    assert len(from_file) == len(from_dir) == 3
+    for a, b in zip(sorted(from_dir, key=len_of), sorted(from_file, key=len_of), strict=True):
+        np.testing.assert_allclose(a.states, b.states)
+        np.testing.assert_allclose(a.action, b.action)
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG)
+    res = tandem(
+        "train",
+        *TOY,
+        "--demos",
+        str(export),
+        "--config",
+        str(config),
+        "--method",
+        "ibrl",
+        "--steps",
+        "100",
+        "--eval-every",
+        "100",
+        "--eval-episodes",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert res.returncode == 0, res.stderr
+    assert len(eval_rows(tmp_path / "run" / "eval.csv")) == 2
+
+
+def len_of(demo) -> tuple:
+    return (len(demo.action), demo.states[0].tolist())
