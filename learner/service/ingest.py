@@ -124,10 +124,13 @@ class Ingest:
             poller.register(sock, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                ready = dict(poller.poll(POLL_MS))
-                for sock in sockets:
-                    if sock in ready:
-                        self._drain(sock)
+                if sockets:
+                    ready = dict(poller.poll(POLL_MS))
+                    for sock in sockets:
+                        if sock in ready:
+                            self._drain(sock)
+                else:  # no bridge configured: an empty poll returns at once and would spin
+                    self._stop.wait(POLL_MS / 1000)
                 self._housekeeping()
         finally:
             self._release_all()

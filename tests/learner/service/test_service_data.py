@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -23,9 +25,12 @@ def _ingest(tmp_path=None) -> tuple[Ingest, list[Delivery]]:
     got: list[Delivery] = []
     log = IngestLog(tmp_path / "log", 0.0) if tmp_path is not None else None
     ingest = Ingest(
-        ["tcp://127.0.0.1:1"], got.append, assembler=EpisodeAssembler(), ingest_log=log,
+        ["tcp://127.0.0.1:1"],
+        got.append,
+        assembler=EpisodeAssembler(),
+        ingest_log=log,
         route_kwargs=ROUTE,
-    )  # fmt: skip
+    )
     return ingest, got
 
 
@@ -37,9 +42,15 @@ def _feed(ingest: Ingest, msg_images) -> None:
 def _data(capacity: int = 1000) -> ServiceData:
     spec = ObsSpec(state_dim=STATE_DIM, action_dim=7, raw_state_dim=STATE_DIM)
     return ServiceData(
-        spec, demo_capacity=capacity, online_capacity=capacity, intervention_capacity=capacity,
-        n_step=1, gamma=0.99, mode="uniform", demo_frac=0.5,
-    )  # fmt: skip
+        spec,
+        demo_capacity=capacity,
+        online_capacity=capacity,
+        intervention_capacity=capacity,
+        n_step=1,
+        gamma=0.99,
+        mode="uniform",
+        demo_frac=0.5,
+    )
 
 
 def _interleaved(ingest: Ingest, n: int, robots=("a", "b"), first_seq: int = 0) -> None:
@@ -176,9 +187,13 @@ def test_bridge_restart_resets_seq_without_loss_or_false_duplicates():
 def test_relabel_to_discard_within_grace_drops_the_episode():
     got: list[Delivery] = []
     ingest = Ingest(
-        ["tcp://127.0.0.1:1"], got.append, assembler=EpisodeAssembler(), ingest_log=None,
-        route_kwargs=ROUTE, label_grace_s=60.0,
-    )  # fmt: skip
+        ["tcp://127.0.0.1:1"],
+        got.append,
+        assembler=EpisodeAssembler(),
+        ingest_log=None,
+        route_kwargs=ROUTE,
+        label_grace_s=60.0,
+    )
     for name, seq in (("e1", 0), ("e2", 10)):
         _feed(ingest, start("a", name, seq=seq))
         for t in range(4):
@@ -187,11 +202,30 @@ def test_relabel_to_discard_within_grace_drops_the_episode():
         if name == "e1":
             assert got == []  # held: the operator may still relabel it
             label = EpisodeEvent(
-                seq=2, robot_id="a", episode_id="e1", episode_kind="rollout", event="label",
-                reason="relabel", outcome="discard",
-            )  # fmt: skip
+                seq=2,
+                robot_id="a",
+                episode_id="e1",
+                episode_kind="rollout",
+                event="label",
+                reason="relabel",
+                outcome="discard",
+            )
             ingest.handle(encode(label))
     # e1 was released when e2 started, dropped as discarded; e2 is released at shutdown.
     assert [(d.episode.episode_id, d.routed.dropped_reason) for d in got] == [("e1", "discarded")]
     ingest._release_all()
     assert [d.episode.episode_id for d in got] == ["e1", "e2"] and got[1].routed.online
+
+
+def test_ingest_without_bridges_waits_instead_of_spinning():
+    # A learner started before any bridge is configured must leave the CPU to training.
+    ingest = Ingest(
+        [], lambda d: None, assembler=EpisodeAssembler(), ingest_log=None, route_kwargs=ROUTE
+    )
+    ingest.start()
+    try:
+        before = time.process_time()
+        time.sleep(1.0)
+        assert time.process_time() - before < 0.3
+    finally:
+        ingest.stop()
