@@ -13,8 +13,9 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to the current ``sys.stderr`` (test runners and daemons replace it)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.stream is not sys.stderr:
-            self.setStream(sys.stderr)
+        # Assign, not setStream(): that flushes the old stream, which may be closed,
+        # and the error would escape into whatever code was logging.
+        self.stream = sys.stderr
         super().emit(record)
 
 
