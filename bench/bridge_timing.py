@@ -88,7 +88,8 @@ def scenario_child(
         cmd_endpoint=cmd_endpoint, policy="expert", seed=0,
     )  # fmt: skip
     backend = make_backend(settings.robot, settings)
-    bridge = Bridge(settings, backend, policy=build_policy("expert", backend), timing_window=10**6)
+    policy = build_policy("expert", backend, settings)
+    bridge = Bridge(settings, backend, policy=policy, timing_window=10**6)
     bridge.start()
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
