@@ -469,6 +469,7 @@ class BridgeLink:
                     "action": rec.action,
                     "policy_action": rec.policy_action,
                     "human_action": rec.human_action,
+                    "state": rec.state,
                     "proposal": info.proposal if info else None,
                     "q_il": info.q_il if info else None,
                     "q_rl": info.q_rl if info else None,

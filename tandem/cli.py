@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from tandem.settings import SettingsError
 
 # Modules under tandem.commands that add subcommands, in --help order.
-COMMAND_MODULES = ["basic", "store", "bridge", "server", "learn", "learner_service", "up"]
+COMMAND_MODULES = [
+    "basic",
+    "store",
+    "bridge",
+    "server",
+    "learn",
+    "learner_service",
+    "up",
+    "operator",
+]
 EXIT_CONFIG_ERROR = 2
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,11 @@ class ExpSmoother:
     def reset(self) -> None:
         self._y = None
 
+    @property
+    def last(self) -> Array | None:
+        """The previous output, or None right after ``reset()``."""
+        return None if self._y is None else self._y.copy()
+
     def __call__(self, x: ArrayLike) -> Array:
         x = np.asarray(x, dtype=np.float64)
         prev = np.zeros_like(x) if self._y is None else self._y

@@ -171,6 +171,23 @@ def test_service_settings_from_toml_section_and_env(tmp_path, monkeypatch):
         load_service_settings(cfg)
 
 
+def test_profile_replaces_defaults_and_explicit_settings_win(tmp_path, monkeypatch):
+    monkeypatch.delenv("TANDEM_CONFIG", raising=False)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[learner_service]\nprofile = "cpu"\n[learner]\nbc_steps = 300\n')
+    settings, svc = load_service_settings(cfg)
+    assert svc.profile == "cpu"
+    assert settings.learner.hidden_dim == 256  # from learner/profiles/cpu.toml
+    assert settings.learner.bc_steps == 300  # the config file wins over the profile
+    monkeypatch.setenv("TANDEM_LEARNER_SERVICE__PROFILE", "state")
+    monkeypatch.setenv("TANDEM_LEARNER__HIDDEN_DIM", "64")
+    settings, _ = load_service_settings(cfg)
+    assert settings.learner.hidden_dim == 64 and settings.learner.num_q == 5
+    monkeypatch.setenv("TANDEM_LEARNER_SERVICE__PROFILE", "huge")
+    with pytest.raises(SettingsError, match=r"unknown learner profile 'huge'.*cpu, pixel, state"):
+        load_service_settings(cfg)
+
+
 def test_bridge_restart_resets_seq_without_loss_or_false_duplicates():
     ingest, got = _ingest()
     _interleaved(ingest, 5, robots=("a",))  # seq 0..4

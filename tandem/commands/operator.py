@@ -1,0 +1,138 @@
+"""``tandem demo-operator``: a scripted operator that drives a sim robot through the dashboard's
+protocol (demos, rollouts, take-overs, resets, labels), to watch the whole loop without a pad."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from tandem.cli_util import add_config_argument, settings_from_args
+from tandem.logs import setup_logging
+from tandem.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OPERATOR_NAME = "scripted-operator"
+TOKEN_TTL_S = 24 * 3600.0
+EXIT_FAILED = 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo-operator",
+        help="drive a sim robot like an operator at the dashboard: demos, rollouts, take-overs",
+        description="A scripted operator: logs in, claims the robot over /ws/control with an "
+        "emulated gamepad whose hands are the sim task's expert, records demonstrations, runs "
+        "rollouts, takes over when the policy stalls, signals resets and labels failures. "
+        "Watch it on the dashboard.",
+    )
+    add_config_argument(p)
+    p.add_argument("--url", help="server URL (default: http://127.0.0.1:<server.port>)")
+    p.add_argument("--robot", help="robot id (default: the server's first robot)")
+    p.add_argument("--demos", type=_count, default=5, help="demonstrations to record (5)")
+    p.add_argument("--rollouts", type=_count, default=3, help="rollouts after the demos (3)")
+    p.add_argument(
+        "--take-over-after", type=_positive, default=60, metavar="STEPS",
+        help="take over a rollout that has not succeeded after this many steps (60)",
+    )  # fmt: skip
+    p.add_argument(
+        "--stall-steps", type=_positive, default=15, metavar="STEPS",
+        help="take over when the hand moved less than 1 cm in this many steps (15)",
+    )  # fmt: skip
+    p.add_argument(
+        "--policy-timeout", type=float, default=900.0, metavar="S",
+        help="how long to wait for the learner's first policy before the rollouts (900 s)",
+    )  # fmt: skip
+    p.add_argument("--token", help="API token (default: $TANDEM_TOKEN, else a local one)")
+    p.add_argument("--report", type=Path, help="write the episode reports to this JSON file")
+    p.set_defaults(func=_run)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def local_token(settings: Settings) -> str:
+    """A token for the local scripted-operator account, straight from the store.
+
+    Works where the operator runs next to the server (same data directory or
+    database), as ``tandem up`` does; elsewhere pass ``--token``.
+    """
+    import secrets
+
+    from server.store import EpisodeStore
+
+    store = EpisodeStore(settings.server.database_url, settings.data_dir)
+    try:
+        account = store.get_operator(OPERATOR_NAME)
+        if account is None:
+            account = store.create_operator(OPERATOR_NAME, "operator", secrets.token_hex(24))
+        return store.issue_token(account.id, TOKEN_TTL_S)
+    finally:
+        store.close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tandem.operator.link import LinkError, ServerLink
+    from tandem.operator.script import OperatorPlan, ScriptedOperator
+    from teleop.emulated_pad import EmulatedPad
+
+    settings = settings_from_args(args)
+    setup_logging("operator", settings.log_level, settings.data_dir / "logs" / "operator.log")
+    url = args.url or f"http://127.0.0.1:{settings.server.port}"
+    token = args.token or os.environ.get("TANDEM_TOKEN") or local_token(settings)
+    plan = OperatorPlan(
+        demos=args.demos, rollouts=args.rollouts, take_over_after=args.take_over_after,
+        stall_steps=args.stall_steps, policy_timeout_s=args.policy_timeout,
+    )  # fmt: skip
+    limits = (settings.bridge.max_translation_m, settings.bridge.max_rotation_rad)
+
+    async def main() -> list:
+        async with ServerLink(url, token, args.robot) as link:
+            pad = EmulatedPad(settings.teleop)
+            operator = ScriptedOperator(link, pad, plan, OPERATOR_NAME, limits)
+            try:
+                return await operator.run()
+            finally:
+                _write_report(args.report, operator.reports)
+
+    try:
+        reports = asyncio.run(main())
+    except (LinkError, ValueError) as exc:
+        sys.stderr.write(f"tandem demo-operator: {exc}\n")
+        return EXIT_FAILED
+    _print_summary(reports)
+    return 0
+
+
+def _write_report(path: Path | None, reports: list) -> None:
+    if path is not None:
+        path.write_text(json.dumps([asdict(r) for r in reports], indent=1))
+
+
+def _print_summary(reports: list) -> None:
+    out = sys.stdout
+    out.write(f"{'episode':<36} {'kind':<8} {'steps':>5} {'human':>5} {'took over':>9}  result\n")
+    for r in reports:
+        took = "-" if r.take_over_step is None else str(r.take_over_step)
+        result = "success" if r.success else (r.labelled or r.outcome or r.end_reason or "?")
+        out.write(
+            f"{r.episode_id:<36} {r.kind:<8} {r.steps:>5} {r.human_steps:>5} {took:>9}  {result}\n"
+        )
+    out.flush()

@@ -1,0 +1,244 @@
+"""What the scripted operator does: demos, rollouts, take-overs, resets and labels.
+
+It reacts to the telemetry stream the way a person watching the dashboard
+would. On each step of an episode it drives (demos, interventions) or watches
+the policy (rollouts); a policy that has not succeeded after ``take_over_after``
+steps, or whose hand has hardly moved for ``stall_steps`` steps, is taken over
+and the expert finishes the episode. Episodes that end without success are
+labelled ``failure``; between episodes it signals ``reset_done`` (the simulator
+resets the scene itself). While it waits it keeps sending idle pad snapshots,
+as a connected pad does, so its control lease does not expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from tandem.messages.control import CommandName
+from tandem.operator.hands import ExpertHands
+from tandem.operator.link import LinkError, ServerLink
+from teleop.emulated_pad import EmulatedPad
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["demo", "rollout"]
+START: dict[Kind, CommandName] = {"demo": "start_demo", "rollout": "start_rollout"}
+ACTIVE_MODE: dict[Kind, str] = {"demo": "teleop", "rollout": "rollout"}
+BUSY = frozenset({"teleop", "rollout", "intervention"})
+
+
+@dataclass(frozen=True)
+class OperatorPlan:
+    """How many episodes of each kind, and when to lose patience with the policy."""
+
+    demos: int = 5
+    rollouts: int = 3
+    take_over_after: int = 60
+    stall_steps: int = 15
+    stall_distance_m: float = 0.01
+    event_timeout_s: float = 15.0
+    policy_timeout_s: float = 900.0
+
+
+@dataclass
+class EpisodeReport:
+    """One episode as the operator saw it (the database has the authoritative record)."""
+
+    episode_id: str
+    kind: Kind
+    steps: int = 0
+    human_steps: int = 0
+    success: bool = False
+    outcome: str | None = None
+    end_reason: str | None = None
+    take_over_step: int | None = None
+    take_over_reason: str | None = None
+    labelled: str | None = None
+    weights_versions: list[int] = field(default_factory=list)
+
+
+class ScriptedOperator:
+    """Drives one robot through ``link`` with the sim expert's hands and an emulated pad."""
+
+    def __init__(
+        self, link: ServerLink, pad: EmulatedPad, plan: OperatorPlan, name: str,
+        limits: tuple[float, float],
+    ) -> None:  # fmt: skip
+        self.link, self.pad, self.plan, self.name = link, pad, plan, name
+        self.limits = limits
+        self.status: dict[str, Any] = {}
+        self.robot_id: str | None = None
+        self.hands: ExpertHands | None = None
+        self.reports: list[EpisodeReport] = []
+
+    async def run(self) -> list[EpisodeReport]:
+        """Claim the robot, record the demos, then run the rollouts."""
+        await self._find_robot()
+        await self.link.claim(self.name)
+        self.pad.reset()  # the server resets its mapper when it grants the lease
+        log.info("claimed %s (%s) as %r", self.robot_id, self.status.get("robot"), self.name)
+        for i in range(self.plan.demos):
+            await self._episode("demo", i + 1, self.plan.demos)
+        if self.plan.rollouts:
+            await self._wait_for_policy()
+        for i in range(self.plan.rollouts):
+            await self._episode("rollout", i + 1, self.plan.rollouts)
+        return self.reports
+
+    # ------------------------------------------------------------------ events
+    async def _next(self, *, idle: bool = False) -> dict[str, Any]:
+        """The next telemetry event of our robot (state events update ``status``)."""
+        while True:
+            event = await self.link.next_event(self.plan.event_timeout_s)
+            if self.robot_id is not None and event.get("robot_id") not in (None, self.robot_id):
+                continue
+            if event.get("type") == "state":
+                self.status = event
+            if idle:
+                await self.link.send_pad(self.pad.idle())
+            return event
+
+    async def _find_robot(self) -> None:
+        while not self.status:
+            event = await self._next()
+            wanted = self.link.robot
+            if event.get("type") == "state" and wanted not in (None, event.get("robot_id")):
+                self.status = {}
+        self.robot_id = str(self.status["robot_id"])
+        self.hands = ExpertHands(str(self.status["robot"]), *self.limits)
+
+    async def _wait_for_policy(self) -> None:
+        deadline = time.monotonic() + self.plan.policy_timeout_s
+        if not self.status.get("policy_ready"):
+            log.info("waiting for the learner's first policy before the rollouts")
+        while not self.status.get("policy_ready"):
+            if time.monotonic() > deadline:
+                raise LinkError(f"no policy loaded within {self.plan.policy_timeout_s} s")
+            await self._next(idle=True)
+        log.info("policy ready: weights v%s", self.status.get("weights_version"))
+
+    # ------------------------------------------------------------------ episodes
+    async def _episode(self, kind: Kind, n: int, total: int) -> EpisodeReport:
+        episode_id = await self._begin(kind)
+        log.info("%s %d/%d: episode %s", kind, n, total, episode_id)
+        report = EpisodeReport(episode_id, kind)
+        self.reports.append(report)
+        await self._follow(report)
+        if not report.success and report.outcome is None:
+            await self._label(report, "failure")
+        took = report.take_over_step
+        log.info(
+            "%s %s ended (%s) after %d steps, %d driven by the operator%s",
+            kind, episode_id, report.end_reason, report.steps, report.human_steps,
+            "" if took is None else f", taken over at step {took}",
+        )  # fmt: skip
+        return report
+
+    async def _begin(self, kind: Kind) -> str:
+        """Start an episode of ``kind``: ``reset_done`` after one of the same kind, else start."""
+        mode = await self._settled_mode()
+        last = self.reports[-1].kind if self.reports else None
+        if mode == "estop":
+            raise LinkError(f"the robot is e-stopped ({self.status.get('estop_reason')})")
+        if mode not in ("idle", "await_reset"):
+            raise LinkError(f"an episode is already running (mode {mode}); end it first")
+        self._drain()
+        ack = None
+        if mode == "await_reset" and last == kind:
+            ack = await self.link.command("reset_done", "scene reset (scripted operator)")
+        if ack is None or (ack.ok and ack.mode != ACTIVE_MODE[kind]):
+            ack = await self.link.command(START[kind])
+        if not ack.ok:
+            raise LinkError(f"{START[kind]} refused: {ack.reason}")
+        while True:
+            event = await self._next()
+            if event.get("type") == "episode_start" and event.get("episode_kind") == kind:
+                return str(event["episode_id"])
+
+    async def _settled_mode(self) -> str | None:
+        """The robot's mode once the status has caught up with the end of the last episode."""
+        deadline = time.monotonic() + self.plan.event_timeout_s
+        while self.status.get("mode") in BUSY:
+            if time.monotonic() > deadline:
+                break
+            await self._next(idle=True)
+        return self.status.get("mode")
+
+    def _drain(self) -> None:
+        while not self.link.events.empty():
+            event = self.link.events.get_nowait()
+            if event.get("type") == "state" and event.get("robot_id") == self.robot_id:
+                self.status = event
+
+    async def _follow(self, report: EpisodeReport) -> None:
+        """React to every step of the episode until its summary arrives."""
+        human = report.kind == "demo"
+        window: deque[np.ndarray] = deque(maxlen=self.plan.stall_steps)
+        while True:
+            event = await self._next()
+            if event.get("episode_id") != report.episode_id:
+                continue
+            if event["type"] == "episode_summary":
+                report.success, report.outcome = bool(event["success"]), event.get("outcome")
+                report.end_reason = event.get("reason")
+                return
+            if event["type"] != "rollout":
+                continue
+            report.steps += 1
+            version = event.get("weights_version") if event.get("source") == "policy" else None
+            if version is not None and version not in report.weights_versions:
+                report.weights_versions.append(int(version))
+            if not human:
+                human = await self._watch(report, event, window)
+            if human:
+                report.human_steps += event.get("source") == "human"
+                await self._drive(event)
+
+    async def _drive(self, step: dict[str, Any]) -> None:
+        assert self.hands is not None
+        action = self.hands.act(step["state"], step["action"])
+        for snap in self.pad.drive(action):
+            await self.link.send_pad(snap)
+
+    async def _watch(
+        self, report: EpisodeReport, step: dict[str, Any], window: deque[np.ndarray]
+    ) -> bool:
+        """Watch the policy; take over when it stalls. True once the operator drives."""
+        await self.link.send_pad(self.pad.idle())
+        window.append(np.asarray(step["state"][:3], dtype=np.float64))
+        reason = self._stalled(int(step["step"]), window)
+        if reason is None:
+            return False
+        ack = await self.link.command("take_over", reason)
+        if not ack.ok:
+            log.warning("take_over refused: %s", ack.reason)
+            return False
+        report.take_over_step, report.take_over_reason = int(step["step"]), reason
+        log.info("took over at step %d: %s", step["step"], reason)
+        return True
+
+    def _stalled(self, step: int, window: deque[np.ndarray]) -> str | None:
+        if step + 1 >= self.plan.take_over_after:
+            return f"no success after {step + 1} policy steps"
+        if len(window) < self.plan.stall_steps:
+            return None
+        moved = max(float(np.linalg.norm(p - window[0])) for p in window)
+        if moved < self.plan.stall_distance_m:
+            return f"policy stalled: the hand moved {moved * 1000:.0f} mm in {len(window)} steps"
+        return None
+
+    async def _label(self, report: EpisodeReport, outcome: str) -> None:
+        try:
+            await self.link.http(
+                "POST", f"/api/episodes/{report.episode_id}/label", {"outcome": outcome}
+            )
+        except LinkError as exc:
+            log.warning("could not label %s %s: %s", report.episode_id, outcome, exc)
+            return
+        report.labelled = outcome
