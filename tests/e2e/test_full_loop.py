@@ -1,0 +1,182 @@
+"""The whole loop as a user runs it: ``tandem up`` plus the scripted operator.
+
+Real processes on loopback: ``tandem up`` (server, sim:lift bridge, learner on
+the CPU) and ``tandem demo-operator``, which speaks the browser's protocol over
+``/ws/control``. The test watches the bridge's and the learner's ZMQ streams
+on the side, as an independent witness, and reads the results through the REST
+API and the learner's run directory. Then it stops everything, starts again on
+the same data directory and checks that the run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from tandem.commands.operator import local_token
+from tandem.messages import PolicyWeights, StepRecord
+from tandem.settings import load_settings
+from tests.e2e.up_harness import TandemUp, wait_for
+from tests.robot_bridge.conftest import Collector
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+DEMOS, ROLLOUTS, TAKE_OVER_AFTER = 3, 2, 8
+FAST_LEARNER = {"TANDEM_LEARNER__BC_STEPS": "300", "TANDEM_LEARNER_SERVICE__PROFILE": "cpu"}
+
+
+@pytest.fixture
+def ctx():
+    context = zmq.Context()
+    yield context
+    context.term()
+
+
+def steps_of(witness: Collector) -> list[StepRecord]:
+    return [d.msg for d in witness.get("step")]  # type: ignore[misc]
+
+
+def versions_published(witness: Collector) -> set[int]:
+    return {d.msg.version for d in witness.get("weights") if isinstance(d.msg, PolicyWeights)}
+
+
+def replay_rows(up: TandemUp) -> list[list[Any]]:
+    index = up.data / "runs" / "learner" / "replay_index.json"
+    return json.loads(index.read_text())["rows"]
+
+
+def token_for(up: TandemUp) -> str:
+    return local_token(load_settings(None, data_dir=up.data))
+
+
+def test_operator_demos_rollouts_take_over_and_resume(tmp_path: Path, ctx):
+    up = TandemUp(tmp_path / "data", FAST_LEARNER)
+    up.start()
+    try:
+        up.wait_ready()
+        bridge, weights = Collector(up.tcp["pub"], ctx), Collector(up.tcp["w"], ctx)
+        first = up.operator(
+            "--demos", str(DEMOS), "--rollouts", str(ROLLOUTS),
+            "--take-over-after", str(TAKE_OVER_AFTER), report=tmp_path / "first.json",
+        )  # fmt: skip
+        wait_for(lambda: len(episodes(up)) == DEMOS + ROLLOUTS, 20, "the recorder")
+        stored = {e["id"]: up.api(f"/api/episodes/{e['id']}", token_for(up)) for e in episodes(up)}
+        assert up.stop() == 0
+        bridge.close(), weights.close()
+    finally:
+        up.kill()
+    check_first_session(up, first["reports"], stored, steps_of(bridge), versions_published(weights))
+    rows_before = replay_rows(up)
+
+    up.start()
+    try:
+        up.wait_ready()
+        wait_for(lambda: up.logged("resuming run"), 60, "the learner to resume")
+        bridge, weights = Collector(up.tcp["pub"], ctx), Collector(up.tcp["w"], ctx)
+        second = up.operator(
+            "--demos", "0", "--rollouts", "1", "--take-over-after", str(TAKE_OVER_AFTER),
+            report=tmp_path / "second.json",
+        )  # fmt: skip
+        wait_for(lambda: len(episodes(up)) == DEMOS + ROLLOUTS + 1, 20, "the recorder")
+        stored = {e["id"]: e for e in episodes(up)}
+        crash_and_restart_bridge(up)
+        assert up.stop() == 0
+        bridge.close(), weights.close()
+    finally:
+        up.kill()
+    check_resumed(
+        up, first=first["reports"], second=second["reports"], rows=stored,
+        rows_before=rows_before, steps=steps_of(bridge),
+    )  # fmt: skip
+
+
+def episodes(up: TandemUp) -> list[dict[str, Any]]:
+    return up.api("/api/episodes?limit=100", token_for(up))["items"]
+
+
+def check_first_session(
+    up: TandemUp,
+    reports: list[dict],
+    stored: dict[str, dict],
+    steps: list[StepRecord],
+    published: set[int],
+) -> None:
+    demos = [r for r in reports if r["kind"] == "demo"]
+    rollouts = [r for r in reports if r["kind"] == "rollout"]
+    assert len(demos) == DEMOS and all(r["success"] for r in demos)
+    assert len(rollouts) == ROLLOUTS
+    assert all(r["take_over_step"] is not None for r in rollouts), rollouts
+
+    # the database: right kinds, outcomes and intervention spans
+    assert set(stored) == {r["episode_id"] for r in reports}
+    per_episode = Counter(s.episode_id for s in steps)
+    human = Counter(s.episode_id for s in steps if s.intervention)
+    for r in reports:
+        row = stored[r["episode_id"]]
+        assert row["kind"] == r["kind"] and row["complete"]
+        assert row["length"] == per_episode[r["episode_id"]] == r["steps"]
+        assert row["outcome"] == ("success" if r["success"] else "failure")
+        if r["kind"] == "demo":
+            assert row["interventions"] == [] and row["intervention_steps"] == 0
+            continue
+        (span,) = row["interventions"]  # one take-over, kept until the episode ended
+        assert span["start_step"] > r["take_over_step"]
+        assert span["end_step"] == row["length"]
+        assert row["intervention_steps"] == human[r["episode_id"]] == r["human_steps"]
+
+    # the learner received every step the bridge published, each once, by sequence number
+    held = {(row[1], row[2]): row[3] for row in replay_rows(up)}
+    assert len(held) == len(replay_rows(up))
+    assert held == {(s.episode_id, s.step): s.seq for s in steps}
+
+    # the bridge acted with weights the learner published
+    policy_steps = [s for s in steps if s.action_source == "policy"]
+    assert policy_steps, "the policy never acted"
+    used = {s.policy_info.weights_version for s in policy_steps if s.policy_info}
+    assert used and used <= published, (used, published)
+
+
+def crash_and_restart_bridge(up: TandemUp) -> None:
+    """kill -9 the bridge: the supervisor restarts it and says so in processes.json."""
+    pid = up.children()["bridge"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    restarted = wait_for(
+        lambda: (c := up.children()["bridge"])["restarts"] == 1 and c["status"] == "running",
+        30,
+        "the bridge to restart",
+    )
+    assert restarted
+    assert up.children()["bridge"]["last_exit_code"] == -signal.SIGKILL
+    wait_for(lambda: up.logged("restarting in"), 5, "the restart in the log")
+
+
+def check_resumed(
+    up: TandemUp,
+    *,
+    first: list[dict],
+    second: list[dict],
+    rows: dict[str, dict],
+    rows_before: list,
+    steps: list,
+) -> None:
+    assert up.logged("resuming run")
+    # the first session's episodes are intact and still complete
+    for r in first:
+        assert rows[r["episode_id"]]["complete"] and rows[r["episode_id"]]["length"] == r["steps"]
+    (rollout,) = second
+    assert rollout["kind"] == "rollout" and rollout["take_over_step"] is not None
+    last_version = max(v for r in first for v in r["weights_versions"])
+    assert min(rollout["weights_versions"]) >= last_version  # no version went back
+    # the replay holds the old steps and the new ones, each once
+    after = replay_rows(up)
+    keys = [(row[1], row[2]) for row in after]
+    assert len(keys) == len(set(keys))
+    assert {(row[1], row[2]) for row in rows_before} <= set(keys)
+    assert {(s.episode_id, s.step) for s in steps} <= set(keys)
