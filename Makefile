@@ -7,10 +7,14 @@ PY := $(VENV)/bin/python
 DEPS := pyproject.toml scripts/system-deps.sh web/package-lock.json
 STAMP := $(VENV)/.installed-$(shell cat $(DEPS) | sha1sum | cut -c1-12)
 
-.PHONY: run test lint install system-deps
+.PHONY: run test lint install system-deps demo
 
 run: $(STAMP)
 	$(VENV)/bin/tandem up
+
+# With `make run` going in another terminal: a scripted operator drives the robot.
+demo: $(STAMP)
+	$(VENV)/bin/tandem demo-operator
 
 test: $(STAMP) lint
 	$(VENV)/bin/pytest
