@@ -184,8 +184,11 @@ class ServerLink:
                 if self.events.full():  # keep the newest; the operator only looks ahead
                     self.events.get_nowait()
                 self.events.put_nowait(event)
-        log.warning("the telemetry socket closed: %s", ws.close_reason or ws.close_code)
-        self.events.put_nowait({"type": "closed"})
+        reason = ws.close_reason or f"code {ws.close_code}"
+        log.info("the telemetry socket closed: %s", reason)
+        if self.events.full():
+            self.events.get_nowait()
+        self.events.put_nowait({"type": "closed", "reason": reason})
 
     async def next_event(self, timeout: float) -> dict[str, Any]:
         try:
@@ -193,7 +196,7 @@ class ServerLink:
         except TimeoutError:
             raise LinkError(f"no telemetry from the server for {timeout} s") from None
         if event.get("type") == "closed":
-            raise LinkError("the server closed the telemetry socket")
+            raise LinkError(f"the server closed the telemetry socket: {event.get('reason')}")
         return event
 
     # ------------------------------------------------------------------ HTTP

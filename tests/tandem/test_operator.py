@@ -1,0 +1,80 @@
+"""The scripted operator's pure parts and its command line's refusals."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tandem.operator.hands import ExpertHands, HandsError, predict, task_of
+from tests.e2e.up_harness import ROOT, free_port
+
+
+def test_only_sim_tasks_can_be_driven():
+    assert task_of("sim:drawer") == "drawer"
+    for spec in ("mock", "zmq://robot-pc:5570", "sim:"):
+        with pytest.raises(HandsError, match="simulated tasks only"):
+            task_of(spec)
+    with pytest.raises(HandsError, match="unknown task 'stack'"):
+        ExpertHands("sim:stack", 0.05, 0.2)
+
+
+def test_prediction_moves_the_hand_and_a_held_object():
+    state = np.zeros(21)
+    state[3], state[7], state[14:17] = 1.0, 0.3, [0.5, 0.0, 0.05]  # identity quat, jaws closed
+    lift = [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    ahead = predict(state, lift, 0.05, 0.2)
+    assert ahead[2] == pytest.approx(0.05) and ahead[16] == pytest.approx(0.10)
+    state[7] = 1.0  # open jaws hold nothing: the object stays
+    ahead = predict(state, lift, 0.05, 0.2)
+    assert ahead[2] == pytest.approx(0.05) and ahead[16] == pytest.approx(0.05)
+    yaw = predict(state, [0, 0, 0, 0, 0, 0.5, -1.0], 0.05, 0.2)
+    assert yaw[3:7] == pytest.approx([np.cos(0.05), 0, 0, np.sin(0.05)])
+
+
+def run_cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
+    env["TANDEM_DATA_DIR"] = str(data)
+    return subprocess.run(
+        [sys.executable, "-m", "tandem", "demo-operator", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_cli_refuses_bad_arguments_and_names_an_unreachable_server(tmp_path: Path):
+    bad = run_cli("--demos", "-1", data=tmp_path)
+    assert bad.returncode == 2 and "--demos: must be >= 0, got -1" in bad.stderr
+    port = free_port()
+    down = run_cli("--url", f"http://127.0.0.1:{port}", "--token", "t", data=tmp_path)
+    assert down.returncode == 1
+    assert f"cannot open ws://127.0.0.1:{port}/ws/telemetry" in down.stderr
+
+
+def test_cli_says_why_the_server_refused_the_token(tmp_path: Path):
+    """A real server with no robot: an unknown token is refused with the server's reason."""
+    import threading
+
+    import uvicorn
+
+    from server.app import create_app
+    from tandem.settings import load_settings
+
+    port = free_port()
+    settings = load_settings(None, data_dir=tmp_path / "srv", server={"port": port})
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            if server.started:
+                break
+            threading.Event().wait(0.1)
+        refused = run_cli("--url", url, "--token", "not-a-token", data=tmp_path)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert refused.returncode == 1
+    assert "not logged in" in refused.stderr
