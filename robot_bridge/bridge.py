@@ -58,6 +58,7 @@ class Episode:
     kind: EpisodeKind
     step: int = 0
     last_step_seq: int | None = None
+    operator: str | None = None  # who started it
 
 
 class Bridge:
@@ -297,7 +298,7 @@ class Bridge:
             self.teleop.clear()
             self._human_fresh = False
         if target in ACTIVE and self.machine.mode not in ACTIVE:
-            return self._start_episode(target, why)
+            return self._start_episode(target, why, getattr(body, "operator", None))
         self.machine.go(target, why)
         self._publish_status()
         return True, why
@@ -324,7 +325,7 @@ class Bridge:
         return True, f"episode {body.episode_id} labelled {body.label.value}"
 
     # ----------------------------------------------------------------- episodes
-    def _start_episode(self, target: M, why: str) -> tuple[bool, str]:
+    def _start_episode(self, target: M, why: str, operator: str | None) -> tuple[bool, str]:
         kind = EpisodeKind.DEMO if target is M.TELEOP else EpisodeKind.ROLLOUT
         seed = None if self.s.seed is None else self.s.seed + self._episodes
         try:
@@ -333,13 +334,14 @@ class Bridge:
             return False, f"could not reset the robot: {exc}"
         self._episodes += 1
         ep_id = f"{self.s.robot_id}-{time.strftime('%Y%m%dT%H%M%S')}-{self._episodes:04d}"
-        self.episode = Episode(ep_id, kind)
+        self.episode = Episode(ep_id, kind, operator=operator)
         self.teleop.clear()
         self._gripper_cmd, self._human_fresh = -1.0, False
         assert self.pub is not None
         start = EpisodeEvent(
-            robot_id=self.s.robot_id, episode_id=ep_id, episode_kind=kind, event="start"
-        )
+            robot_id=self.s.robot_id, episode_id=ep_id, episode_kind=kind, event="start",
+            operator=operator,
+        )  # fmt: skip
         self.pub.episode(start)
         self.machine.go(target, f"{why}; episode {ep_id}")
         self._publish_status()
@@ -357,7 +359,7 @@ class Bridge:
         event = EpisodeEvent(
             robot_id=self.s.robot_id, episode_id=ep.id, episode_kind=ep.kind, event="end",
             reason=reason, outcome=outcome, num_steps=ep.step, last_step_seq=ep.last_step_seq,
-            terminated=terminated, truncated=truncated,
+            terminated=terminated, truncated=truncated, operator=ep.operator,
             final_state=None if state is None else state.state.tolist(),
         )  # fmt: skip
         self.pub.episode(event, {} if state is None else state.images)

@@ -121,6 +121,7 @@ def check_first_session(
     for r in reports:
         row = stored[r["episode_id"]]
         assert row["kind"] == r["kind"] and row["complete"]
+        assert row["operator"] == "scripted-operator"
         assert row["length"] == per_episode[r["episode_id"]] == r["steps"]
         assert row["outcome"] == ("success" if r["success"] else "failure")
         if r["kind"] == "demo":

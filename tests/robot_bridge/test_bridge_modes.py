@@ -38,7 +38,7 @@ def test_demo_episode_teleop_label_and_next_episode(run_bridge) -> None:
     reply = run.cmd.send(StartDemo(operator="ann"))
     assert reply.ok and reply.mode == "teleop", reply.reason
     start = run.sub.wait_for(lambda: run.sub.events("start"))[0]
-    assert start.episode_kind == "demo"
+    assert start.episode_kind == "demo" and start.operator == "ann"
     for _ in range(6):
         assert run.cmd.send(teleop([0.5, 0, 0, 0, 0, 0, 1.0])).ok
         time.sleep(0.05)
@@ -47,6 +47,7 @@ def test_demo_episode_teleop_label_and_next_episode(run_bridge) -> None:
     assert reply.ok and reply.mode == "await_reset"
     end = run.sub.wait_for(lambda: run.sub.events("end"))[0]
     assert end.reason == "operator_label" and end.outcome == "success" and end.terminated
+    assert end.operator == "ann"  # the episode's operator: who started it
     assert end.final_state is not None and len(end.final_state) == 17
     steps = steps_of(run, start.episode_id)
     assert end.num_steps == len(steps)
