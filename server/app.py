@@ -42,6 +42,7 @@ from server.routers import (
     estop,
     export,
     metrics,
+    processes,
     robots,
     telemetry,
 )
@@ -114,7 +115,19 @@ def create_app(
     )
     app.state.tandem = state
     _add_error_handlers(app)
-    for module in (auth, episodes, export, estop, robots, metrics, control, telemetry, camera):
+    routers = (
+        auth,
+        episodes,
+        export,
+        estop,
+        robots,
+        processes,
+        metrics,
+        control,
+        telemetry,
+        camera,
+    )
+    for module in routers:
         app.include_router(module.router)
     app.include_router(auth.page_router)
     _mount_web(app, settings)  # last: a mount at / must never shadow a route

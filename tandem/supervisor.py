@@ -5,13 +5,13 @@ line is forwarded to the console and to ``<log_dir>/<role>.log``, prefixed by
 the role. A child that exits is restarted with exponential back-off (reset
 after it has stayed up for a while). ``stop`` sends SIGTERM to every child,
 waits, then SIGKILLs what is left. The state of every child is written as
-JSON to ``status_path`` after each change so the server can show it.
+JSON to ``status_path`` after each change (a ``ProcessTable``, replaced
+atomically) so the server can show it; ``server/routers/processes.py`` reads it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -20,9 +20,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TextIO
+
+from pydantic import BaseModel, Field
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +52,36 @@ class Backoff:
         return min(self.max_s, self.initial_s * 2 ** max(0, consecutive_failures - 1))
 
 
-@dataclass
-class ChildState:
+class ChildState(BaseModel):
+    """One supervised child as written to the status file; times are Unix wall time, s."""
+
     role: str
     status: ChildStatus = "starting"
-    pid: int | None = None
-    restarts: int = 0
-    last_exit_code: int | None = None
-    started_wall: float | None = None
-    next_start_wall: float | None = None
+    pid: int | None = Field(None, description="Process id while it runs.")
+    restarts: int = Field(0, description="How many times it was started again after exiting.")
+    last_exit_code: int | None = Field(
+        None, description="Exit status of the last exit; negative: killed by that signal."
+    )
+    started_wall: float | None = Field(None, description="When it was last started.")
+    next_start_wall: float | None = Field(None, description="When it restarts (in backoff).")
+    last_exit_wall: float | None = Field(None, description="When it last exited.")
+
+
+class ProcessTable(BaseModel):
+    """The status file (``<data_dir>/processes.json`` under ``tandem up``).
+
+    Fields are only ever added, so a reader of an older file gets the defaults.
+    """
+
+    t_wall: float = Field(description="When the file was written, Unix time s.")
+    supervisor_pid: int | None = Field(None, description="Process id of the supervisor.")
+    children: list[ChildState]
 
 
 class _Child:
     def __init__(self, spec: ChildSpec, log_dir: Path, console: TextIO) -> None:
         self.spec = spec
-        self.state = ChildState(spec.role)
+        self.state = ChildState(role=spec.role)
         self.proc: subprocess.Popen[bytes] | None = None
         self.failures = 0
         self.started_mono = 0.0
@@ -136,7 +153,7 @@ class Supervisor:
         self._stop = threading.Event()
 
     def states(self) -> list[ChildState]:
-        return [ChildState(**asdict(c.state)) for c in self._children]
+        return [c.state.model_copy() for c in self._children]
 
     def stop(self) -> None:
         """Ask ``run`` to shut every child down and return."""
@@ -172,7 +189,8 @@ class Supervisor:
         delay = self.backoff.delay(child.failures)
         child.restart_at = now + delay
         child.state.status, child.state.pid, child.state.last_exit_code = "backoff", None, code
-        child.state.next_start_wall = time.time() + delay
+        child.state.last_exit_wall = time.time()
+        child.state.next_start_wall = child.state.last_exit_wall + delay
         log.warning("%s exited with code %s; restarting in %.1f s", child.spec.role, code, delay)
         return True
 
@@ -189,15 +207,18 @@ class Supervisor:
                 log.error("%s ignored SIGTERM; killing it", child.spec.role)
                 child.signal(signal.SIGKILL)
                 child.proc.wait()
-            child.state.last_exit_code = child.proc.returncode
+            if child.state.status != "backoff":  # else it had exited already and was recorded
+                child.state.last_exit_code = child.proc.returncode
+                child.state.last_exit_wall = time.time()
             child.state.status, child.state.pid = "stopped", None
+            child.state.next_start_wall = None
             child.join_output()
         self._write_status()
 
     def _write_status(self) -> None:
         if self.status_path is None:
             return
-        data = {"t_wall": time.time(), "children": [asdict(s) for s in self.states()]}
+        table = ProcessTable(t_wall=time.time(), supervisor_pid=os.getpid(), children=self.states())
         tmp = self.status_path.with_name(self.status_path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
+        tmp.write_text(table.model_dump_json(indent=1))
         tmp.replace(self.status_path)

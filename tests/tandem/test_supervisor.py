@@ -1,5 +1,6 @@
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.supervisor import Backoff, ChildSpec, Supervisor
+from tandem.supervisor import Backoff, ChildSpec, ProcessTable, Supervisor
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,13 +73,60 @@ def test_crashed_child_is_restarted_with_backoff(tmp_path: Path):
         backoff=Backoff(initial_s=0.2, max_s=0.4),
         console=io.StringIO(),
     )
+    started = time.time()
     thread = run_in_thread(sup)
     assert wait_for(lambda: sup.states()[0].restarts >= 3)
-    child = json.loads(status.read_text())["children"][0]
+    table = json.loads(status.read_text())
+    assert table["supervisor_pid"] == os.getpid()
+    child = table["children"][0]
     assert child["role"] == "learner" and child["last_exit_code"] == 3
+    assert started <= child["last_exit_wall"] <= time.time()
+    if child["status"] == "backoff":  # the restart is scheduled from the exit
+        assert child["next_start_wall"] >= child["last_exit_wall"]
     sup.stop()
     thread.join(20)
     assert (tmp_path / "logs" / "learner.log").read_text().count("boom") >= 3
+
+
+def test_exit_time_and_code_are_recorded_at_shutdown(tmp_path: Path):
+    status = tmp_path / "status.json"
+    console = io.StringIO()
+    sup = Supervisor(
+        [ChildSpec("bridge", [sys.executable, "-c", GRACEFUL, str(tmp_path / "marker")])],
+        tmp_path / "logs",
+        status,
+        console=console,
+    )
+    thread = run_in_thread(sup)
+    assert wait_for(lambda: "[bridge] ready" in console.getvalue())
+    running = ProcessTable.model_validate_json(status.read_text()).children[0]
+    assert running.status == "running" and running.last_exit_wall is None
+    stopped_at = time.time()
+    sup.stop()
+    thread.join(20)
+    child = ProcessTable.model_validate_json(status.read_text()).children[0]
+    assert child.status == "stopped" and child.pid is None and child.last_exit_code == 0
+    assert child.last_exit_wall is not None and child.last_exit_wall >= stopped_at
+
+
+def test_status_file_of_an_older_supervisor_still_reads():
+    old = {
+        "t_wall": 1.0,
+        "children": [
+            {
+                "role": "server",
+                "status": "running",
+                "pid": 42,
+                "restarts": 0,
+                "last_exit_code": None,
+                "started_wall": 0.5,
+                "next_start_wall": None,
+            }
+        ],
+    }
+    table = ProcessTable.model_validate(old)
+    assert table.supervisor_pid is None and table.children[0].last_exit_wall is None
+    assert table.children[0].pid == 42
 
 
 def test_backoff_doubles_up_to_the_cap():

@@ -5,6 +5,7 @@ import { CameraView } from "./camera.js";
 import { ControlClient, nowMs } from "./control.js";
 import { GamepadPoller, KeyboardInput, PAD_BUTTONS } from "./devices.js";
 import { api } from "./net.js";
+import { ProcessesPanel } from "./processes.js";
 import { Telemetry } from "./telemetry.js";
 import { $, fmt, fmtMs, h, showMode, toast } from "./ui.js";
 
@@ -29,6 +30,7 @@ const page = {
   control: null,
   status: null,
   cams: new Map(),
+  processes: null,
   frameAgeMs: null,
   device: "none",
   padSentAt: 0,
@@ -54,6 +56,7 @@ async function main() {
     },
   });
   new Telemetry({ state: onState });
+  page.processes = new ProcessesPanel($("processes"));
   for (const cam of CAMERAS) ensureCamera(cam);
   wireButtons();
   wireTakeover();

@@ -3,6 +3,7 @@
 import { setLink, startPage } from "./common.js";
 import { GROUPS, MetricChart, QStrip, groupOf } from "./charts.js";
 import { api } from "./net.js";
+import { ProcessesPanel } from "./processes.js";
 import { Telemetry } from "./telemetry.js";
 import { $, fmt, h, showMode, toast } from "./ui.js";
 
@@ -10,13 +11,14 @@ const FLUSH_MS = 100; // batched setData at <= 10 Hz
 const RECENT_ROWS = 20;
 const HISTORY_POINTS = 500; // per metric
 
-const page = { charts: new Map(), qstrip: null, metricsReceived: 0 };
+const page = { charts: new Map(), qstrip: null, processes: null, metricsReceived: 0 };
 // Read-only handle for the browser console and the browser tests.
 window.tandem = page;
 
 async function main() {
   await startPage();
   page.qstrip = new QStrip($("qstrip"));
+  page.processes = new ProcessesPanel($("processes"));
   await loadHistory();
   new Telemetry({
     metrics: onMetrics,

@@ -57,6 +57,16 @@ export function fmtMs(ms) {
   return ms === null || ms === undefined || !Number.isFinite(ms) ? "—" : `${Math.round(ms)} ms`;
 }
 
+/** Format a duration in seconds: "12 s", "4 min 5 s", "2 h 5 min", "3 d 4 h" (or a dash). */
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
+  const t = Math.max(0, Math.round(seconds));
+  if (t < 60) return `${t} s`;
+  if (t < 3600) return `${Math.floor(t / 60)} min ${t % 60} s`;
+  if (t < 86400) return `${Math.floor(t / 3600)} h ${Math.floor((t % 3600) / 60)} min`;
+  return `${Math.floor(t / 86400)} d ${Math.floor((t % 86400) / 3600)} h`;
+}
+
 /** Mark the current page's link in the header navigation. */
 export function markNav() {
   const here = location.pathname.endsWith("/") ? "/index.html" : location.pathname;
