@@ -145,7 +145,7 @@ def check_first_session(
 
 
 def crash_and_restart_bridge(up: TandemUp) -> None:
-    """kill -9 the bridge: the supervisor restarts it and says so in processes.json."""
+    """kill -9 the bridge: the supervisor restarts it and the dashboard's API says so."""
     pid = up.children()["bridge"]["pid"]
     os.kill(pid, signal.SIGKILL)
     restarted = wait_for(
@@ -156,6 +156,11 @@ def crash_and_restart_bridge(up: TandemUp) -> None:
     assert restarted
     assert up.children()["bridge"]["last_exit_code"] == -signal.SIGKILL
     wait_for(lambda: up.logged("restarting in"), 5, "the restart in the log")
+    # what the dashboard's Processes panel shows
+    shown = up.api("/api/processes", token_for(up))
+    assert shown["supervised"] and shown["supervisor_alive"] is not False
+    bridge = next(c for c in shown["children"] if c["role"] == "bridge")
+    assert bridge["restarts"] == 1 and bridge["last_exit_code"] == -signal.SIGKILL
 
 
 def check_resumed(
