@@ -42,6 +42,7 @@ class OperatorPlan:
     take_over_after: int = 60
     stall_steps: int = 15
     stall_distance_m: float = 0.01
+    give_up_steps: int = 30
     event_timeout_s: float = 15.0
     policy_timeout_s: float = 900.0
 
@@ -180,6 +181,8 @@ class ScriptedOperator:
         """React to every step of the episode until its summary arrives."""
         human = report.kind == "demo"
         window: deque[np.ndarray] = deque(maxlen=self.plan.stall_steps)
+        driven: deque[np.ndarray] = deque(maxlen=self.plan.give_up_steps)
+        gave_up = False
         while True:
             event = await self._next()
             if event.get("episode_id") != report.episode_id:
@@ -196,9 +199,23 @@ class ScriptedOperator:
                 report.weights_versions.append(int(version))
             if not human:
                 human = await self._watch(report, event, window)
-            if human:
+            if human and not gave_up:
                 report.human_steps += event.get("source") == "human"
-                await self._drive(event)
+                gave_up = await self._give_up(event, driven)
+                if not gave_up:
+                    await self._drive(event)
+
+    async def _give_up(self, step: dict[str, Any], driven: deque[np.ndarray]) -> bool:
+        """End the episode as a failure when the expert's hand is stuck (e.g. a wrist wound
+        up against its joint limit by the policy), as a person would, instead of waiting
+        for the time limit. True once the bridge has accepted the ``failure``."""
+        driven.append(np.asarray(step["state"][:7], dtype=np.float64))
+        if len(driven) < self.plan.give_up_steps or not _stuck(driven):
+            return False
+        reason = f"the operator could not make progress in {len(driven)} steps"
+        ack = await self.link.command("failure", reason)
+        log.info("gave up on %s at step %s: %s", step["episode_id"], step["step"], reason)
+        return ack.ok
 
     async def _drive(self, step: dict[str, Any]) -> None:
         assert self.hands is not None
@@ -242,3 +259,13 @@ class ScriptedOperator:
             log.warning("could not label %s %s: %s", report.episode_id, outcome, exc)
             return
         report.labelled = outcome
+
+
+def _stuck(poses: deque[np.ndarray], distance_m: float = 0.005, angle_rad: float = 0.05) -> bool:
+    """The hand stayed within ``distance_m`` and ``angle_rad`` of its first pose."""
+    first = poses[0]
+    for pose in poses:
+        turned = 2.0 * np.arccos(min(1.0, abs(float(np.dot(pose[3:7], first[3:7])))))
+        if np.linalg.norm(pose[:3] - first[:3]) > distance_m or turned > angle_rad:
+            return False
+    return True

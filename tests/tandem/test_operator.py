@@ -78,3 +78,18 @@ def test_cli_says_why_the_server_refused_the_token(tmp_path: Path):
         thread.join(10)
     assert refused.returncode == 1
     assert "not logged in" in refused.stderr
+
+
+def test_a_hand_that_neither_moves_nor_turns_is_stuck():
+    from collections import deque
+
+    from tandem.operator.script import _stuck
+
+    still = np.array([0.4, 0.0, 0.1, 0.0, 1.0, 0.0, 0.0])
+    jitter = np.array([0.001, 0, 0, 0, 0, 0, 0])
+    poses = deque([still + (i % 2) * jitter for i in range(30)])
+    assert _stuck(poses)
+    turned = still.copy()
+    turned[3:7] = [0.0, np.cos(0.05), np.sin(0.05), 0.0]  # 0.1 rad about the tool axis
+    assert not _stuck(deque([*poses, turned]))
+    assert not _stuck(deque([*poses, still + 10 * np.roll(jitter, 2)]))
