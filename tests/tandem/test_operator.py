@@ -3,12 +3,18 @@
 import os
 import subprocess
 import sys
+import threading
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 import pytest
+import uvicorn
 
+from server.app import create_app
 from tandem.operator.hands import ExpertHands, HandsError, predict, task_of
+from tandem.operator.script import _stuck
+from tandem.settings import load_settings
 from tests.e2e.up_harness import ROOT, free_port
 
 
@@ -54,13 +60,6 @@ def test_cli_refuses_bad_arguments_and_names_an_unreachable_server(tmp_path: Pat
 
 def test_cli_says_why_the_server_refused_the_token(tmp_path: Path):
     """A real server with no robot: an unknown token is refused with the server's reason."""
-    import threading
-
-    import uvicorn
-
-    from server.app import create_app
-    from tandem.settings import load_settings
-
     port = free_port()
     settings = load_settings(None, data_dir=tmp_path / "srv", server={"port": port})
     server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="error"))
@@ -81,10 +80,6 @@ def test_cli_says_why_the_server_refused_the_token(tmp_path: Path):
 
 
 def test_a_hand_that_neither_moves_nor_turns_is_stuck():
-    from collections import deque
-
-    from tandem.operator.script import _stuck
-
     still = np.array([0.4, 0.0, 0.1, 0.0, 1.0, 0.0, 0.0])
     jitter = np.array([0.001, 0, 0, 0, 0, 0, 0])
     poses = deque([still + (i % 2) * jitter for i in range(30)])

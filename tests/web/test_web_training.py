@@ -14,6 +14,7 @@ from tandem import wire
 from tandem.messages import LearnerMetrics
 from tests.web.devices import install_gamepad, set_pad
 from tests.web.harness import PageErrors, Stack, wait_for
+from tests.web.test_web_episodes import record_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -121,3 +122,14 @@ def test_training_page_q_strip_shades_human_driven_steps(robot: Stack, page: Pag
     assert strip["points"] > human_steps(strip)
     operate.close()
     assert not errors.messages, errors.messages
+
+
+def test_training_page_lists_stored_recent_episodes(robot: Stack, page: Page) -> None:
+    """An episode that ended before the page was opened is in the recent-episodes table."""
+    row = record_demo(robot)
+    page.goto("/training.html")
+    listed = page.locator(f'#recent tr[data-episode="{row["id"]}"]')
+    expect(listed).to_be_visible()
+    expect(listed).to_contain_text("demo")
+    expect(listed).to_contain_text("success")
+    expect(listed).to_contain_text(str(row["length"]))

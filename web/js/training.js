@@ -20,6 +20,7 @@ async function main() {
   page.qstrip = new QStrip($("qstrip"));
   page.processes = new ProcessesPanel($("processes"));
   await loadHistory();
+  await loadRecent();
   new Telemetry({
     metrics: onMetrics,
     rollout: onRollout,
@@ -124,6 +125,27 @@ function onRollout(msg) {
   page.qstrip.add(msg.episode_id, msg.step, executedQ(msg), msg.source === "human");
 }
 
+/** The newest stored episodes, so a page opened after they ended still lists them. */
+async function loadRecent() {
+  try {
+    const listed = await api(`/api/episodes?limit=${RECENT_ROWS}`);
+    for (const e of [...listed.items].reverse()) {
+      onEpisode({
+        episode_id: e.id,
+        episode_kind: e.kind,
+        outcome: e.outcome,
+        success: e.success,
+        reason: e.end_reason,
+        length: e.length,
+        return: e.episode_return,
+        intervention_rate: e.length ? e.intervention_steps / e.length : null,
+      });
+    }
+  } catch (err) {
+    toast(`Could not load the recent episodes: ${err.message}`, { error: true });
+  }
+}
+
 function onEpisode(msg) {
   const rate = msg.intervention_rate;
   const row = h(
@@ -137,6 +159,8 @@ function onEpisode(msg) {
     h("td", {}, Number.isFinite(rate) ? `${Math.round(rate * 100)} %` : "—"),
   );
   const body = $("recent");
+  body.querySelector(`tr[data-episode="${CSS.escape(String(msg.episode_id))}"]`)?.remove();
+  row.dataset.episode = String(msg.episode_id ?? "");
   body.prepend(row);
   while (body.children.length > RECENT_ROWS) body.lastChild.remove();
 }
