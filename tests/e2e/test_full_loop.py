@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 import zmq
 
+from server.store import EpisodeStore
 from tandem.commands.operator import local_token
-from tandem.messages import PolicyWeights, StepRecord
+from tandem.messages import PolicyWeights, StartDemo, StepRecord
 from tandem.settings import load_settings
 from tests.e2e.up_harness import TandemUp, wait_for
-from tests.robot_bridge.conftest import Collector
+from tests.robot_bridge.conftest import Collector, CommandClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -87,10 +88,12 @@ def test_operator_demos_rollouts_take_over_and_resume(tmp_path: Path, ctx):
         wait_for(lambda: len(episodes(up)) == DEMOS + ROLLOUTS + 1, 20, "the recorder")
         stored = {e["id"]: e for e in episodes(up)}
         crash_and_restart_bridge(up)
+        open_id = start_demo_nobody_drives(up, ctx)
         assert up.stop() == 0
         bridge.close(), weights.close()
     finally:
         up.kill()
+    check_finalised(up, open_id)
     check_resumed(
         up, first=first["reports"], second=second["reports"], rows=stored,
         rows_before=rows_before, steps=steps_of(bridge),
@@ -161,6 +164,32 @@ def crash_and_restart_bridge(up: TandemUp) -> None:
     assert shown["supervised"] and shown["supervisor_alive"] is not False
     bridge = next(c for c in shown["children"] if c["role"] == "bridge")
     assert bridge["restarts"] == 1 and bridge["last_exit_code"] == -signal.SIGKILL
+
+
+def start_demo_nobody_drives(up: TandemUp, ctx: zmq.Context) -> str:
+    """A demo that is still running when ``tandem up`` is stopped."""
+    client = CommandClient(up.tcp["cmd"], ctx)
+    try:
+        reply = wait_for(lambda: client.send(StartDemo(operator="test"), timeout=5), 30, "a start")
+        assert reply.ok, reply.reason
+    finally:
+        client.close()
+    rows = wait_for(
+        lambda: [e for e in episodes(up) if e["recording"]], 10, "the open episode recorded"
+    )
+    return str(rows[0]["id"])
+
+
+def check_finalised(up: TandemUp, episode_id: str) -> None:
+    """Stopping finalises the open episode: ended, not recording, marked as cut short."""
+    store = EpisodeStore(None, up.data)
+    try:
+        row = store.get_episode(episode_id)
+    finally:
+        store.close()
+    assert not row.recording and row.ended_at is not None
+    assert row.truncated or not row.complete, row
+    assert row.outcome is None and row.length > 0
 
 
 def check_resumed(
