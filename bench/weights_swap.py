@@ -9,6 +9,9 @@ Two phases of equal length: without new weights, then with a new bundle every
 ticks that ran while a bundle was being loaded.
 
     python bench/weights_swap.py [--seconds 20] [--every 1.0] [--profile cpu|pixel]
+
+With ``--json`` each line is one JSON object, keyed by ``phase`` (without_swaps,
+with_swaps, while_loading, swaps).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
@@ -63,7 +67,7 @@ def publisher(args: argparse.Namespace) -> int:
     blob, config = make_bundle(cfg, spec, agent=agent, il=il)
     box = Outbox("bench", args.publish, free_endpoint(), lambda: (0, 0, {}))
     box.start()
-    print(f"bundle {len(blob) / 1e6:.2f} MB", flush=True)
+    print(f"bundle {len(blob) / 1e6:.2f} MB", file=sys.stderr, flush=True)
     for version, line in enumerate(sys.stdin, start=1):  # one line = one more version
         if line.strip() == "quit":
             break
@@ -113,17 +117,31 @@ def run_bridge(args: argparse.Namespace, weights_ep: str) -> tuple[Recorder, obj
     return rec, bridge, settings
 
 
-def summary(rows: list[tuple[float, float, float]], period_ms: float) -> str:
+def phase_stats(rows: list[tuple[float, float, float]], period_ms: float) -> dict[str, Any]:
+    """Tick count, lateness and work percentiles (ms) and ticks over the period."""
     if not rows:
-        return "no ticks"
+        return {"ticks": 0}
     late = np.array([r[1] for r in rows])
     work = np.array([r[2] for r in rows])
-    overruns = int((late + work > period_ms).sum())
+    return {
+        "ticks": len(rows),
+        "lateness_p50_ms": round(float(np.percentile(late, 50)), 3),
+        "lateness_p99_ms": round(float(np.percentile(late, 99)), 3),
+        "lateness_max_ms": round(float(late.max()), 3),
+        "work_p50_ms": round(float(np.percentile(work, 50)), 3),
+        "work_p99_ms": round(float(np.percentile(work, 99)), 3),
+        "over_period": int((late + work > period_ms).sum()),
+    }
+
+
+def summary(stats: dict[str, Any]) -> str:
+    if not stats["ticks"]:
+        return "no ticks"
     return (
-        f"ticks {len(rows):4d}  lateness p50 {np.percentile(late, 50):6.2f} "
-        f"p99 {np.percentile(late, 99):6.2f} max {late.max():7.2f} ms  "
-        f"work p50 {np.percentile(work, 50):6.2f} p99 {np.percentile(work, 99):6.2f} ms  "
-        f"over-period {overruns}"
+        f"ticks {stats['ticks']:4d}  lateness p50 {stats['lateness_p50_ms']:6.2f} "
+        f"p99 {stats['lateness_p99_ms']:6.2f} max {stats['lateness_max_ms']:7.2f} ms  "
+        f"work p50 {stats['work_p50_ms']:6.2f} p99 {stats['work_p99_ms']:6.2f} ms  "
+        f"over-period {stats['over_period']}"
     )
 
 
@@ -149,6 +167,7 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=10.0)
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--cameras", default="front,wrist")
+    p.add_argument("--json", action="store_true", help="print JSON lines only")
     p.add_argument("--publish", help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
     p.add_argument("--profile-file", help=argparse.SUPPRESS)
@@ -223,14 +242,34 @@ def report(args, rec, times, bridge) -> None:  # type: ignore[no-untyped-def]
     loads = [(a, b) for a, b in rec.loads if t1 <= a <= t2]
     during = [r for r in rec.ticks if any(a <= r[0] <= b + period / 1000 for a, b in loads)]
     load_ms = np.array([(b - a) * 1e3 for a, b in loads]) if loads else np.zeros(1)
-    print(f"weights swap benchmark: sim:lift, cameras {args.cameras} at {args.image_size}px, "
-          f"{args.rate:g} Hz, profile {args.profile}, policy acting every tick")  # fmt: skip
-    print(f"  without swaps : {summary([r for r in rec.ticks if t0 <= r[0] < t1], period)}")
-    print(f"  with swaps    : {summary([r for r in rec.ticks if t1 <= r[0] < t2], period)}")
-    print(f"  while loading : {summary(during, period)}")
-    print(f"  swaps {len(loads)} (every {args.every:g} s), load time p50 "
-          f"{np.percentile(load_ms, 50):.0f} ms max {load_ms.max():.0f} ms; "
-          f"final version {bridge.policy.version}, lag {bridge.policy.lag}")  # fmt: skip
+    if not args.json:
+        print(f"weights swap benchmark: sim:lift, cameras {args.cameras} at {args.image_size}px, "
+              f"{args.rate:g} Hz, profile {args.profile}, policy acting every tick")  # fmt: skip
+    phases = {
+        "without_swaps": [r for r in rec.ticks if t0 <= r[0] < t1],
+        "with_swaps": [r for r in rec.ticks if t1 <= r[0] < t2],
+        "while_loading": during,
+    }
+    for name, rows in phases.items():
+        stats = phase_stats(rows, period)
+        label = name.replace("_", " ")
+        emit(args.json, {"phase": name, **stats}, f"  {label:<14}: {summary(stats)}")
+    swaps = {
+        "phase": "swaps", "swaps": len(loads), "every_s": args.every, "profile": args.profile,
+        "load_p50_ms": round(float(np.percentile(load_ms, 50)), 3),
+        "load_max_ms": round(float(load_ms.max()), 3),
+        "final_version": bridge.policy.version, "lag": bridge.policy.lag,
+    }  # fmt: skip
+    text = (
+        f"  swaps {len(loads)} (every {args.every:g} s), load time p50 "
+        f"{swaps['load_p50_ms']:.0f} ms max {swaps['load_max_ms']:.0f} ms; "
+        f"final version {bridge.policy.version}, lag {bridge.policy.lag}"
+    )
+    emit(args.json, swaps, text)
+
+
+def emit(as_json: bool, record: dict[str, Any], text: str) -> None:
+    print(json.dumps(record) if as_json else text, flush=True)
 
 
 if __name__ == "__main__":
