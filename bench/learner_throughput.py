@@ -31,7 +31,7 @@ def make_batch(spec: ObsSpec, size: int, device: torch.device) -> dict:
     def obs() -> dict[str, torch.Tensor]:
         o = {"state": torch.randn(size, spec.state_dim, device=device)}
         for cam in spec.cameras:
-            shape = (size, *spec.image_shape)  # type: ignore[misc]
+            shape = (size, *spec.image_shape)
             o[cam] = torch.randint(0, 256, shape, device=device, dtype=torch.uint8)
         return o
 

@@ -43,9 +43,9 @@ class Bridge:
 
     def __init__(self, robot_id: str, cams: int, size: int) -> None:
         self.robot_id = robot_id
-        self.sock = zmq.Context.instance().socket(zmq.PUB)
+        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, 0)
-        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        port: int = self.sock.bind_to_random_port("tcp://127.0.0.1")
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self.seq = {"step": 0, "episode": 0}
         rng = np.random.default_rng(0)

@@ -165,7 +165,7 @@ def bench_rows(name: str, preset: str, env: dict[str, str]) -> list[Row]:
 
 
 def failed(name: str, why: str) -> Row:
-    return Row(name, "FAILED", target="", met=False, status="failed", note=why)
+    return Row(name, "FAILED", target="-", met=False, status="failed", note=why)
 
 
 # ---------------------------------------------------------------------------- report

@@ -103,6 +103,7 @@ async def camera_client(url: str, stop_at: float, out: dict[str, list[float]]) -
             except TimeoutError:
                 break
             t_recv = time.time() * 1000.0
+            assert isinstance(data, bytes), "camera frames are binary messages"
             _, _, t_capture, t_send = HEADER.unpack(data[:24])
             out["t"].append(t_recv / 1000.0)
             out["send"].append(t_send - t_capture)

@@ -33,10 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from robot_bridge.app import build_bridge  # noqa: E402
+from robot_bridge.bridge import Bridge  # noqa: E402
+from robot_bridge.policy import Policy  # noqa: E402
 from robot_bridge.weights import LearnerPolicySlot, default_loader  # noqa: E402
 from tandem import wire  # noqa: E402
 from tandem.messages import Command, ResetDone, StartRollout  # noqa: E402
-from tandem.settings import load_settings  # noqa: E402
+from tandem.settings import BridgeSettings, load_settings  # noqa: E402
 
 
 def free_endpoint() -> str:
@@ -87,14 +89,16 @@ class Recorder:
         self.ticks: list[tuple[float, float, float]] = []
         self.loads: list[tuple[float, float]] = []
 
-    def loader(self, bundle: bytes):  # type: ignore[no-untyped-def]
+    def loader(self, bundle: bytes) -> Policy:
         t0 = time.monotonic()
         policy = default_loader(bundle)
         self.loads.append((t0, time.monotonic()))
         return policy
 
 
-def run_bridge(args: argparse.Namespace, weights_ep: str) -> tuple[Recorder, object, object]:
+def run_bridge(
+    args: argparse.Namespace, weights_ep: str
+) -> tuple[Recorder, Bridge, BridgeSettings]:
     bridge_over = {
         "robot": "sim:lift", "pub_endpoint": free_endpoint(), "cmd_endpoint": free_endpoint(),
         "weights_endpoint": weights_ep, "horizon": 100_000, "rate_hz": args.rate,
@@ -113,7 +117,7 @@ def run_bridge(args: argparse.Namespace, weights_ep: str) -> tuple[Recorder, obj
         rec.ticks.append((time.monotonic(), lateness_s * 1e3, work_s * 1e3))
         record(lateness_s, work_s, skipped)
 
-    bridge.timing.record = timed  # type: ignore[method-assign]
+    bridge.timing.record = timed
     return rec, bridge, settings
 
 
@@ -145,9 +149,9 @@ def summary(stats: dict[str, Any]) -> str:
     )
 
 
-def keep_rolling(bridge_settings: object, stop: threading.Event) -> None:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.connect(bridge_settings.cmd_endpoint)  # type: ignore[attr-defined]
+def keep_rolling(bridge_settings: BridgeSettings, stop: threading.Event) -> None:
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.connect(bridge_settings.cmd_endpoint)
     seq = 0
     while not stop.is_set():
         for body in (ResetDone(), StartRollout()):
@@ -178,7 +182,7 @@ def main() -> int:
     profile = REPO / "learner" / "profiles" / f"{args.profile}.toml"
     weights_ep = free_endpoint()
     rec, bridge, settings = run_bridge(args, weights_ep)
-    obs_spec = bridge.backend.observation_spec  # type: ignore[attr-defined]
+    obs_spec = bridge.backend.observation_spec
     pixels = args.profile == "pixel"
     cams = sorted(obs_spec.cameras) if pixels else []
     spec = {
@@ -199,12 +203,12 @@ def main() -> int:
         finally:
             stop.set()
 
-    bridge.start()  # type: ignore[attr-defined]
+    bridge.start()
     threading.Thread(target=drive, daemon=True).start()
     try:
-        bridge.run(stop)  # type: ignore[attr-defined]  # the renderer belongs to this thread
+        bridge.run(stop)  # the renderer belongs to this thread
     finally:
-        bridge.close()  # type: ignore[attr-defined]
+        bridge.close()
         if child.stdin is not None:
             child.stdin.write("quit\n")
             child.stdin.close()
@@ -213,7 +217,10 @@ def main() -> int:
     return 0
 
 
-def run_phases(args, child, bridge, settings, stop) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+def run_phases(
+    args: argparse.Namespace, child: subprocess.Popen[str], bridge: Bridge,
+    settings: BridgeSettings, stop: threading.Event,
+) -> tuple[float, float, float]:  # fmt: skip
     """First weights, then a phase without new bundles and a phase with one every ``every`` s."""
     assert child.stdin is not None
     time.sleep(3.0)
@@ -236,7 +243,7 @@ def run_phases(args, child, bridge, settings, stop) -> tuple[float, float, float
     return t0, t1, t2
 
 
-def report(args, rec, times, bridge) -> None:  # type: ignore[no-untyped-def]
+def report(args: argparse.Namespace, rec: Recorder, times: list[float], bridge: Bridge) -> None:
     t0, t1, t2 = times
     period = 1000.0 / args.rate
     loads = [(a, b) for a, b in rec.loads if t1 <= a <= t2]
