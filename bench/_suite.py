@@ -216,20 +216,20 @@ def sample_efficiency(records: list[Record]) -> list[Figure]:
 
 SUITE = [
     Bench("bridge_timing", bridge_timing, "--seconds 1", "--seconds 10", "--seconds 20"),
-    Bench("sim_render", sim_render, "--steps 20", "--steps 100", "--steps 300"),
+    Bench("sim_render", sim_render, "--steps 20", "--steps 300", "--steps 300"),
     Bench(
         "recorder_throughput",
         recorder_throughput,
         smoke="--episodes 1 --steps 20 --paced-seconds 1",
-        quick="--episodes 2 --steps 100 --paced-seconds 5",
+        quick="",  # the defaults take about 15 s
     ),
     Bench(
         "server_latency",
         server_latency,
         smoke="--seconds 1 --viewers 1 16 --probes 20",
-        quick="--seconds 2 --probes 100",
+        quick="--seconds 3 --probes 150",
     ),
-    Bench("weights_swap", weights_swap, smoke="--seconds 1", quick="--seconds 8"),
+    Bench("weights_swap", weights_swap, smoke="--seconds 1", quick="--seconds 10"),
     Bench(
         "learner_throughput",
         learner_throughput,

@@ -154,7 +154,8 @@ def bench_rows(name: str, preset: str, env: dict[str, str]) -> list[Row]:
     if bench is None:
         return [failed(name, "no entry in bench/_suite.py: add one so run_all reads it")]
     if preset in bench.skip:
-        return [Row(name, f"skipped in --{preset}: {bench.skip[preset]}", status="skipped")]
+        why = f"skipped in --{preset}: {bench.skip[preset]}"
+        return [Row(name, why, target="-", status="skipped")]
     try:
         records = run_script(bench, preset, env)
         return [Row.of(name, fig) for fig in bench.figures(records)]
