@@ -87,7 +87,7 @@ def lateness_target(scenario: str) -> Target:
 
 
 def bridge_timing(records: list[Record]) -> list[Figure]:
-    one(records, scenario="idle, no RT")
+    one(records, scenario="idle, no RT")  # the scenarios with RT depend on the OS
     if not any(r["scenario"].startswith("loaded") for r in records):
         raise ValueError("no loaded scenario")
     figures = []
@@ -200,9 +200,9 @@ def sample_efficiency(records: list[Record]) -> list[Figure]:
     last: dict[str, Record] = {}
     for r in sorted(records, key=lambda r: r["env_step"]):
         last[r["method"]] = r
+    if "ibrl" not in last or "bc" not in last:
+        raise ValueError(f"need ibrl and bc records, have {sorted(last)}")
     beat_bc = bound(">=", last["bc"]["success_rate"], why="bc at the end")
-    if "ibrl" not in last:
-        raise ValueError("no ibrl records")
     return [
         Figure(
             f"success rate at the end, {method}",

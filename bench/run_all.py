@@ -1,6 +1,6 @@
 """Run every benchmark under bench/ and print one report: the machine, then a table of figures.
 
-    python bench/run_all.py --quick                  # rough figures, 3-5 min on 2 cores
+    python bench/run_all.py --quick                  # rough figures, 2-5 min on 2 cores
     python bench/run_all.py                          # full: about an hour (sample_efficiency)
     python bench/run_all.py --only sim_render,server_latency --json report.json
 
@@ -189,7 +189,7 @@ def format_met(row: Row) -> str:
 
 
 def markdown(preset: str, info: dict[str, str], rows: list[Row], seconds: dict[str, float]) -> str:
-    lines = [f"# Tandem benchmark report (--{preset})", ""]
+    lines = [f"# Tandem benchmark report (preset: {preset})", ""]
     lines += [f"- {key}: {value}" for key, value in info.items()]
     lines += ["", "| benchmark | figure | value | target | met? |", "|---|---|---|---|---|"]
     for r in rows:
@@ -214,7 +214,7 @@ def discover() -> list[str]:
 def parse_args(names: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="short runs: about 3-5 min on 2 cores")
+    size.add_argument("--quick", action="store_true", help="short runs: about 2-5 min on 2 cores")
     smoke = "seconds per script: only checks that each still runs and prints its figures"
     size.add_argument("--smoke", action="store_true", help=smoke)
     p.add_argument("--only", help=f"comma-separated subset of: {','.join(names)}")
