@@ -7,6 +7,8 @@ lateness p50/p99/max, work time, overruns, drift and the highest sustainable
 rate (1 / work p99).
 
     python bench/bridge_timing.py --seconds 20
+
+With ``--json`` stdout has one JSON object per scenario (the header goes to stderr).
 """
 
 from __future__ import annotations
@@ -159,7 +161,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
     args = parser.parse_args()
     rt = realtime_permitted()
-    print(f"# {os.cpu_count()} CPUs, SCHED_FIFO permitted: {rt}; machine shared with other jobs")
+    header = f"# {os.cpu_count()} CPUs, SCHED_FIFO permitted: {rt}; machine shared with other jobs"
+    print(header, file=sys.stderr if args.json else sys.stdout)
     results = []
     for load in (0, args.load):
         for realtime in (False, True) if rt else (False,):

@@ -6,14 +6,20 @@
 One "update" is one critic step plus one actor step (the pixel reference schedule); the state
 config runs ``num_critic_updates`` (5) critic steps and one actor step per call and reports
 critic updates per second. Synthetic batches live on the device (no replay or env cost).
+With --json each line is one JSON object per config.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from learner.bc import BCPolicy
 from learner.ibrl import IBRLAgent, resolve_device
@@ -25,7 +31,7 @@ def make_batch(spec: ObsSpec, size: int, device: torch.device) -> dict:
     def obs() -> dict[str, torch.Tensor]:
         o = {"state": torch.randn(size, spec.state_dim, device=device)}
         for cam in spec.cameras:
-            shape = (size, *spec.image_shape)  # type: ignore[misc]
+            shape = (size, *spec.image_shape)
             o[cam] = torch.randint(0, 256, shape, device=device, dtype=torch.uint8)
         return o
 
@@ -37,7 +43,9 @@ def make_batch(spec: ObsSpec, size: int, device: torch.device) -> dict:
     }  # fmt: skip
 
 
-def bench(name: str, cfg: LearnerSettings, spec: ObsSpec, iters: int, warmup: int) -> None:
+def bench(
+    name: str, cfg: LearnerSettings, spec: ObsSpec, iters: int, warmup: int, *, as_json: bool
+) -> None:
     device = resolve_device(cfg.device)
     il = BCPolicy(
         spec, hidden=1024, layers=1 if spec.pixels else 3, dropout=0.5 * (not spec.pixels)
@@ -55,9 +63,19 @@ def bench(name: str, cfg: LearnerSettings, spec: ObsSpec, iters: int, warmup: in
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     critic = iters * cfg.num_critic_updates
-    print(f"{name:<6} device={device.type} batch={cfg.batch_size} calls={iters} "
-          f"critic_updates/s={critic / dt:8.2f} update_calls/s={iters / dt:8.2f} "
-          f"s/call={dt / iters:.4f} bf16={cfg.bf16} compile={cfg.compile}", flush=True)  # fmt: skip
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    record = {
+        "config": name, "device": device.type, "gpu": gpu, "batch": cfg.batch_size,
+        "calls": iters, "critic_updates_per_s": round(critic / dt, 3),
+        "update_calls_per_s": round(iters / dt, 3), "s_per_call": round(dt / iters, 4),
+        "bf16": cfg.bf16, "compile": cfg.compile, "threads": torch.get_num_threads(),
+    }  # fmt: skip
+    text = (
+        f"{name:<6} device={device.type} batch={cfg.batch_size} calls={iters} "
+        f"critic_updates/s={critic / dt:8.2f} update_calls/s={iters / dt:8.2f} "
+        f"s/call={dt / iters:.4f} bf16={cfg.bf16} compile={cfg.compile}"
+    )
+    print(json.dumps(record) if as_json else text, flush=True)
 
 
 def main() -> None:
@@ -71,6 +89,7 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print one JSON line per config")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,9 +105,8 @@ def main() -> None:
             spec = ObsSpec(state_dim=27, action_dim=7, cameras=("wrist",), image_shape=(96, 96, 3),
                            raw_state_dim=9, state_stack=3)  # fmt: skip
             iters = args.iters or (300 if cuda else 5)
-        bench(
-            name, cfg, spec, iters, args.warmup if args.warmup is not None else (20 if cuda else 1)
-        )
+        warmup = args.warmup if args.warmup is not None else (20 if cuda else 1)
+        bench(name, cfg, spec, iters, warmup, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,20 @@ behind. Prints the margin over the needed rate and the per-step handling
 latency p50/p99.
 
     python bench/recorder_throughput.py [--bridges 2] [--cams 2] [--size 96] [--rate 10]
+
+With ``--json`` each line is one JSON object, keyed by ``phase`` (max, paced, health).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
@@ -39,9 +43,9 @@ class Bridge:
 
     def __init__(self, robot_id: str, cams: int, size: int) -> None:
         self.robot_id = robot_id
-        self.sock = zmq.Context.instance().socket(zmq.PUB)
+        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, 0)
-        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        port: int = self.sock.bind_to_random_port("tcp://127.0.0.1")
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self.seq = {"step": 0, "episode": 0}
         rng = np.random.default_rng(0)
@@ -128,6 +132,49 @@ def run_phase(
     return time.perf_counter() - t0, total, max_lag
 
 
+def emit(as_json: bool, record: dict[str, Any], text: str) -> None:
+    print(json.dumps(record) if as_json else text, flush=True)
+
+
+def max_phase(args: argparse.Namespace, recorder: Recorder, bridges: list[Bridge]) -> None:
+    """Phase 1: every bridge publishes as fast as ZMQ takes the steps."""
+    needed = args.bridges * args.rate
+    secs, total, _ = run_phase(recorder, bridges, "max", args.episodes, args.steps, rate_hz=None)
+    sustained = total / secs
+    lat = recorder.step_latencies() * 1000
+    p50, p99, top = np.percentile(lat, 50), np.percentile(lat, 99), lat.max()
+    record = {
+        "phase": "max", "steps_per_s": round(sustained, 1), "needed_steps_per_s": needed,
+        "steps": total, "seconds": round(secs, 3), "bridges": args.bridges, "cams": args.cams,
+        "size": args.size, "rate_hz": args.rate, "latency_p50_ms": round(float(p50), 3),
+        "latency_p99_ms": round(float(p99), 3), "latency_max_ms": round(float(top), 3),
+    }  # fmt: skip
+    text = (
+        f"max sustained: {sustained:.0f} steps/s ({total} steps in {secs:.2f} s), "
+        f"margin {sustained / needed:.1f}x over {needed:.0f} steps/s\n"
+        f"per-step handling latency: p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {top:.2f} ms"
+    )
+    emit(args.json, record, text)
+
+
+def paced_phase(args: argparse.Namespace, recorder: Recorder, bridges: list[Bridge]) -> None:
+    """Phase 2: the bridges at their real rate; the recorder must never fall behind."""
+    paced_steps = max(1, int(args.paced_seconds * args.rate))
+    secs, total, lag = run_phase(recorder, bridges, "paced", 1, paced_steps, rate_hz=args.rate)
+    record = {"phase": "paced", "steps": total, "seconds": round(secs, 3),
+              "data_seconds": args.paced_seconds, "max_backlog_steps": max(lag, 0)}  # fmt: skip
+    text = (
+        f"paced at {args.rate:.0f} Hz: {total} steps recorded, {secs:.2f} s for "
+        f"{args.paced_seconds:.1f} s of data, max backlog {max(lag, 0)} steps"
+    )
+    emit(args.json, record, text)
+    stats = recorder.stats()
+    counts = {"gaps": stats.gaps, "missing": stats.missing, "malformed": stats.malformed,
+              "errors": stats.errors, "flushes": stats.flushes}  # fmt: skip
+    text = ", ".join(f"{name} {n}" for name, n in counts.items())
+    emit(args.json, {"phase": "health", **counts}, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bridges", type=int, default=2)
@@ -138,6 +185,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="steps per episode")
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument("--json", action="store_true", help="print JSON lines only")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,27 +195,11 @@ def main() -> None:
         recorder.start()
         for b in bridges:
             b.wait_seen(store)
-        needed = args.bridges * args.rate
-        print(f"{args.bridges} bridges x {args.cams} cams {args.size}x{args.size} JPEG, "
-              f"{needed:.0f} steps/s needed")  # fmt: skip
-
-        secs, total, _ = run_phase(
-            recorder, bridges, "max", args.episodes, args.steps, rate_hz=None
-        )
-        sustained = total / secs
-        lat = recorder.step_latencies() * 1000
-        print(f"max sustained: {sustained:.0f} steps/s ({total} steps in {secs:.2f} s), "
-              f"margin {sustained / needed:.1f}x over {needed:.0f} steps/s")  # fmt: skip
-        print(f"per-step handling latency: p50 {np.percentile(lat, 50):.2f} ms, "
-              f"p99 {np.percentile(lat, 99):.2f} ms, max {lat.max():.2f} ms")  # fmt: skip
-
-        paced_steps = max(1, int(args.paced_seconds * args.rate))
-        secs, total, lag = run_phase(recorder, bridges, "paced", 1, paced_steps, rate_hz=args.rate)
-        print(f"paced at {args.rate:.0f} Hz: {total} steps recorded, {secs:.2f} s for "
-              f"{args.paced_seconds:.1f} s of data, max backlog {max(lag, 0)} steps")  # fmt: skip
-        stats = recorder.stats()
-        print(f"gaps {stats.gaps}, missing {stats.missing}, malformed {stats.malformed}, "
-              f"errors {stats.errors}, flushes {stats.flushes}")  # fmt: skip
+        if not args.json:
+            print(f"{args.bridges} bridges x {args.cams} cams {args.size}x{args.size} JPEG, "
+                  f"{args.bridges * args.rate:.0f} steps/s needed")  # fmt: skip
+        max_phase(args, recorder, bridges)
+        paced_phase(args, recorder, bridges)
         recorder.stop()
         store.close()
         for b in bridges:

@@ -16,6 +16,8 @@ All clocks are the same host's (wall clock for camera stamps, monotonic for
 control), so no clock sync is needed. Usage::
 
     python bench/server_latency.py [--seconds 5] [--fps 30] [--size 96]
+
+With ``--json`` each line is one JSON object, keyed by ``case`` (camera, control, burst).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import cv2
 import httpx
@@ -84,6 +87,10 @@ def start_server(
     raise RuntimeError("server did not come up")
 
 
+def emit(as_json: bool, record: dict[str, Any], text: str) -> None:
+    print(json.dumps(record) if as_json else text, flush=True)
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -96,6 +103,7 @@ async def camera_client(url: str, stop_at: float, out: dict[str, list[float]]) -
             except TimeoutError:
                 break
             t_recv = time.time() * 1000.0
+            assert isinstance(data, bytes), "camera frames are binary messages"
             _, _, t_capture, t_send = HEADER.unpack(data[:24])
             out["t"].append(t_recv / 1000.0)
             out["send"].append(t_send - t_capture)
@@ -144,12 +152,20 @@ async def camera_fanout(
     rates = [len(window(r, "recv")) / args.seconds for r in results]
     send = [x for r in results for x in window(r, "send")]
     recv = [x for r in results for x in window(r, "recv")]
-    print(
-        f"camera  viewers={viewers:2d}  published={sent / (args.seconds + 1.0):5.1f}/s  "
+    record = {
+        "case": "camera", "viewers": viewers, "fps": args.fps,
+        "published_fps": round(sent / (args.seconds + 1.0), 2),
+        "fps_min": round(min(rates), 2), "fps_mean": round(float(np.mean(rates)), 2),
+        "send_p50_ms": round(pct(send, 50), 3), "send_p99_ms": round(pct(send, 99), 3),
+        "recv_p50_ms": round(pct(recv, 50), 3), "recv_p99_ms": round(pct(recv, 99), 3),
+    }  # fmt: skip
+    text = (
+        f"camera  viewers={viewers:2d}  published={record['published_fps']:5.1f}/s  "
         f"per-client fps min/mean={min(rates):5.1f}/{np.mean(rates):5.1f}  "
         f"capture->send p50={pct(send, 50):6.2f} p99={pct(send, 99):6.2f} ms  "
         f"capture->recv p50={pct(recv, 50):6.2f} p99={pct(recv, 99):6.2f} ms"
     )
+    emit(args.json, record, text)
 
 
 def gamepad(seq: int, x: float) -> str:
@@ -175,11 +191,15 @@ async def control_latency(
             if len(got) > before:
                 latencies.append((got[before].t_rx - t0) * 1000.0)
             await asyncio.sleep(1.0 / args.input_hz)
-        print(
+        record = {"case": "control", "n": len(latencies), "probes": args.probes,
+                  "p50_ms": round(pct(latencies, 50), 3), "p99_ms": round(pct(latencies, 99), 3),
+                  "max_ms": round(max(latencies, default=float("nan")), 3)}  # fmt: skip
+        text = (
             f"control input->bridge (one at a time, n={len(latencies)}): "
-            f"p50={pct(latencies, 50):.2f} ms  p99={pct(latencies, 99):.2f} ms  "
-            f"max={max(latencies):.2f} ms"
+            f"p50={record['p50_ms']:.2f} ms  p99={record['p99_ms']:.2f} ms  "
+            f"max={record['max_ms']:.2f} ms"
         )
+        emit(args.json, record, text)
         await control_burst(bridge, ws, args)
 
 
@@ -192,10 +212,13 @@ async def control_burst(bridge: FakeBridge, ws: object, args: argparse.Namespace
         await asyncio.sleep(max(0.0, t_start + (i + 1) / args.input_hz - time.monotonic()))
     await asyncio.sleep(0.5)
     arrived = len(bridge.wait_for("teleop_action", timeout=0)) - before
-    print(
+    record = {"case": "burst", "input_hz": args.input_hz, "seconds": args.seconds,
+              "sent": n, "arrived": arrived}  # fmt: skip
+    text = (
         f"control burst at {args.input_hz:.0f} Hz for {args.seconds:.0f} s: {n} inputs sent, "
         f"{arrived} actions reached the bridge (keep-latest may coalesce)"
     )
+    emit(args.json, record, text)
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -209,7 +232,8 @@ async def main_async(args: argparse.Namespace) -> None:
         base = f"127.0.0.1:{port}"
         try:
             print(f"frame {args.size}x{args.size} JPEG {len(jpeg)} bytes at {args.fps} fps; "
-                  f"{os.cpu_count()} CPUs (shared machine: figures are noisy)")  # fmt: skip
+                  f"{os.cpu_count()} CPUs (shared machine: figures are noisy)",
+                  file=sys.stderr if args.json else sys.stdout)  # fmt: skip
             for viewers in args.viewers:
                 await camera_fanout(bridge, base, token, viewers, args=args, jpeg=jpeg)
             await control_latency(bridge, base, token, args)
@@ -227,6 +251,7 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--probes", type=int, default=300, help="control latency samples")
     parser.add_argument("--input-hz", type=float, default=60.0, help="control input rate")
+    parser.add_argument("--json", action="store_true", help="print JSON lines only")
     asyncio.run(main_async(parser.parse_args()))
 
 

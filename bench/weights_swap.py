@@ -9,6 +9,9 @@ Two phases of equal length: without new weights, then with a new bundle every
 ticks that ran while a bundle was being loaded.
 
     python bench/weights_swap.py [--seconds 20] [--every 1.0] [--profile cpu|pixel]
+
+With ``--json`` each line is one JSON object, keyed by ``phase`` (without_swaps,
+with_swaps, while_loading, swaps).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
@@ -29,10 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from robot_bridge.app import build_bridge  # noqa: E402
+from robot_bridge.bridge import Bridge  # noqa: E402
+from robot_bridge.policy import Policy  # noqa: E402
 from robot_bridge.weights import LearnerPolicySlot, default_loader  # noqa: E402
 from tandem import wire  # noqa: E402
 from tandem.messages import Command, ResetDone, StartRollout  # noqa: E402
-from tandem.settings import load_settings  # noqa: E402
+from tandem.settings import BridgeSettings, load_settings  # noqa: E402
 
 
 def free_endpoint() -> str:
@@ -63,7 +69,7 @@ def publisher(args: argparse.Namespace) -> int:
     blob, config = make_bundle(cfg, spec, agent=agent, il=il)
     box = Outbox("bench", args.publish, free_endpoint(), lambda: (0, 0, {}))
     box.start()
-    print(f"bundle {len(blob) / 1e6:.2f} MB", flush=True)
+    print(f"bundle {len(blob) / 1e6:.2f} MB", file=sys.stderr, flush=True)
     for version, line in enumerate(sys.stdin, start=1):  # one line = one more version
         if line.strip() == "quit":
             break
@@ -83,14 +89,16 @@ class Recorder:
         self.ticks: list[tuple[float, float, float]] = []
         self.loads: list[tuple[float, float]] = []
 
-    def loader(self, bundle: bytes):  # type: ignore[no-untyped-def]
+    def loader(self, bundle: bytes) -> Policy:
         t0 = time.monotonic()
         policy = default_loader(bundle)
         self.loads.append((t0, time.monotonic()))
         return policy
 
 
-def run_bridge(args: argparse.Namespace, weights_ep: str) -> tuple[Recorder, object, object]:
+def run_bridge(
+    args: argparse.Namespace, weights_ep: str
+) -> tuple[Recorder, Bridge, BridgeSettings]:
     bridge_over = {
         "robot": "sim:lift", "pub_endpoint": free_endpoint(), "cmd_endpoint": free_endpoint(),
         "weights_endpoint": weights_ep, "horizon": 100_000, "rate_hz": args.rate,
@@ -109,27 +117,41 @@ def run_bridge(args: argparse.Namespace, weights_ep: str) -> tuple[Recorder, obj
         rec.ticks.append((time.monotonic(), lateness_s * 1e3, work_s * 1e3))
         record(lateness_s, work_s, skipped)
 
-    bridge.timing.record = timed  # type: ignore[method-assign]
+    bridge.timing.record = timed
     return rec, bridge, settings
 
 
-def summary(rows: list[tuple[float, float, float]], period_ms: float) -> str:
+def phase_stats(rows: list[tuple[float, float, float]], period_ms: float) -> dict[str, Any]:
+    """Tick count, lateness and work percentiles (ms) and ticks over the period."""
     if not rows:
-        return "no ticks"
+        return {"ticks": 0}
     late = np.array([r[1] for r in rows])
     work = np.array([r[2] for r in rows])
-    overruns = int((late + work > period_ms).sum())
+    return {
+        "ticks": len(rows),
+        "lateness_p50_ms": round(float(np.percentile(late, 50)), 3),
+        "lateness_p99_ms": round(float(np.percentile(late, 99)), 3),
+        "lateness_max_ms": round(float(late.max()), 3),
+        "work_p50_ms": round(float(np.percentile(work, 50)), 3),
+        "work_p99_ms": round(float(np.percentile(work, 99)), 3),
+        "over_period": int((late + work > period_ms).sum()),
+    }
+
+
+def summary(stats: dict[str, Any]) -> str:
+    if not stats["ticks"]:
+        return "no ticks"
     return (
-        f"ticks {len(rows):4d}  lateness p50 {np.percentile(late, 50):6.2f} "
-        f"p99 {np.percentile(late, 99):6.2f} max {late.max():7.2f} ms  "
-        f"work p50 {np.percentile(work, 50):6.2f} p99 {np.percentile(work, 99):6.2f} ms  "
-        f"over-period {overruns}"
+        f"ticks {stats['ticks']:4d}  lateness p50 {stats['lateness_p50_ms']:6.2f} "
+        f"p99 {stats['lateness_p99_ms']:6.2f} max {stats['lateness_max_ms']:7.2f} ms  "
+        f"work p50 {stats['work_p50_ms']:6.2f} p99 {stats['work_p99_ms']:6.2f} ms  "
+        f"over-period {stats['over_period']}"
     )
 
 
-def keep_rolling(bridge_settings: object, stop: threading.Event) -> None:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.connect(bridge_settings.cmd_endpoint)  # type: ignore[attr-defined]
+def keep_rolling(bridge_settings: BridgeSettings, stop: threading.Event) -> None:
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.connect(bridge_settings.cmd_endpoint)
     seq = 0
     while not stop.is_set():
         for body in (ResetDone(), StartRollout()):
@@ -149,6 +171,7 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=10.0)
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--cameras", default="front,wrist")
+    p.add_argument("--json", action="store_true", help="print JSON lines only")
     p.add_argument("--publish", help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
     p.add_argument("--profile-file", help=argparse.SUPPRESS)
@@ -159,7 +182,7 @@ def main() -> int:
     profile = REPO / "learner" / "profiles" / f"{args.profile}.toml"
     weights_ep = free_endpoint()
     rec, bridge, settings = run_bridge(args, weights_ep)
-    obs_spec = bridge.backend.observation_spec  # type: ignore[attr-defined]
+    obs_spec = bridge.backend.observation_spec
     pixels = args.profile == "pixel"
     cams = sorted(obs_spec.cameras) if pixels else []
     spec = {
@@ -180,12 +203,12 @@ def main() -> int:
         finally:
             stop.set()
 
-    bridge.start()  # type: ignore[attr-defined]
+    bridge.start()
     threading.Thread(target=drive, daemon=True).start()
     try:
-        bridge.run(stop)  # type: ignore[attr-defined]  # the renderer belongs to this thread
+        bridge.run(stop)  # the renderer belongs to this thread
     finally:
-        bridge.close()  # type: ignore[attr-defined]
+        bridge.close()
         if child.stdin is not None:
             child.stdin.write("quit\n")
             child.stdin.close()
@@ -194,7 +217,10 @@ def main() -> int:
     return 0
 
 
-def run_phases(args, child, bridge, settings, stop) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+def run_phases(
+    args: argparse.Namespace, child: subprocess.Popen[str], bridge: Bridge,
+    settings: BridgeSettings, stop: threading.Event,
+) -> tuple[float, float, float]:  # fmt: skip
     """First weights, then a phase without new bundles and a phase with one every ``every`` s."""
     assert child.stdin is not None
     time.sleep(3.0)
@@ -217,20 +243,40 @@ def run_phases(args, child, bridge, settings, stop) -> tuple[float, float, float
     return t0, t1, t2
 
 
-def report(args, rec, times, bridge) -> None:  # type: ignore[no-untyped-def]
+def report(args: argparse.Namespace, rec: Recorder, times: list[float], bridge: Bridge) -> None:
     t0, t1, t2 = times
     period = 1000.0 / args.rate
     loads = [(a, b) for a, b in rec.loads if t1 <= a <= t2]
     during = [r for r in rec.ticks if any(a <= r[0] <= b + period / 1000 for a, b in loads)]
     load_ms = np.array([(b - a) * 1e3 for a, b in loads]) if loads else np.zeros(1)
-    print(f"weights swap benchmark: sim:lift, cameras {args.cameras} at {args.image_size}px, "
-          f"{args.rate:g} Hz, profile {args.profile}, policy acting every tick")  # fmt: skip
-    print(f"  without swaps : {summary([r for r in rec.ticks if t0 <= r[0] < t1], period)}")
-    print(f"  with swaps    : {summary([r for r in rec.ticks if t1 <= r[0] < t2], period)}")
-    print(f"  while loading : {summary(during, period)}")
-    print(f"  swaps {len(loads)} (every {args.every:g} s), load time p50 "
-          f"{np.percentile(load_ms, 50):.0f} ms max {load_ms.max():.0f} ms; "
-          f"final version {bridge.policy.version}, lag {bridge.policy.lag}")  # fmt: skip
+    if not args.json:
+        print(f"weights swap benchmark: sim:lift, cameras {args.cameras} at {args.image_size}px, "
+              f"{args.rate:g} Hz, profile {args.profile}, policy acting every tick")  # fmt: skip
+    phases = {
+        "without_swaps": [r for r in rec.ticks if t0 <= r[0] < t1],
+        "with_swaps": [r for r in rec.ticks if t1 <= r[0] < t2],
+        "while_loading": during,
+    }
+    for name, rows in phases.items():
+        stats = phase_stats(rows, period)
+        label = name.replace("_", " ")
+        emit(args.json, {"phase": name, **stats}, f"  {label:<14}: {summary(stats)}")
+    swaps = {
+        "phase": "swaps", "swaps": len(loads), "every_s": args.every, "profile": args.profile,
+        "load_p50_ms": round(float(np.percentile(load_ms, 50)), 3),
+        "load_max_ms": round(float(load_ms.max()), 3),
+        "final_version": bridge.policy.version, "lag": bridge.policy.lag,
+    }  # fmt: skip
+    text = (
+        f"  swaps {len(loads)} (every {args.every:g} s), load time p50 "
+        f"{swaps['load_p50_ms']:.0f} ms max {swaps['load_max_ms']:.0f} ms; "
+        f"final version {bridge.policy.version}, lag {bridge.policy.lag}"
+    )
+    emit(args.json, swaps, text)
+
+
+def emit(as_json: bool, record: dict[str, Any], text: str) -> None:
+    print(json.dumps(record) if as_json else text, flush=True)
 
 
 if __name__ == "__main__":
