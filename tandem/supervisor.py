@@ -3,10 +3,13 @@
 Each child runs in its own process group with stdout and stderr merged; every
 line is forwarded to the console and to ``<log_dir>/<role>.log``, prefixed by
 the role. A child that exits is restarted with exponential back-off (reset
-after it has stayed up for a while). ``stop`` sends SIGTERM to every child,
-waits, then SIGKILLs what is left. The state of every child is written as
-JSON to ``status_path`` after each change (a ``ProcessTable``, replaced
-atomically) so the server can show it; ``server/routers/processes.py`` reads it.
+after it has stayed up for a while). ``stop`` sends SIGTERM to the children
+group by group (``ChildSpec.stop_group``, ascending: ``tandem up`` stops the
+bridges before the server and the learner that consume their messages), waits
+for each group, SIGKILLs what is left, and pauses ``drain_s`` between groups.
+The state of every child is written as JSON to ``status_path`` after each
+change (a ``ProcessTable``, replaced atomically) so the server can show it
+(``server/routers/processes.py`` reads it).
 """
 
 from __future__ import annotations
@@ -33,11 +36,16 @@ ChildStatus = Literal["starting", "running", "backoff", "stopped"]
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """A process to supervise: its role name, command line and extra environment."""
+    """A process to supervise: its role name, command line and extra environment.
+
+    ``stop_group``: children stop in ascending groups, each group after the one
+    before has exited (producers first, so consumers receive their last messages).
+    """
 
     role: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    stop_group: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,7 @@ class Supervisor:
         *,
         backoff: Backoff | None = None,
         stop_timeout_s: float = 15.0,
+        drain_s: float = 0.5,
         console: TextIO | None = None,
     ) -> None:
         roles = [s.role for s in specs]
@@ -149,6 +158,7 @@ class Supervisor:
         self.status_path = Path(status_path) if status_path else None
         self.backoff = backoff or Backoff()
         self.stop_timeout_s = stop_timeout_s
+        self.drain_s = drain_s
         self._children = [_Child(s, self.log_dir, console or sys.stdout) for s in specs]
         self._stop = threading.Event()
 
@@ -195,10 +205,18 @@ class Supervisor:
         return True
 
     def _shutdown(self) -> None:
-        for child in self._children:
+        groups = sorted({c.spec.stop_group for c in self._children})
+        for i, group in enumerate(groups):
+            if i:
+                time.sleep(self.drain_s)  # messages the last group sent are still in flight
+            self._stop_children([c for c in self._children if c.spec.stop_group == group])
+        self._write_status()
+
+    def _stop_children(self, children: list[_Child]) -> None:
+        for child in children:
             child.signal(signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout_s
-        for child in self._children:
+        for child in children:
             if child.proc is None:
                 continue
             try:
@@ -213,7 +231,6 @@ class Supervisor:
             child.state.status, child.state.pid = "stopped", None
             child.state.next_start_wall = None
             child.join_output()
-        self._write_status()
 
     def _write_status(self) -> None:
         if self.status_path is None:

@@ -74,6 +74,7 @@ def plan(
                 "TANDEM_SERVER__BRIDGE_CMD_ENDPOINTS": json.dumps(cmds),
                 "TANDEM_SERVER__LEARNER_METRICS_ENDPOINT": settings.learner.metrics_endpoint,
             },
+            stop_group=1,
         )
     ]
     for i, robot in enumerate(robots):
@@ -87,11 +88,13 @@ def plan(
         }
         role = "bridge" if len(robots) == 1 else f"bridge{i}"
         argv = [*base, "bridge", "--robot", robot, "--policy", "learner" if learner else "expert"]
-        specs.append(ChildSpec(role, argv, env))
+        # Bridges stop first: their last steps and the end of an open episode
+        # still reach the recorder and the learner, which stop after them.
+        specs.append(ChildSpec(role, argv, env, stop_group=0))
     if learner:
         env = {**shared, "TANDEM_LEARNER__BRIDGES": json.dumps(pubs)}
         # --resume is always safe: without a checkpoint the learner starts a new run.
-        specs.append(ChildSpec("learner", [*base, "learner", "--resume"], env))
+        specs.append(ChildSpec("learner", [*base, "learner", "--resume"], env, stop_group=1))
     return specs
 
 

@@ -181,15 +181,16 @@ def start_demo_nobody_drives(up: TandemUp, ctx: zmq.Context) -> str:
 
 
 def check_finalised(up: TandemUp, episode_id: str) -> None:
-    """Stopping finalises the open episode: ended, not recording, marked as cut short."""
+    """Stopping finalises the open episode: the bridge stops first and ends it (cut short,
+    ``safety_stop``); the recorder, stopping after it, stores every step and the end."""
     store = EpisodeStore(None, up.data)
     try:
         row = store.get_episode(episode_id)
     finally:
         store.close()
     assert not row.recording and row.ended_at is not None
-    assert row.truncated or not row.complete, row
-    assert row.outcome is None and row.length > 0
+    assert row.complete and row.truncated and not row.terminated, row
+    assert row.end_reason == "safety_stop" and row.outcome is None and row.length > 0
 
 
 def check_resumed(

@@ -155,3 +155,33 @@ def test_roles_must_be_unique(tmp_path: Path):
     spec = ChildSpec("a", ["true"])
     with pytest.raises(ValueError, match="unique"):
         Supervisor([spec, spec], tmp_path)
+
+
+def test_stop_groups_stop_in_order(tmp_path: Path):
+    """The producer (group 0) has exited before the consumer (group 1) is asked to stop."""
+    marks = tmp_path / "marks"
+    record = """
+import os, signal, sys, time
+def bye(*_):
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{sys.argv[2]} {time.monotonic()}\\n")
+    time.sleep(0.3)  # a slow shutdown
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+    specs = [
+        ChildSpec("consumer", [sys.executable, "-c", record, str(marks), "consumer"], stop_group=1),
+        ChildSpec("producer", [sys.executable, "-c", record, str(marks), "producer"]),
+    ]
+    sup = Supervisor(specs, tmp_path / "logs", console=io.StringIO(), drain_s=0.2)
+    thread = run_in_thread(sup)
+    logs = [tmp_path / "logs" / f"{role}.log" for role in ("consumer", "producer")]
+    assert wait_for(lambda: all(p.exists() and p.stat().st_size > 0 for p in logs))
+    sup.stop()
+    thread.join(20)
+    order = [line.split() for line in marks.read_text().splitlines()]
+    assert [role for role, _ in order] == ["producer", "consumer"]
+    assert float(order[1][1]) - float(order[0][1]) >= 0.3 + 0.2  # its exit, then the drain

@@ -13,6 +13,8 @@ def test_one_robot_gets_the_configured_endpoints_and_id():
     settings = load_settings()
     specs = plan(settings, ["sim:lift"])
     assert [s.role for s in specs] == ["server", "bridge", "learner"]
+    # the bridge stops first, so the recorder and the learner get its last messages
+    assert [s.stop_group for s in specs] == [1, 0, 1]
     bridge = specs[1]
     assert bridge.argv[-5:] == ["bridge", "--robot", "sim:lift", "--policy", "learner"]
     assert specs[2].argv[-2:] == ["learner", "--resume"]
