@@ -89,7 +89,7 @@ class Recorder:
         self.ticks: list[tuple[float, float, float]] = []
         self.loads: list[tuple[float, float]] = []
 
-    def loader(self, bundle: bytes) -> Policy:
+    def loader(self, bundle: bytes | memoryview) -> Policy:
         t0 = time.monotonic()
         policy = default_loader(bundle)
         self.loads.append((t0, time.monotonic()))

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load as st_load
+from safetensors import SafetensorError
+from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save as st_save
 
 from learner.bc import BCPolicy
@@ -25,6 +28,7 @@ from tandem.settings.learner import LearnerSettings
 
 BUNDLE_FORMAT = 1
 ACT_MODULES = ("normalizer", "encoder", "actor", "critic_target")
+MAX_HEADER_BYTES = 100 * 2**20
 
 
 class BundleError(ValueError):
@@ -61,15 +65,42 @@ def _prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
 
-def read_bundle(data: bytes | str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """-> (tensors, config) from bundle bytes or a file path."""
-    blob = Path(data).read_bytes() if isinstance(data, (str, Path)) else bytes(data)
+def read_bundle(
+    data: bytes | memoryview | str | Path,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """-> (tensors, config) from bundle bytes (or a view of them) or a file path.
+
+    Bytes are spilled to a temporary file (in RAM where ``/dev/shm`` exists) and
+    loaded from there: parsing a 100+ MB blob in memory (``safetensors.torch.load``)
+    holds the GIL for hundreds of milliseconds and stalls the bridge's control loop,
+    while writing and memory-mapping the file does not.
+    """
+    if isinstance(data, str | Path):
+        return _read_file(Path(data))
+    for spill_dir in (*_SHM, None):  # /dev/shm may be too small (64 MB in a container)
+        try:
+            with tempfile.NamedTemporaryFile(suffix=".safetensors", dir=spill_dir) as spill:
+                spill.write(data)
+                spill.flush()
+                return _read_file(Path(spill.name))
+        except OSError as exc:
+            failure = exc
+    raise BundleError(f"cannot spill the bundle to a temporary file: {failure}")
+
+
+_SHM = ("/dev/shm",) if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else ()
+
+
+def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
-        (header_len,) = struct.unpack("<Q", blob[:8])
-        header = json.loads(blob[8 : 8 + header_len])
+        with path.open("rb") as file:
+            (header_len,) = struct.unpack("<Q", file.read(8))
+            if header_len > MAX_HEADER_BYTES:
+                raise ValueError(f"header of {header_len} bytes")
+            header = json.loads(file.read(header_len))
         config = json.loads(header["__metadata__"]["tandem_config"])
-        tensors = st_load(blob)
-    except (struct.error, KeyError, ValueError, TypeError) as exc:
+        tensors = st_load_file(path)
+    except (struct.error, KeyError, ValueError, TypeError, OSError, SafetensorError) as exc:
         raise BundleError(f"not a policy bundle: {exc}") from None
     if config.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"bundle format {config.get('format')} != {BUNDLE_FORMAT}")
@@ -140,7 +171,7 @@ def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     return {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
 
 
-def load_policy(data: bytes | str | Path, device: str = "cpu") -> Policy:
+def load_policy(data: bytes | memoryview | str | Path, device: str = "cpu") -> Policy:
     """Load a bundle (bytes or file path) into an acting ``Policy``."""
     tensors, config = read_bundle(data)
     return Policy(tensors, config, device)

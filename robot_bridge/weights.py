@@ -30,13 +30,13 @@ from tandem.wire import Decoded, WireError, decode
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[bytes], Policy]
+Loader = Callable[[bytes | memoryview], Policy]
 POLL_MS = 100
 RCV_HWM = 4
 LOADER_NICE = 19
 
 
-def default_loader(bundle: bytes) -> Policy:
+def default_loader(bundle: bytes | memoryview) -> Policy:
     """Build the learner's policy from bundle bytes (imported lazily: torch is heavy)."""
     from learner.bundle import load_policy
 
@@ -138,11 +138,13 @@ class LearnerPolicySlot(PolicySlot):
         newest: Decoded | None = None
         while True:
             try:
-                parts = sock.recv_multipart(zmq.NOBLOCK)
+                # Zero-copy frames: copying a 100+ MB bundle into bytes would hold the GIL
+                # (and stall the control loop) for hundreds of milliseconds.
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return newest
             try:
-                decoded = decode(parts, expect=PolicyWeights)
+                decoded = decode([f.buffer for f in frames], expect=PolicyWeights)
             except WireError as exc:
                 self._reject(f"malformed weights message: {exc}")
                 continue

@@ -26,7 +26,7 @@ MAX_FRAME_BYTES = 512 * 1024 * 1024
 _DTYPES = {name: np.dtype(name) for name in get_args(DType)}
 
 M = TypeVar("M", bound=Message)
-FrameValue = np.ndarray | bytes
+FrameValue = np.ndarray | bytes | memoryview
 Buffer = bytes | bytearray | memoryview
 
 
@@ -48,9 +48,10 @@ class Decoded:
             raise WireError(f"{self.topic} message has no array frame {name!r}")
         return value
 
-    def blob(self, name: str) -> bytes:
+    def blob(self, name: str) -> bytes | memoryview:
+        """A ``bytes`` frame: the sender's part itself, or a read-only view of it (no copy)."""
         value = self.frames.get(name)
-        if not isinstance(value, bytes):
+        if not isinstance(value, bytes | memoryview):
             raise WireError(f"{self.topic} message has no bytes frame {name!r}")
         return value
 
@@ -216,7 +217,12 @@ def _decode_frame(topic: str, spec: FrameSpec, part: memoryview, max_bytes: int)
     if len(part) != spec.nbytes:
         raise WireError(f"{where}: header says {spec.nbytes} bytes, frame has {len(part)}")
     if spec.encoding == "bytes":
-        return bytes(part)
+        # No copy: copying a large blob (a 100+ MB policy bundle) into new bytes holds the
+        # GIL for hundreds of milliseconds and stalls every other thread, the control loop too.
+        source = part.obj
+        if isinstance(source, bytes) and len(source) == len(part):
+            return source
+        return part.toreadonly()
     if spec.dtype is None or spec.shape is None:
         raise WireError(f"{where}: {spec.encoding} frame needs dtype and shape")
     if spec.encoding == "jpeg":

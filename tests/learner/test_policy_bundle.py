@@ -87,3 +87,16 @@ def _bundle_mem(method: str) -> tuple[bytes, object]:
 def test_garbage_is_rejected() -> None:
     with pytest.raises(BundleError):
         load_policy(b"not a bundle at all")
+
+
+def test_a_view_of_the_bytes_loads_and_a_full_shm_falls_back(monkeypatch) -> None:
+    """The bridge hands the loader a zero-copy view of the ZMQ frame; where /dev/shm cannot
+    take the spill (a container's is 64 MB), the ordinary temporary directory does."""
+    from learner import bundle
+
+    blob, _ = _bundle_mem("ibrl")
+    obs = {"state": np.zeros(SPEC.state_dim, np.float32)}
+    expected, _ = load_policy(blob).act(obs)
+    monkeypatch.setattr(bundle, "_SHM", ("/nonexistent-shm",))
+    action, _ = load_policy(memoryview(blob).toreadonly()).act(obs)
+    np.testing.assert_array_equal(action, expected)

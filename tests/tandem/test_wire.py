@@ -338,3 +338,12 @@ def test_socket_helpers_over_real_zmq():
     finally:
         push.close(0)
         pull.close(0)
+
+
+def test_bytes_frames_are_not_copied():
+    """A large blob (a policy bundle) decodes to the sender's bytes or a read-only view."""
+    msg = PolicyWeights(run_id="run", version=1, sha256="a" * 64, method="ibrl")
+    parts = encode(msg, {"bundle": b"\x00" * 1000})
+    assert decode(parts).blob("bundle") is parts[2]
+    view = decode([bytearray(p) for p in parts]).blob("bundle")  # e.g. a zmq.Frame buffer
+    assert isinstance(view, memoryview) and view.readonly and bytes(view) == parts[2]

@@ -18,8 +18,8 @@ from tandem.wire import decode, encode
 class ConstPolicy:
     """A policy whose action is the float in its bundle (enough to tell bundles apart)."""
 
-    def __init__(self, bundle: bytes) -> None:
-        self.value = float(bundle.decode())
+    def __init__(self, bundle: bytes | memoryview) -> None:
+        self.value = float(bytes(bundle).decode())
 
     def act(self, obs):
         return np.full(7, self.value), {"proposal": "rl"}
@@ -78,7 +78,7 @@ def test_bad_checksum_rejected_and_lag_reported():
     endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
     loaded = threading.Event()
 
-    def slow_loader(bundle: bytes) -> ConstPolicy:
+    def slow_loader(bundle: bytes | memoryview) -> ConstPolicy:
         loaded.wait(10)
         return ConstPolicy(bundle)
 
