@@ -52,6 +52,7 @@ def collect(learner: OnlineLearner) -> tuple[int, int, dict[str, float | None]]:
         out["buffer/duplicates"] = float(learner.data.duplicates)
         pending = learner.data.intervention_steps - p.intervention_steps_at_refit
         out["hil/new_intervention_steps"] = float(pending)
+        out["hil/new_demo_steps"] = float(len(learner.data.demos) - p.demo_steps_at_refit)
     out.update(learner.episode_stats.metrics())
     if learner.ingest is not None:
         out.update(_ingest_metrics(learner))

@@ -56,6 +56,7 @@ class Progress:
     il_version: int = 0
     refits: int = 0
     intervention_steps_at_refit: int = 0
+    demo_steps_at_refit: int = 0
     refit_weights_version: int = 0
     update_calls: int = 0
 
@@ -323,6 +324,7 @@ class OnlineLearner:
             )  # fmt: skip
             self._set_metrics(metrics)
         log.info("IL pre-training done in %.1f s", time.monotonic() - t0)
+        self.progress.demo_steps_at_refit = len(self.data.demos)
         self.il = il
         self.agent = self._make_agent(il)
         if self.agent is not None and len(states):
@@ -408,10 +410,16 @@ class OnlineLearner:
         if self.refit is not None and self.refit.done:
             self._swap_refit(self.refit)
             self.refit = None
-        new = data.intervention_steps - self.progress.intervention_steps_at_refit
-        if self.refit is None and new >= self.svc.refit_min_intervention_steps:
-            self.progress.intervention_steps_at_refit = data.intervention_steps
-            log.info("HG-DAgger refit: %d new intervention steps", new)
+        if self.refit is not None:
+            return
+        p = self.progress
+        new = data.intervention_steps - p.intervention_steps_at_refit
+        new_demo = len(data.demos) - p.demo_steps_at_refit
+        due = new >= self.svc.refit_min_intervention_steps
+        if due or new_demo >= self.svc.refit_min_demo_steps:
+            p.intervention_steps_at_refit = data.intervention_steps
+            p.demo_steps_at_refit = len(data.demos)
+            log.info("IL refit: %d new intervention steps, %d new demo steps", new, new_demo)
             self.refit = Refit(
                 self.il, data.sample_il, self._il_batch, steps=self.svc.refit_steps,
                 batch_size=self.cfg.batch_size, lr=self.cfg.bc_lr,

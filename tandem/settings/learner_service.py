@@ -43,6 +43,12 @@ class LearnerServiceSettings(BaseModel):
     refit_min_intervention_steps: int = Field(
         50, ge=1, description="New intervention steps that trigger an HG-DAgger IL refit."
     )
+    refit_min_demo_steps: int = Field(
+        10,
+        ge=1,
+        description="New demonstration steps (recorded after the IL pre-training) that trigger "
+        "an IL refit, so the IL policy learns from every demo, not only the first ones.",
+    )
     refit_steps: int = Field(
         500, ge=1, description="Fine-tuning updates of the IL policy in each refit."
     )

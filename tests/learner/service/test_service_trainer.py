@@ -87,3 +87,31 @@ def test_pixels_pretrain_train_refit_checkpoint_and_resume(tmp_path):
     assert again.num_updates >= updates and again.progress.il_version == 1
     assert again.progress.weights_version > version  # versions are never reused
     assert again.progress.run_id == learner.progress.run_id
+
+
+@pytest.mark.timeout(120)
+def test_demos_recorded_after_pretraining_reach_the_il_policy(tmp_path):
+    """Pre-training starts with the first demo; the next demos trigger an IL refit."""
+    learner = _learner(tmp_path)
+    learner.start()
+    asm = EpisodeAssembler()
+    thread = threading.Thread(target=learner.run, daemon=True)
+    thread.start()
+    try:
+        learner.deliveries.append(_episode(asm, "first", 12, kind=EpisodeKind.DEMO))
+        assert wait(lambda: learner.il is not None)
+        assert learner.progress.demo_steps_at_refit == 12 and learner.progress.refits == 0
+        learner.deliveries.append(_episode(asm, "second", 12, kind=EpisodeKind.DEMO))
+        assert wait(lambda: learner.progress.refits >= 1), learner.metrics()[2]
+    finally:
+        learner.stop_event.set()
+        thread.join(30)
+    assert learner.progress.demo_steps_at_refit == 24 and learner.progress.il_version == 1
+    assert learner.metrics()[2]["hil/new_demo_steps"] == 0
+
+
+def wait(cond, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(cond())
