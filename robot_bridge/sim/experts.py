@@ -45,9 +45,17 @@ class Proprio:
 
 
 def move(ee: Proprio, goal: np.ndarray, yaw: float, gripper: float) -> np.ndarray:
-    """Proportional step towards ``goal`` (3,) with the gripper pointing down at heading ``yaw``."""
+    """Proportional step towards ``goal`` (3,) with the gripper pointing down at heading ``yaw``.
+
+    The heading turns the way that does not cross +-pi, even when that is the long way
+    round: headings near +-pi put the wrist against its joint limits (a policy can wind
+    it up there), and turning further would never reach the goal.
+    """
     goal_quat = quat_mul(yaw_quat(yaw), np.asarray(scene.HOME_QUAT))
     rot = rotation_between(goal_quat, ee.quat)
+    turn = yaw - yaw_of(ee.quat)  # both within [-pi, pi]
+    if abs(turn) > np.pi:
+        rot[2] = turn
     act = np.concatenate([(goal - ee.pos) / STEP_M, rot / STEP_RAD, [gripper]])
     return np.clip(act, -1.0, 1.0).astype(np.float32)
 
@@ -89,8 +97,7 @@ class LiftExpert:
     def __call__(self, obs: Obs) -> np.ndarray:
         ee, feat = Proprio.from_obs(obs)
         cube, cube_quat = feat[0:3], feat[3:7]
-        ee_yaw = yaw_of(ee.quat)
-        yaw = ee_yaw + wrap(yaw_of(cube_quat) - ee_yaw, np.pi / 2)  # any face pair will do
+        yaw = wrap(yaw_of(cube_quat), np.pi / 2)  # the face pair nearest the home heading
         width = scene.CUBE_HALF_M / scene.FINGER_MAX_M
         grasp = Grasp(cube, yaw, (0.5 * width, 1.2 * width))
         if grasp.holding(ee):
@@ -107,8 +114,7 @@ class DrawerExpert:
     def __call__(self, obs: Obs) -> np.ndarray:
         ee, feat = Proprio.from_obs(obs)
         handle = feat[0:3]
-        ee_yaw = yaw_of(ee.quat)
-        yaw = ee_yaw + wrap(-ee_yaw, np.pi)  # jaws open along world x, across the bar
+        yaw = 0.0  # the home heading: jaws open along world x, across the bar
         width = HANDLE_RADIUS_M / scene.FINGER_MAX_M
         grasp = Grasp(handle, yaw, (0.3 * width, 1.6 * width))
         if grasp.holding(ee):

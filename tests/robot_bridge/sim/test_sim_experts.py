@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from robot_bridge import sim
+from robot_bridge.sim.rotations import yaw_of
 
 EPISODES = 50
 MIN_SUCCESS_RATE = 0.9
@@ -95,3 +96,27 @@ def test_grasped_cube_stays_in_the_jaws_through_fast_motion(seed: int) -> None:
     # MuJoCo friction is soft: a few millimetres of creep under these accelerations is expected
     assert np.linalg.norm(state[14:17] - state[0:3]) < 0.025, "cube slipped out of the grasp"
     assert env._task.held(env.data)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("task", sim.TASKS)
+def test_expert_recovers_a_wrist_wound_up_to_its_limit(task: str) -> None:
+    """After a policy turned the hand ~180 degrees either way (where the wrist's joint limit
+    is), the expert, taking over, turns back the long way and still succeeds."""
+    env = gymnasium.make(sim.GYM_IDS[task], cameras=())
+    expert = sim.expert_for(task)
+    for seed, direction in ((0, 1.0), (1, -1.0), (2, 1.0), (3, -1.0)):
+        obs, _ = env.reset(seed=seed)
+        for _ in range(16):
+            obs, *_ = env.step(np.array([0, 0, 0.3, 0, 0, direction, -1], np.float32))
+        assert abs(sim_yaw(obs)) > 3.0
+        for _ in range(150):
+            obs, _, terminated, _, info = env.step(expert(obs))
+            if terminated:
+                break
+        assert terminated and info["success"], f"{task} seed {seed}: no recovery"
+    env.close()
+
+
+def sim_yaw(obs: dict[str, np.ndarray]) -> float:
+    return yaw_of(np.asarray(obs["state"][3:7], np.float64))
