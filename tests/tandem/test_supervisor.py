@@ -179,9 +179,11 @@ while True:
     sup = Supervisor(specs, tmp_path / "logs", console=io.StringIO(), drain_s=0.2)
     thread = run_in_thread(sup)
     logs = [tmp_path / "logs" / f"{role}.log" for role in ("consumer", "producer")]
-    assert wait_for(lambda: all(p.exists() and p.stat().st_size > 0 for p in logs))
-    sup.stop()
-    thread.join(20)
+    try:
+        assert wait_for(lambda: all(p.exists() and p.stat().st_size > 0 for p in logs))
+    finally:  # never leave the children running
+        sup.stop()
+        thread.join(20)
     order = [line.split() for line in marks.read_text().splitlines()]
     assert [role for role, _ in order] == ["producer", "consumer"]
     assert float(order[1][1]) - float(order[0][1]) >= 0.3 + 0.2  # its exit, then the drain
