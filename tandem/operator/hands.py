@@ -14,9 +14,10 @@ The sim state layout (``robot_bridge.sim.tasks``): ``[0:3]`` grip-site position,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from robot_bridge.sim.experts import expert_for
 from robot_bridge.sim.rotations import quat_mul, rotvec_to_quat
@@ -41,7 +42,7 @@ def task_of(robot_spec: str) -> str:
 
 
 def predict(
-    state: Sequence[float], action: Sequence[float], max_translation_m: float, max_rotation: float
+    state: ArrayLike, action: ArrayLike, max_translation_m: float, max_rotation: float
 ) -> np.ndarray:
     """The state after ``action``: the hand moves by it, and so does a held object."""
     s = np.array(state, dtype=np.float64)
@@ -66,6 +67,6 @@ class ExpertHands:
             raise HandsError(str(exc)) from None
         self._limits = (max_translation_m, max_rotation_rad)
 
-    def act(self, state: Sequence[float], in_flight: Sequence[float]) -> list[float]:
+    def act(self, state: ArrayLike, in_flight: ArrayLike) -> list[float]:
         ahead = predict(state, in_flight, *self._limits)
         return [float(x) for x in self._expert({"state": ahead})]

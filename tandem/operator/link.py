@@ -86,10 +86,10 @@ class ServerLink:
                 await ws.close()
 
     async def _connect(self, path: str, query: dict[str, str]) -> ClientConnection:
-        scheme = "wss" if self.base_url.startswith("https") else "ws"
-        url = f"{scheme}{self.base_url[self.base_url.index(':') :]}{path}"
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
+        base = urllib.parse.urlsplit(self.base_url)
+        scheme = "wss" if base.scheme == "https" else "ws"
+        parts = (scheme, base.netloc, base.path + path, urllib.parse.urlencode(query), "")
+        url = urllib.parse.urlunsplit(parts)
         headers = {"Authorization": f"Bearer {self._token}"}
         try:
             return await connect(url, additional_headers=headers, max_size=2**22)

@@ -106,11 +106,9 @@ class ScriptedOperator:
             return event
 
     async def _find_robot(self) -> None:
+        self.robot_id = self.link.robot  # None: the first robot that reports its state
         while not self.status:
-            event = await self._next()
-            wanted = self.link.robot
-            if event.get("type") == "state" and wanted not in (None, event.get("robot_id")):
-                self.status = {}
+            await self._next()
         self.robot_id = str(self.status["robot_id"])
         self.hands = ExpertHands(str(self.status["robot"]), *self.limits)
 
@@ -209,7 +207,7 @@ class ScriptedOperator:
         """End the episode as a failure when the expert's hand is stuck (e.g. a wrist wound
         up against its joint limit by the policy), as a person would, instead of waiting
         for the time limit. True once the bridge has accepted the ``failure``."""
-        driven.append(np.asarray(step["state"][:7], dtype=np.float64))
+        driven.append(_state(step)[:7])
         if len(driven) < self.plan.give_up_steps or not _stuck(driven):
             return False
         reason = f"the operator could not make progress in {len(driven)} steps"
@@ -219,7 +217,7 @@ class ScriptedOperator:
 
     async def _drive(self, step: dict[str, Any]) -> None:
         assert self.hands is not None
-        action = self.hands.act(step["state"], step["action"])
+        action = self.hands.act(_state(step), _applied(step))
         for snap in self.pad.drive(action):
             await self.link.send_pad(snap)
 
@@ -228,7 +226,7 @@ class ScriptedOperator:
     ) -> bool:
         """Watch the policy; take over when it stalls. True once the operator drives."""
         await self.link.send_pad(self.pad.idle())
-        window.append(np.asarray(step["state"][:3], dtype=np.float64))
+        window.append(_state(step)[:3])
         reason = self._stalled(int(step["step"]), window)
         if reason is None:
             return False
@@ -269,3 +267,25 @@ def _stuck(poses: deque[np.ndarray], distance_m: float = 0.005, angle_rad: float
         if np.linalg.norm(pose[:3] - first[:3]) > distance_m or turned > angle_rad:
             return False
     return True
+
+
+def _state(step: dict[str, Any]) -> np.ndarray:
+    """The step's observed state; a telemetry message without one is a clear error."""
+    return _vector(step, "state", minimum=17)
+
+
+def _applied(step: dict[str, Any]) -> np.ndarray:
+    return _vector(step, "action", minimum=7)
+
+
+def _vector(step: dict[str, Any], key: str, minimum: int) -> np.ndarray:
+    try:
+        value = np.asarray(step[key], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        value = np.empty(0)
+    if value.ndim != 1 or len(value) < minimum or not np.all(np.isfinite(value)):
+        raise LinkError(
+            f"telemetry step {step.get('step')} of {step.get('episode_id')} has no usable "
+            f"{key!r} (a server older than this operator sends none): {step.get(key)!r:.80}"
+        )
+    return value

@@ -24,7 +24,8 @@ from server.store import EpisodeStore
 from tandem.commands.operator import local_token
 from tandem.messages import PolicyWeights, StartDemo, StepRecord
 from tandem.settings import load_settings
-from tests.e2e.up_harness import TandemUp, wait_for
+from tests.e2e.up_harness import TandemUp
+from tests.polling import wait_for
 from tests.robot_bridge.conftest import Collector, CommandClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.up_harness import TandemUp, wait_for
+from tests.e2e.up_harness import TandemUp
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -13,9 +13,11 @@ import uvicorn
 
 from server.app import create_app
 from tandem.operator.hands import ExpertHands, HandsError, predict, task_of
-from tandem.operator.script import _stuck
+from tandem.operator.link import LinkError
+from tandem.operator.script import _state, _stuck
 from tandem.settings import load_settings
-from tests.e2e.up_harness import ROOT, free_port
+from tests.e2e.up_harness import ROOT
+from tests.polling import free_port
 
 
 def test_only_sim_tasks_can_be_driven():
@@ -88,3 +90,12 @@ def test_a_hand_that_neither_moves_nor_turns_is_stuck():
     turned[3:7] = [0.0, np.cos(0.05), np.sin(0.05), 0.0]  # 0.1 rad about the tool axis
     assert not _stuck(deque([*poses, turned]))
     assert not _stuck(deque([*poses, still + 10 * np.roll(jitter, 2)]))
+
+
+def test_a_step_without_a_usable_state_is_a_clear_error():
+    """Telemetry from a server that sends no step state (older, or broken) stops the operator
+    with a message, not a traceback."""
+    for bad in ({}, {"state": None}, {"state": [0.0] * 5}, {"state": [float("nan")] * 21}):
+        with pytest.raises(LinkError, match="has no usable 'state'"):
+            _state({"step": 3, "episode_id": "e", **bad})
+    assert len(_state({"state": [0.0] * 21})) == 21

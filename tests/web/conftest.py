@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from server.app import create_app
 from tandem.settings import load_settings
+from tests.polling import free_port
 from tests.web.harness import (
     ARTIFACTS,
     BRIDGE_START_S,
@@ -33,7 +34,6 @@ from tests.web.harness import (
     PageErrors,
     Stack,
     chromium_executable,
-    free_port,
     new_context,
     safe_name,
     serve,

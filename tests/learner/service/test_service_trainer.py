@@ -16,6 +16,7 @@ from tandem.messages import EpisodeKind, Outcome
 from tandem.settings import load_settings
 from tandem.settings.learner_service import LearnerServiceSettings
 from tests.learner.service.helpers import end, start, step
+from tests.polling import wait_for
 
 SIZE = 64  # the IL ResNet needs at least 2x2 features after its four stages
 
@@ -99,19 +100,12 @@ def test_demos_recorded_after_pretraining_reach_the_il_policy(tmp_path):
     thread.start()
     try:
         learner.deliveries.append(_episode(asm, "first", 12, kind=EpisodeKind.DEMO))
-        assert wait(lambda: learner.il is not None)
+        wait_for(lambda: learner.il is not None, 60, "the IL pre-training")
         assert learner.progress.demo_steps_at_refit == 12 and learner.progress.refits == 0
         learner.deliveries.append(_episode(asm, "second", 12, kind=EpisodeKind.DEMO))
-        assert wait(lambda: learner.progress.refits >= 1), learner.metrics()[2]
+        wait_for(lambda: learner.progress.refits >= 1, 60, "an IL refit for the second demo")
     finally:
         learner.stop_event.set()
         thread.join(30)
     assert learner.progress.demo_steps_at_refit == 24 and learner.progress.il_version == 1
     assert learner.metrics()[2]["hil/new_demo_steps"] == 0
-
-
-def wait(cond, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return bool(cond())
