@@ -36,11 +36,22 @@ class BundleError(ValueError):
 
 
 def make_bundle(
-    cfg: LearnerSettings, spec: ObsSpec, *, agent: IBRLAgent | None, il: BCPolicy | None
+    cfg: LearnerSettings,
+    spec: ObsSpec,
+    *,
+    agent: IBRLAgent | None,
+    il: BCPolicy | None,
+    il_only: bool = False,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Serialise what acting needs; returns (blob, config). ``agent`` None = bc policy."""
+    """Serialise what acting needs; returns (blob, config).
+
+    ``agent`` None = bc policy. ``il_only``: the policy acts with ``il`` alone whatever the
+    method (the IL-only warm-up before the hybrid acts); the agent is left out.
+    """
+    if il_only and il is None:
+        raise ValueError("an IL-only bundle needs the IL policy")
     tensors: dict[str, torch.Tensor] = {}
-    if agent is not None:
+    if agent is not None and not il_only:
         for name, module in agent.modules():
             if name in ACT_MODULES:
                 tensors.update(_prefixed(name, module.state_dict()))
@@ -52,6 +63,8 @@ def make_bundle(
         "learner": cfg.model_dump(mode="json"),
         "spec": spec.to_json(),
         "il_arch": None if il is None else il.arch,
+        "il_only": il_only,
+        "env_steps": 0 if agent is None else int(agent.env_steps),  # exploration schedule
     }
     blob = st_save(tensors, metadata={"tandem_config": json.dumps(config)})
     return blob, config
@@ -108,11 +121,15 @@ def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 class Policy:
-    """Acting policy of a bundle: ``act(obs) -> (action, info)``.
+    """Acting policy of a bundle: ``act(obs, explore) -> (action, info)``.
 
     ``obs`` is an env observation (a state array, or a dict with ``"state"`` and camera
     images). Frame/state stacking is kept internally; call ``reset()`` at an episode start.
-    ``info``: ``proposal`` ("il" or "rl"), ``q_il``, ``q_rl`` (NaN when not computed).
+    ``explore`` adds the agent's exploration noise to the RL proposal only (training
+    rollouts, as ``IBRLAgent.act``); the IL proposal is never noised, and ``explore=False``
+    (evaluation) is deterministic. An IL-only bundle (``il_only``: warm-up, or method bc)
+    acts with the IL policy alone. ``info``: ``proposal`` ("il" or "rl"), ``q_il``,
+    ``q_rl`` (NaN when not computed).
     """
 
     def __init__(
@@ -128,13 +145,15 @@ class Policy:
             self.il = BCPolicy(self.spec, **config["il_arch"])
             self.il.load_state_dict(_section(tensors, "il"))
             self.il.eval().to(self.device)
+        self.il_only = bool(config.get("il_only", False)) or self.method == "bc"
         self.agent: IBRLAgent | None = None
-        if self.method != "bc":
+        if not self.il_only:
             il = self.il if self.method in ("ibrl", "ibrl_soft") else None
             self.agent = IBRLAgent(self.cfg, self.spec, il, self.device)
             for name, module in self.agent.modules():
                 if name in ACT_MODULES:
                     module.load_state_dict(_section(tensors, name))
+            self.agent.env_steps = int(config.get("env_steps", 0))
         self._stacker = Stacker(self.spec)
         self._fresh = True
 
@@ -143,7 +162,7 @@ class Policy:
         self._fresh = True
 
     @torch.no_grad()
-    def act(self, obs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    def act(self, obs: Any, explore: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
         """Action (A,) float32 in [-1, 1] for one observation, and the selection info."""
         raw = obs if isinstance(obs, dict) else {"state": np.asarray(obs, np.float32).ravel()}
         stacked = self._stacker.reset(raw) if self._fresh else self._stacker.step(raw)
@@ -157,7 +176,7 @@ class Policy:
                 "q_il": float("nan"),
                 "q_rl": float("nan"),
             }
-        action, info = self.agent.act(batch, explore=False)
+        action, info = self.agent.act(batch, explore=explore)
         proposal = "il" if bool(info["use_il"][0]) else "rl"
         return action[0].cpu().numpy(), {
             "proposal": proposal,

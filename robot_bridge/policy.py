@@ -1,14 +1,18 @@
 """The policy slot: whatever proposes actions (scripted expert now, a learned actor later).
 
-A policy is any object with ``act(obs) -> (action, info)``: ``obs`` is the
-Gymnasium-style dict ``{"state": float32 (D,), <camera>: uint8 H x W x 3}``,
+A policy is any object with ``act(obs, explore) -> (action, info)`` and ``reset()``:
+``obs`` is the Gymnasium-style dict ``{"state": float32 (D,), <camera>: uint8 H x W x 3}``,
+``explore`` asks for exploration noise (training rollouts) or none (evaluation),
 ``action`` a 7-D array in [-1, 1], ``info`` a dict with the optional keys of
-``tandem.messages.PolicyInfo`` (proposal, q_il, q_rl). The learner swaps a
+``tandem.messages.PolicyInfo`` (proposal, q_il, q_rl). ``reset()`` starts an episode
+(stacked observations are forgotten). A deterministic, memoryless policy may define
+``act(obs)`` alone: the slot adapts it once, when it is loaded. The learner swaps a
 new actor in from another thread with ``PolicySlot.load``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable
@@ -24,17 +28,55 @@ _INFO_KEYS = ("proposal", "q_il", "q_rl")
 
 
 class Policy(Protocol):
-    def act(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]: ...
+    def act(
+        self, obs: dict[str, np.ndarray], explore: bool = True
+    ) -> tuple[np.ndarray, dict[str, Any]]: ...
+
+    def reset(self) -> None: ...
 
 
 class ExpertPolicy:
-    """Wraps a scripted expert (a callable obs -> action)."""
+    """Wraps a scripted expert (a callable obs -> action); it never explores, keeps no state."""
 
     def __init__(self, expert: Callable[[dict[str, np.ndarray]], np.ndarray]) -> None:
         self._expert = expert
 
-    def act(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
+    def act(
+        self, obs: dict[str, np.ndarray], explore: bool = True
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         return np.asarray(self._expert(obs), dtype=np.float64), {"proposal": "expert"}
+
+    def reset(self) -> None:
+        """Nothing to forget."""
+
+
+class _Deterministic:
+    """Adapts a policy with ``act(obs)`` only (no exploration, no episode state)."""
+
+    def __init__(self, policy: Any) -> None:
+        self.inner = policy
+
+    def act(
+        self, obs: dict[str, np.ndarray], explore: bool = True
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        action, info = self.inner.act(obs)
+        return action, info
+
+    def reset(self) -> None:
+        reset = getattr(self.inner, "reset", None)
+        if callable(reset):
+            reset()
+
+
+def as_policy(policy: object) -> Policy:
+    """``policy`` itself when it takes ``explore`` and has ``reset()``, else adapted."""
+    try:
+        takes_explore = "explore" in inspect.signature(policy.act).parameters  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        takes_explore = False
+    if takes_explore and callable(getattr(policy, "reset", None)):
+        return policy  # type: ignore[return-value]
+    return _Deterministic(policy)
 
 
 class PolicySlot:
@@ -46,10 +88,14 @@ class PolicySlot:
         self._version: int | None = None
         self.failures = 0
 
-    def load(self, policy: Policy | None, version: int | None = None) -> None:
-        """Put ``policy`` (None empties the slot) in place; the next tick uses it."""
+    def load(self, policy: object | None, version: int | None = None) -> None:
+        """Put ``policy`` (None empties the slot) in place; the next tick uses it.
+
+        A policy is loaded fresh: one swapped in mid-episode stacks from the next observation.
+        """
+        adapted = None if policy is None else as_policy(policy)
         with self._lock:
-            self._policy, self._version = policy, version
+            self._policy, self._version = adapted, version
         log.info("policy slot: %s (weights version %s)", type(policy).__name__, version)
 
     @property
@@ -62,14 +108,31 @@ class PolicySlot:
         with self._lock:
             return self._version
 
-    def act(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, PolicyInfo] | None:
-        """The policy's proposal and info, or None when the slot is empty or the policy failed."""
+    def reset(self) -> None:
+        """Start of an episode: the policy forgets its stacked history (call on every start)."""
+        with self._lock:
+            policy = self._policy
+        if policy is None:
+            return
+        try:
+            policy.reset()
+        except (ValueError, TypeError, RuntimeError) as exc:
+            self.failures += 1
+            log.warning("policy failed to reset (%s): %s", type(exc).__name__, exc)
+
+    def act(
+        self, obs: dict[str, np.ndarray], explore: bool = True
+    ) -> tuple[np.ndarray, PolicyInfo] | None:
+        """The policy's proposal and info, or None when the slot is empty or the policy failed.
+
+        ``explore``: exploration noise (a training rollout); False in evaluation episodes.
+        """
         with self._lock:
             policy, version = self._policy, self._version
         if policy is None:
             return None
         try:
-            action, info = policy.act(obs)
+            action, info = policy.act(obs, explore=explore)
             action = np.asarray(action, dtype=np.float64).reshape(-1)
             fields = {k: info[k] for k in _INFO_KEYS if k in info}
             return action, PolicyInfo(weights_version=version, **fields)

@@ -36,7 +36,7 @@ def test_bundles_load_in_a_fresh_process_and_act_identically(tmp_path) -> None:
     for method in ("ibrl", "bc"):
         blob, _ = _bundle(tmp_path / method, method)
         policy = load_policy(blob)
-        local[method] = [policy.act(o) for o in observations]
+        local[method] = [policy.act(o, explore=False) for o in observations]
         files.append(str(tmp_path / method / "policy.safetensors"))
     code = (
         "import json, numpy as np, sys\n"
@@ -45,7 +45,7 @@ def test_bundles_load_in_a_fresh_process_and_act_identically(tmp_path) -> None:
         "out = {}\n"
         "for name, path in zip(('ibrl', 'bc'), sys.argv[1:]):\n"
         "    p = load_policy(path)\n"
-        "    out[name] = [[a.tolist(), i] for a, i in (p.act(o) for o in obs)]\n"
+        "    out[name] = [[a.tolist(), i] for a, i in (p.act(o, explore=False) for o in obs)]\n"
         "print(json.dumps(out))\n"
     )
     cmd = [sys.executable, "-c", code, *files]
@@ -71,11 +71,14 @@ def test_policy_stacks_states_and_resets() -> None:
     blob, _ = _bundle_mem("rlpd")
     policy = load_policy(blob)
     obs_a, obs_b = np.ones(3), -np.ones(3)
-    first, _ = policy.act(obs_a)
-    policy.act(obs_b)
+    first, _ = policy.act(obs_a, explore=False)
+    policy.act(obs_b, explore=False)
     policy.reset()
-    again, _ = policy.act(obs_a)
+    again, _ = policy.act(obs_a, explore=False)
     np.testing.assert_array_equal(first, again)
+    policy.act(obs_b, explore=False)
+    no_reset, _ = policy.act(obs_a, explore=False)  # stack [b, a], not [a, a]
+    assert not np.allclose(no_reset, first)
 
 
 def _bundle_mem(method: str) -> tuple[bytes, object]:
@@ -96,7 +99,56 @@ def test_a_view_of_the_bytes_loads_and_a_full_shm_falls_back(monkeypatch) -> Non
 
     blob, _ = _bundle_mem("ibrl")
     obs = {"state": np.zeros(SPEC.state_dim, np.float32)}
-    expected, _ = load_policy(blob).act(obs)
+    expected, _ = load_policy(blob).act(obs, explore=False)
     monkeypatch.setattr(bundle, "_SHM", ("/nonexistent-shm",))
-    action, _ = load_policy(memoryview(blob).toreadonly()).act(obs)
+    action, _ = load_policy(memoryview(blob).toreadonly()).act(obs, explore=False)
     np.testing.assert_array_equal(action, expected)
+
+
+def test_training_rollouts_explore_and_evaluation_does_not() -> None:
+    """rl method: the action is the RL proposal, so noise shows directly in it."""
+    policy = load_policy(_bundle_mem("rl")[0])
+    obs = np.full(3, 0.3)
+    evals = [policy.act(obs, explore=False)[0] for _ in range(5)]
+    for action in evals[1:]:
+        np.testing.assert_array_equal(action, evals[0])
+    policy.reset()
+    trained = [policy.act(obs)[0] for _ in range(5)]  # the default is a training rollout
+    assert all(np.abs(a - evals[0]).max() > 1e-4 for a in trained)
+    assert np.abs(trained[0] - trained[1]).max() > 1e-4
+
+
+def test_exploration_noise_is_on_the_rl_proposal_only() -> None:
+    """ibrl: a step where the IL proposal wins executes it noise-free."""
+    torch.manual_seed(1)
+    policy = load_policy(_bundle_mem("ibrl")[0])
+    assert policy.il is not None
+    il_seen = 0
+    for k in range(40):
+        obs = np.full(3, 0.05 * k - 1.0)
+        policy.reset()
+        action, info = policy.act(obs, explore=True)
+        if info["proposal"] == "il":
+            il_seen += 1
+            state = torch.as_tensor(np.tile(obs, 2), dtype=torch.float32)[None]
+            expected = policy.il({"state": state})[0].detach().numpy()
+            np.testing.assert_allclose(action, expected, atol=1e-6)
+    assert il_seen > 0
+
+
+def test_an_il_only_bundle_acts_with_the_il_policy_alone() -> None:
+    """Warm-up bundles: no agent inside, every action is the IL proposal."""
+    torch.manual_seed(0)
+    agent = tiny_agent(SPEC, method="ibrl")
+    hybrid, _ = make_bundle(agent.cfg, SPEC, agent=agent, il=agent.il)
+    blob, config = make_bundle(agent.cfg, SPEC, agent=agent, il=agent.il, il_only=True)
+    assert config["il_only"] and len(blob) < len(hybrid)
+    policy = load_policy(blob)
+    assert policy.agent is None and policy.il is not None
+    obs = np.array([0.2, -0.4, 0.9])
+    action, info = policy.act(obs, explore=True)
+    assert info["proposal"] == "il"
+    state = torch.as_tensor(np.tile(obs, 2), dtype=torch.float32)[None]
+    np.testing.assert_allclose(action, policy.il({"state": state})[0].detach().numpy(), atol=1e-6)
+    with pytest.raises(ValueError):
+        make_bundle(agent.cfg, SPEC, agent=agent, il=None, il_only=True)
