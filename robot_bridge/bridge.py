@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import zmq
@@ -24,7 +25,7 @@ from robot_bridge.backend import RobotBackend
 from robot_bridge.cameras import CameraSet
 from robot_bridge.command_server import CommandServer, Incoming
 from robot_bridge.driver import DriverError
-from robot_bridge.modes import ACTIVE, HUMAN_DRIVEN, ModeMachine, choose_action
+from robot_bridge.modes import ACTIVE, HUMAN_DRIVEN, EvalBatch, ModeMachine, choose_action
 from robot_bridge.pacer import Pacer, TimingStats, enable_realtime
 from robot_bridge.policy import PolicySlot
 from robot_bridge.publisher import Publisher
@@ -40,13 +41,18 @@ from tandem.messages import (
     Outcome,
     Ping,
     SafetyEvent,
+    StartEval,
     StepRecord,
+    StopEval,
     TeleopAction,
 )
 from tandem.messages import ControlMode as M
 from tandem.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
+EndReason = Literal[
+    "success", "operator_label", "time_limit", "safety_stop", "take_over", "eval_stopped"
+]
 PROBE_PERIOD_S = 0.25
 RECENT_EPISODES = 200
 CAMERA_LOG_PERIOD_S = 60.0
@@ -59,6 +65,8 @@ class Episode:
     step: int = 0
     last_step_seq: int | None = None
     operator: str | None = None  # who started it
+    weights_version: int | None = None  # loaded when it started
+    eval_index: int | None = None  # 1-based position in the evaluation batch
 
 
 class Bridge:
@@ -74,7 +82,11 @@ class Bridge:
         context: zmq.Context | None = None,
         clock: Callable[[], float] = time.monotonic,
         timing_window: int = 600,
+        auto_reset: bool | None = None,
     ) -> None:
+        """``auto_reset``: the robot resets itself between evaluation episodes (default:
+        true for the simulator and the mock, false for a real arm, which waits for
+        the operator's reset_done)."""
         self.s = settings
         self.backend = backend
         self.policy = policy or PolicySlot()
@@ -90,6 +102,8 @@ class Bridge:
         self.recent: OrderedDict[str, EpisodeKind] = OrderedDict()
         self.last_kind: EpisodeKind | None = None
         self.state: RobotState | None = None
+        self.auto_reset = resets_itself(backend) if auto_reset is None else auto_reset
+        self.eval: EvalBatch | None = None
         self._episodes = 0
         self._gripper_cmd = -1.0
         self._human_fresh = False
@@ -121,6 +135,8 @@ class Bridge:
         )  # fmt: skip
 
     def close(self) -> None:
+        if self.eval is not None:
+            self.eval.stop("bridge stopped")
         if self.episode is not None:
             self._end_episode("safety_stop", None, terminated=False, truncated=True, final=False)
         for closer in (self.backend.stop, self.backend.close):
@@ -196,7 +212,9 @@ class Bridge:
         """One step of the active episode: arbitrate, apply safely, publish the step."""
         ep, mode = self.episode, self.machine.mode
         assert ep is not None and self.pub is not None
-        proposal = self.policy.act(state.policy_input())
+        # Evaluation episodes are deterministic: no exploration noise (docs/bridge.md).
+        explore = ep.kind is not EpisodeKind.EVALUATION
+        proposal = self.policy.act(state.policy_input(), explore=explore)
         p_action, p_info = proposal if proposal is not None else (None, None)
         human = self.teleop.fresh(now, self.s.watchdog_s) if mode in HUMAN_DRIVEN else None
         self._watch_teleop(mode, human)
@@ -272,11 +290,14 @@ class Bridge:
         if isinstance(body, EStop):
             self._estop(_why("operator e-stop", body.operator, body.reason), kind="estop")
             return True, "e-stop latched"
+        if isinstance(body, StopEval):
+            return self._stop_eval(_why("stop_eval", body.operator, body.reason))
         if body.type == "clear_estop" and not self.backend.link_ok:
             self.backend.probe()
         verdict = self.machine.check(
             body.type, policy_ready=self.policy.ready, link_ok=self.backend.link_ok,
             last_kind=self.last_kind, next_on_reset=self.s.next_episode_on_reset,
+            eval_pending=self.eval is not None and self.eval.pending,
         )  # fmt: skip
         if not verdict.ok or verdict.target is None:
             return False, verdict.reason
@@ -292,13 +313,20 @@ class Bridge:
             return True, f"episode ended ({label.value})"
         if command == "clear_estop":
             self.latch.clear()
+        if command == "take_over" and self._evaluating():
+            return self._fail_eval_episode(why)
         if command == "take_over":
             # Actions are deltas from the measured pose: clearing the slot means the
             # first tick after the take-over holds at that pose until the operator acts.
             self.teleop.clear()
             self._human_fresh = False
+        if isinstance(body, StartEval):
+            self._new_eval_batch(body.episodes, why)
+        else:
+            self._maybe_abandon_eval(command, target)
         if target in ACTIVE and self.machine.mode not in ACTIVE:
-            return self._start_episode(target, why, getattr(body, "operator", None))
+            kind = self._next_kind(target, command)
+            return self._start_episode(target, why, getattr(body, "operator", None), kind)
         self.machine.go(target, why)
         self._publish_status()
         return True, why
@@ -324,9 +352,86 @@ class Bridge:
         self.pub.episode(event)
         return True, f"episode {body.episode_id} labelled {body.label.value}"
 
+    # ----------------------------------------------------------------- evaluation
+    def _evaluating(self) -> bool:
+        return self.episode is not None and self.episode.kind is EpisodeKind.EVALUATION
+
+    def _next_kind(self, target: M, command: str) -> EpisodeKind:
+        if target is M.TELEOP:
+            return EpisodeKind.DEMO
+        batch_goes_on = command == "reset_done" and self.eval is not None and self.eval.pending
+        if command == "start_eval" or batch_goes_on:
+            return EpisodeKind.EVALUATION
+        return EpisodeKind.ROLLOUT
+
+    def _new_eval_batch(self, episodes: int, why: str) -> None:
+        if self.eval is not None:
+            self.eval.stop("replaced by a new batch")
+        batch_id = f"eval-{self.s.robot_id}-{time.strftime('%Y%m%dT%H%M%S')}-{self._episodes:04d}"
+        self.eval = EvalBatch(batch_id, episodes, self.auto_reset)
+        log.info("evaluation batch %s: %d episodes (%s)", batch_id, episodes, why)
+
+    def _maybe_abandon_eval(self, command: str, target: M) -> None:
+        """Starting another kind of episode, or idling after a reset, ends a batch still pending."""
+        batch = self.eval
+        if batch is None or not batch.pending:
+            return
+        if command in ("start_demo", "start_rollout"):
+            batch.stop(f"{command} instead of the next evaluation episode")
+        elif command == "reset_done" and target is M.IDLE:
+            batch.stop("reset done but no policy is loaded")
+
+    def _fail_eval_episode(self, why: str) -> tuple[bool, str]:
+        """A take-over ends an evaluation episode as a failure; the robot waits for a reset."""
+        assert self.episode is not None
+        ep_id = self.episode.id
+        self._end_episode(
+            "take_over", Outcome.FAILURE, terminated=False, truncated=True, auto_next=False
+        )
+        return True, f"{why}: evaluation episode {ep_id} ended as a failure (no human in eval)"
+
+    def _stop_eval(self, why: str) -> tuple[bool, str]:
+        batch = self.eval
+        if batch is None or not batch.running:
+            return False, "stop_eval refused: no evaluation batch is running"
+        batch.stop(why)
+        if self._evaluating():
+            self._end_episode(
+                "eval_stopped", Outcome.DISCARD, terminated=False, truncated=True, auto_next=False
+            )
+        else:
+            self._publish_status()
+        log.info("evaluation batch %s stopped after %d/%d: %s", batch.id, batch.done,
+                 batch.total, why)  # fmt: skip
+        return True, f"evaluation batch {batch.id} stopped after {batch.done}/{batch.total}"
+
+    def _tally_eval(self, ep: Episode, reason: str, outcome: Outcome | None) -> None:
+        """Count a finished evaluation episode (stopped and e-stopped ones do not count)."""
+        batch = self.eval
+        if ep.kind is not EpisodeKind.EVALUATION or batch is None or not batch.running:
+            return
+        if reason in ("eval_stopped", "safety_stop") or outcome is Outcome.DISCARD:
+            return
+        batch.record(outcome is Outcome.SUCCESS)
+        if not batch.running:
+            log.info("evaluation batch %s done: %d/%d autonomous successes", batch.id,
+                     batch.successes, batch.total)  # fmt: skip
+
+    def _next_eval_episode(self, operator: str | None) -> None:
+        """The simulator resets itself: start the batch's next episode at once."""
+        ok, reason = self._start_episode(
+            M.ROLLOUT, "next evaluation episode (the robot resets itself)", operator,
+            EpisodeKind.EVALUATION,
+        )  # fmt: skip
+        if not ok:
+            assert self.eval is not None
+            self.eval.stop(reason)
+            log.warning("evaluation batch %s stopped: %s", self.eval.id, reason)
+
     # ----------------------------------------------------------------- episodes
-    def _start_episode(self, target: M, why: str, operator: str | None) -> tuple[bool, str]:
-        kind = EpisodeKind.DEMO if target is M.TELEOP else EpisodeKind.ROLLOUT
+    def _start_episode(
+        self, target: M, why: str, operator: str | None, kind: EpisodeKind
+    ) -> tuple[bool, str]:
         seed = None if self.s.seed is None else self.s.seed + self._episodes
         try:
             self.state = self.backend.reset(randomize=self.s.randomize_reset, seed=seed)
@@ -334,24 +439,42 @@ class Bridge:
             return False, f"could not reset the robot: {exc}"
         self._episodes += 1
         ep_id = f"{self.s.robot_id}-{time.strftime('%Y%m%dT%H%M%S')}-{self._episodes:04d}"
-        self.episode = Episode(ep_id, kind, operator=operator)
+        index = None
+        if kind is EpisodeKind.EVALUATION and self.eval is not None:
+            index = self.eval.done + 1
+        self.episode = Episode(
+            ep_id, kind, operator=operator, weights_version=self.policy.version, eval_index=index
+        )
+        self.policy.reset()  # stacked observations never span two episodes
         self.teleop.clear()
         self._gripper_cmd, self._human_fresh = -1.0, False
         assert self.pub is not None
         start = EpisodeEvent(
             robot_id=self.s.robot_id, episode_id=ep_id, episode_kind=kind, event="start",
-            operator=operator,
+            operator=operator, **self._eval_fields(self.episode),
         )  # fmt: skip
         self.pub.episode(start)
         self.machine.go(target, f"{why}; episode {ep_id}")
         self._publish_status()
         return True, f"episode {ep_id} started"
 
+    def _eval_fields(self, ep: Episode) -> dict[str, Any]:
+        batch = self.eval if ep.kind is EpisodeKind.EVALUATION else None
+        return {
+            "weights_version": ep.weights_version,
+            "eval_batch": None if batch is None else batch.id,
+            "eval_index": ep.eval_index,
+        }
+
     def _end_episode(
-        self, reason: str, outcome: Outcome | None, *, terminated: bool, truncated: bool,
-        final: bool = True, to: M = M.AWAIT_RESET,
+        self, reason: EndReason, outcome: Outcome | None, *, terminated: bool, truncated: bool,
+        final: bool = True, to: M = M.AWAIT_RESET, auto_next: bool = True,
     ) -> None:  # fmt: skip
-        """Publish the end event with the final observation and leave the episode."""
+        """Publish the end event with the final observation and leave the episode.
+
+        In an evaluation batch on a robot that resets itself, the next episode starts
+        at once (``auto_next``); otherwise the robot waits for reset_done.
+        """
         ep = self.episode
         assert ep is not None and self.pub is not None
         state = self._observe() if final else None
@@ -360,19 +483,27 @@ class Bridge:
             robot_id=self.s.robot_id, episode_id=ep.id, episode_kind=ep.kind, event="end",
             reason=reason, outcome=outcome, num_steps=ep.step, last_step_seq=ep.last_step_seq,
             terminated=terminated, truncated=truncated, operator=ep.operator,
-            final_state=None if state is None else state.state.tolist(),
+            final_state=None if state is None else state.state.tolist(), **self._eval_fields(ep),
         )  # fmt: skip
         self.pub.episode(event, {} if state is None else state.images)
         self.recent[ep.id] = ep.kind
         while len(self.recent) > RECENT_EPISODES:
             self.recent.popitem(last=False)
         self.last_kind, self.episode = ep.kind, None
+        self._tally_eval(ep, reason, outcome)
         self.machine.go(to, f"episode {ep.id} ended: {reason}")
         self._publish_status()
+        batch = self.eval
+        goes_on = auto_next and reason in ("success", "time_limit", "operator_label")
+        goes_on = goes_on and to is M.AWAIT_RESET and ep.kind is EpisodeKind.EVALUATION
+        if goes_on and self.auto_reset and batch is not None and batch.pending:
+            self._next_eval_episode(ep.operator)
 
     # ----------------------------------------------------------------- safety
     def _estop(self, reason: str, *, kind: safety.SafetyKind) -> None:
         self.latch.trip(reason, self._clock())
+        if self.eval is not None:
+            self.eval.stop(f"e-stop: {reason}")
         self._safety(kind, reason)
         if self.episode is not None:
             link = kind != "link_lost"
@@ -408,6 +539,7 @@ class Bridge:
             weights_lag=getattr(self.policy, "lag", None),
             estop_reason=self.latch.reason, timing=self.timing.snapshot(),
             safety_events=list(self.safety_events), last_transition=self.machine.last,
+            eval=None if self.eval is None else self.eval.progress(),
         )  # fmt: skip
 
     def _publish_status(self) -> None:
@@ -422,6 +554,11 @@ class Bridge:
                     "camera %s: %d frames captured, %d dropped (overwritten before use), "
                     "%d failed reads", cam.name, cam.captured, cam.dropped, cam.failures,
                 )  # fmt: skip
+
+
+def resets_itself(backend: RobotBackend) -> bool:
+    """The simulator and the mock reset their scene themselves; a real arm needs a person."""
+    return backend.name.startswith("sim:") or backend.name == "mock"
 
 
 def _finite_or_none(action: np.ndarray | None) -> list[float] | None:

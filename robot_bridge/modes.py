@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tandem.messages import ActionSource, EpisodeKind, Transition
+from tandem.messages import ActionSource, EpisodeKind, EvalProgress, Transition
 from tandem.messages import ControlMode as M
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ HUMAN_DRIVEN = frozenset({M.TELEOP, M.INTERVENTION})
 _TABLE: dict[str, tuple[frozenset[M], M]] = {
     "start_demo": (frozenset({M.IDLE, M.AWAIT_RESET}), M.TELEOP),
     "start_rollout": (frozenset({M.IDLE, M.AWAIT_RESET}), M.ROLLOUT),
+    "start_eval": (frozenset({M.IDLE, M.AWAIT_RESET}), M.ROLLOUT),
     "take_over": (frozenset({M.ROLLOUT}), M.INTERVENTION),
     "hand_back": (frozenset({M.INTERVENTION}), M.ROLLOUT),
     "end_episode": (ACTIVE, M.AWAIT_RESET),
@@ -61,8 +62,12 @@ class ModeMachine:
         link_ok: bool,
         last_kind: EpisodeKind | None = None,
         next_on_reset: bool = True,
+        eval_pending: bool = False,
     ) -> Verdict:
-        """May ``command`` run now? Gives the target mode or the reason for refusing."""
+        """May ``command`` run now? Gives the target mode or the reason for refusing.
+
+        ``eval_pending``: an evaluation batch has episodes left (reset_done starts the next).
+        """
         if command == "estop":
             return Verdict(True, "e-stop", M.ESTOP)
         if command not in _TABLE:
@@ -71,7 +76,7 @@ class ModeMachine:
         if self.mode not in sources:
             return Verdict(False, _illegal(command, self.mode, sources))
         if command == "reset_done":
-            target = _after_reset(last_kind, next_on_reset, policy_ready)
+            target = _after_reset(last_kind, next_on_reset, policy_ready, eval_pending)
         needs_link = target in ACTIVE or command == "clear_estop"
         if needs_link and not link_ok:
             return Verdict(False, f"{command} refused: the link to the robot is down")
@@ -93,13 +98,56 @@ def _illegal(command: str, mode: M, sources: frozenset[M]) -> str:
     return f"{command} is not allowed in mode {mode.value} (allowed in: {allowed})"
 
 
-def _after_reset(last_kind: EpisodeKind | None, next_on_reset: bool, policy_ready: bool) -> M:
-    """reset_done starts the next episode of the kind that just ended (documented choice)."""
-    if not next_on_reset or last_kind is None:
+def _after_reset(
+    last_kind: EpisodeKind | None, next_on_reset: bool, policy_ready: bool, eval_pending: bool
+) -> M:
+    """reset_done starts the next episode of the kind that just ended (documented choice).
+
+    An evaluation batch with episodes left always goes on (a real robot waits for
+    reset_done between evaluation episodes); after its last episode the robot idles.
+    """
+    if eval_pending:
+        return M.ROLLOUT if policy_ready else M.IDLE
+    if not next_on_reset or last_kind in (None, EpisodeKind.EVALUATION):
         return M.IDLE
     if last_kind is EpisodeKind.DEMO:
         return M.TELEOP
     return M.ROLLOUT if policy_ready else M.IDLE
+
+
+@dataclass
+class EvalBatch:
+    """Tally of one evaluation batch: ``total`` episodes asked, ``done`` finished."""
+
+    id: str
+    total: int
+    auto_reset: bool
+    done: int = 0
+    successes: int = 0
+    running: bool = True
+    stopped_reason: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Episodes are left to run."""
+        return self.running and self.done < self.total
+
+    def record(self, success: bool) -> None:
+        """One episode finished; the batch stops running after the last one."""
+        self.done += 1
+        self.successes += int(success)
+        if self.done >= self.total:
+            self.running = False
+
+    def stop(self, reason: str) -> None:
+        if self.running:
+            self.running, self.stopped_reason = False, reason
+
+    def progress(self) -> EvalProgress:
+        return EvalProgress(
+            batch=self.id, total=self.total, done=self.done, successes=self.successes,
+            running=self.running, auto_reset=self.auto_reset, stopped_reason=self.stopped_reason,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

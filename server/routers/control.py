@@ -40,7 +40,9 @@ from tandem.messages import (
     Outcome,
     ResetDone,
     StartDemo,
+    StartEval,
     StartRollout,
+    StopEval,
     TakeOver,
     TeleopAction,
 )
@@ -72,15 +74,32 @@ NOT_HOLDING_ERROR_EVERY_S = 1.0
 NO_LEASE_COMMANDS = {"estop", "clear_estop"}
 
 
-def command_body(name: str, operator: str, reason: str | None) -> CommandBody:
-    """The bridge command for a browser command name."""
+def command_body(
+    name: str, operator: str, reason: str | None, episodes: int | None = None
+) -> CommandBody:
+    """The bridge command for a browser command name (``episodes``: start_eval's batch size)."""
     if name in ("success", "failure", "discard"):
         return EndEpisode(label=Outcome(name), operator=operator, reason=reason)
+    if name == "start_eval":
+        if episodes is None:
+            raise ValueError("start_eval needs the number of episodes")
+        return StartEval(episodes=episodes, operator=operator, reason=reason)
     simple: dict[
-        str, type[StartDemo | StartRollout | TakeOver | HandBack | ResetDone | EStop | ClearEStop]
+        str,
+        type[
+            StartDemo
+            | StartRollout
+            | StopEval
+            | TakeOver
+            | HandBack
+            | ResetDone
+            | EStop
+            | ClearEStop
+        ],
     ] = {
         "start_demo": StartDemo,
         "start_rollout": StartRollout,
+        "stop_eval": StopEval,
         "take_over": TakeOver,
         "hand_back": HandBack,
         "reset_done": ResetDone,
@@ -332,7 +351,7 @@ def _refused(msg: CommandRequest, reason: str) -> Ack:
 
 
 async def _relay(client: _Client, msg: CommandRequest) -> None:
-    body = command_body(msg.name, client.user.name, msg.reason)
+    body = command_body(msg.name, client.user.name, msg.reason, msg.episodes)
     try:
         reply = await client.state.link.command(body, client.robot)
     except BridgeError as exc:

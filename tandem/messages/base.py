@@ -85,8 +85,12 @@ class ControlMode(StrEnum):
 
 
 class EpisodeKind(StrEnum):
+    """demo: a human drives; rollout: the policy explores, a human may take over;
+    evaluation: the policy acts deterministically, a take-over makes it a failure."""
+
     DEMO = "demo"
     ROLLOUT = "rollout"
+    EVALUATION = "evaluation"
 
 
 class ActionSource(StrEnum):

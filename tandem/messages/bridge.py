@@ -85,8 +85,19 @@ class EpisodeEvent(Message):
     episode_kind: EpisodeKind
     event: Literal["start", "end", "label"]
     reason: Literal[
-        "started", "success", "operator_label", "time_limit", "safety_stop", "relabel"
-    ] = "started"
+        "started",
+        "success",
+        "operator_label",
+        "time_limit",
+        "safety_stop",
+        "relabel",
+        "take_over",
+        "eval_stopped",
+    ] = Field(
+        "started",
+        description="take_over: a human took over an evaluation episode (it is a failure); "
+        "eval_stopped: the operator stopped the evaluation batch (discarded).",
+    )
     outcome: Outcome | None = None
     num_steps: int = Field(0, ge=0)
     last_step_seq: int | None = Field(None, description="seq of the episode's last step record.")
@@ -94,6 +105,15 @@ class EpisodeEvent(Message):
     truncated: bool = False
     final_state: list[float] | None = None
     operator: str | None = None
+    weights_version: int | None = Field(
+        None, ge=0, description="Weights version loaded when the episode started."
+    )
+    eval_batch: str | None = Field(
+        None, max_length=128, description="Evaluation batch of an evaluation episode."
+    )
+    eval_index: int | None = Field(
+        None, ge=1, description="1-based position of an evaluation episode in its batch."
+    )
 
 
 class SafetyEvent(BaseModel):
@@ -130,6 +150,22 @@ class Transition(BaseModel):
     t_wall: float
 
 
+class EvalProgress(BaseModel):
+    """The bridge's current (or last) evaluation batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch: str = Field(description="Batch id (also on each of its episodes).")
+    total: int = Field(ge=1, description="Episodes asked for.")
+    done: int = Field(0, ge=0, description="Episodes finished (stopped ones excluded).")
+    successes: int = Field(0, ge=0, description="Autonomous successes so far.")
+    running: bool = Field(True, description="False once finished or stopped.")
+    auto_reset: bool = Field(
+        description="The robot resets itself between episodes (sim); else it waits for reset_done."
+    )
+    stopped_reason: str | None = None
+
+
 class BridgeStatus(Message):
     """Published at least once a second (keep-latest)."""
 
@@ -154,6 +190,7 @@ class BridgeStatus(Message):
     timing: LoopTiming = Field(default_factory=LoopTiming)
     safety_events: list[SafetyEvent] = Field(default_factory=list)
     last_transition: Transition | None = None
+    eval: EvalProgress | None = Field(None, description="Current or last evaluation batch.")
 
 
 class CameraFrame(Message):

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from tandem.messages.base import ACTION_DIM, ControlMode, Message, Outcome, finite_vector
 
+MAX_EVAL_EPISODES = 1000
+
 
 class _Cmd(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,6 +24,19 @@ class StartDemo(_Cmd):
 
 class StartRollout(_Cmd):
     type: Literal["start_rollout"] = "start_rollout"
+
+
+class StartEval(_Cmd):
+    """Run ``episodes`` evaluation episodes back to back (deterministic policy, no human)."""
+
+    type: Literal["start_eval"] = "start_eval"
+    episodes: int = Field(ge=1, le=MAX_EVAL_EPISODES, description="Episodes in the batch.")
+
+
+class StopEval(_Cmd):
+    """Stop the running evaluation batch; an open evaluation episode ends as discarded."""
+
+    type: Literal["stop_eval"] = "stop_eval"
 
 
 class TakeOver(_Cmd):
@@ -74,6 +89,8 @@ class Ping(_Cmd):
 CommandBody = Annotated[
     StartDemo
     | StartRollout
+    | StartEval
+    | StopEval
     | TakeOver
     | HandBack
     | TeleopAction

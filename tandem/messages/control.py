@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from tandem.messages.base import ControlMode
+from tandem.messages.commands import MAX_EVAL_EPISODES
 
 CONTROL_PROTOCOL_VERSION = 1
 MAX_MESSAGE_CHARS = 65536
@@ -44,6 +45,8 @@ KeyCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,32}$")]
 COMMAND_NAMES = (
     "start_demo",
     "start_rollout",
+    "start_eval",
+    "stop_eval",
     "take_over",
     "hand_back",
     "success",
@@ -56,6 +59,8 @@ COMMAND_NAMES = (
 CommandName = Literal[
     "start_demo",
     "start_rollout",
+    "start_eval",
+    "stop_eval",
     "take_over",
     "hand_back",
     "success",
@@ -214,6 +219,17 @@ class CommandRequest(ControlMessage):
     type: Literal["command"] = "command"
     name: CommandName
     reason: str | None = Field(None, max_length=500)
+    episodes: int | None = Field(
+        None, ge=1, le=MAX_EVAL_EPISODES, description="start_eval only: episodes in the batch."
+    )
+
+    @model_validator(mode="after")
+    def _episodes_for_eval(self) -> CommandRequest:
+        if self.name == "start_eval" and self.episodes is None:
+            raise ValueError("start_eval needs 'episodes' (how many evaluation episodes, >= 1)")
+        if self.name != "start_eval" and self.episodes is not None:
+            raise ValueError(f"'episodes' is only for start_eval, not {self.name}")
+        return self
 
 
 class ClientPing(ControlMessage):
