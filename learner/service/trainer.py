@@ -37,6 +37,7 @@ from learner.service.refit import Refit, train_il
 from learner.service.routing import route
 from learner.service.sources import IngestLog, load_roots, merge, session_roots
 from learner.service.stats import EpisodeStats, RateMeter
+from tandem.messages import EpisodeKind
 from tandem.settings import Settings
 from tandem.settings.learner_service import LearnerServiceSettings
 
@@ -92,6 +93,8 @@ class OnlineLearner:
         self.episode_stats = EpisodeStats(service.rolling_episodes)
         self.update_rate = RateMeter()
         self.env_steps = 0
+        self.demo_episodes = 0
+        self.rollouts_seen = 0
         self.state = "starting"
         self.last_metrics: dict[str, float] = {}
         self.last_checkpoint = time.monotonic()
@@ -101,6 +104,7 @@ class OnlineLearner:
         self._checkpointed: tuple[int, int, int] | None = None
         self.ingest: Ingest | None = None
         self.outbox: Outbox | None = None
+        self._il_only_published = False
 
     # ------------------------------------------------------------------ start-up
     def start(self) -> None:
@@ -139,6 +143,7 @@ class OnlineLearner:
             label_grace_s=self.svc.label_grace_s,
         )  # fmt: skip
         self.ingest.start()
+        self._set_metrics(self._gate_metrics())
 
     def _recorded_episodes(self) -> list[AssembledEpisode]:
         """Demos (always) and, when resuming, everything this run saw or the store recorded."""
@@ -267,6 +272,49 @@ class OnlineLearner:
         for seg in routed.intervention:
             data.add_intervention(seg)
         self.episode_stats.add(delivery.episode, len(routed.intervention))
+        self.demo_episodes += bool(routed.demo)
+        self.rollouts_seen += delivery.episode.kind != EpisodeKind.DEMO
+        self._set_metrics(self._gate_metrics())
+        if self.warmup_done and self._il_only_published:
+            log.info("IL-only warm-up done after %d rollouts: the hybrid acts from now on",
+                     self.rollouts_seen)  # fmt: skip
+            self.publish()
+
+    # ------------------------------------------------------------------ gates
+    @property
+    def uses_il(self) -> bool:
+        return self.cfg.method in ("ibrl", "ibrl_soft", "bc")
+
+    def demos_missing(self) -> bool:
+        """True while the demo data is below the minimum for the first policy."""
+        if not self.uses_il:
+            return False
+        demo_steps = 0 if self.data is None else len(self.data.demos)
+        cfg = self.cfg
+        return self.demo_episodes < cfg.online_min_demos or demo_steps < max(
+            1, cfg.online_min_demo_steps
+        )
+
+    @property
+    def warmup_done(self) -> bool:
+        """The IL-only warm-up rollouts are over (always for methods without a hybrid)."""
+        hybrid = self.cfg.method in ("ibrl", "ibrl_soft")
+        return not hybrid or self.rollouts_seen >= self.cfg.online_warmup_rollouts
+
+    def _gate_metrics(self) -> dict[str, float]:
+        """What the learner waits for (the dashboard shows "waiting for demos (1/3)")."""
+        cfg = self.cfg
+        return {
+            "learner/demos": float(self.demo_episodes),
+            "learner/demos_required": float(cfg.online_min_demos if self.uses_il else 0),
+            "learner/demo_steps": float(0 if self.data is None else len(self.data.demos)),
+            "learner/demo_steps_required": float(cfg.online_min_demo_steps if self.uses_il else 0),
+            "learner/warmup_rollouts": float(self.rollouts_seen),
+            "learner/warmup_rollouts_required": float(
+                cfg.online_warmup_rollouts if cfg.method in ("ibrl", "ibrl_soft") else 0
+            ),
+            "learner/il_only": float(not self.warmup_done),
+        }
 
     # ------------------------------------------------------------------ models
     def _ready(self) -> bool:
@@ -280,7 +328,7 @@ class OnlineLearner:
             self._ckpt = None
             self.publish()
             return True
-        if len(self.data.demos) == 0 and self.cfg.method not in ("rl", "rlpd"):
+        if self.demos_missing():
             self.state = "waiting_for_demos"
             return False
         self._pretrain()
@@ -294,7 +342,7 @@ class OnlineLearner:
         return BCPolicy(
             self.spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=cfg.bc_dropout,
             pixel_dropout=cfg.bc_pixel_dropout, resnet_width=cfg.bc_resnet_width,
-            shift_pad=cfg.shift_pad,
+            shift_pad=cfg.shift_pad, norm_clip=cfg.state_norm_clip,
         ).to(self.device)  # fmt: skip
 
     def _make_agent(self, il: BCPolicy) -> IBRLAgent | None:
@@ -446,12 +494,16 @@ class OnlineLearner:
     def publish(self) -> None:
         """Publish the current policy bundle as the next weights version."""
         assert self.spec is not None and self.outbox is not None
-        blob, config = make_bundle(self.cfg, self.spec, agent=self.agent, il=self.il)
+        il_only = not self.warmup_done
+        blob, config = make_bundle(
+            self.cfg, self.spec, agent=self.agent, il=self.il, il_only=il_only
+        )
+        self._il_only_published = il_only
         self.progress.weights_version += 1
         self.outbox.publish_weights(
             blob, version=self.progress.weights_version, method=self.cfg.method,
             il_version=self.progress.il_version, update_step=self.num_updates,
-            config={"spec": config["spec"], "method": config["method"]},
+            config={"spec": config["spec"], "method": config["method"], "il_only": il_only},
         )  # fmt: skip
         self._save_run_info()
 

@@ -38,7 +38,7 @@ def _learner(tmp_path, resume=False) -> OnlineLearner:
         "device": "cpu", "obs": "pixels", "threads": 1, "hidden_dim": 16, "actor_layers": 1,
         "vit_dim": 16, "vit_heads": 2, "spatial_emb": 16, "actor_compress": 8, "batch_size": 8,
         "min_buffer": 8, "bc_steps": 5, "bc_hidden_dim": 16, "bc_resnet_width": 4,
-        "update_freq": 1, "num_critic_updates": 1, "buffer_size": 2000,
+        "update_freq": 1, "num_critic_updates": 1, "buffer_size": 2000, "online_min_demos": 1,
         "bridges": ["tcp://127.0.0.1:9"], "weights_endpoint": "tcp://127.0.0.1:*",
         "metrics_endpoint": "tcp://127.0.0.1:*",
     }  # fmt: skip
