@@ -124,3 +124,24 @@ class LearnerSettings(BaseModel):
     metrics_endpoint: str = Field(
         "tcp://127.0.0.1:5562", description="ZMQ PUB endpoint where training metrics are published."
     )
+
+    # ---- online learner (tandem learner; docs/learner_service.md)
+    online_min_demos: int = Field(
+        2,
+        ge=0,
+        description="Online learner: successful demonstration episodes to wait for before the "
+        "IL pre-training and the first policy (ibrl, ibrl_soft, bc).",
+    )
+    online_min_demo_steps: int = Field(
+        0,
+        ge=0,
+        description="Online learner: demonstration steps to wait for as well before the first "
+        "policy.",
+    )
+    online_warmup_rollouts: int = Field(
+        2,
+        ge=0,
+        description="Online learner (ibrl, ibrl_soft): rollout episodes acted by the IL policy "
+        "alone (IL-only bundles, as the reference's warm-up) before the hybrid acts; the "
+        "critic trains meanwhile.",
+    )
