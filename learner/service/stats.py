@@ -11,23 +11,43 @@ from learner.service.assembly import AssembledEpisode
 from tandem.messages import EpisodeKind
 
 
+def policy_result(kind: EpisodeKind, success: bool, human_steps: int) -> str | None:
+    """How a policy episode ended: ``autonomous_success`` (succeeded with zero human steps),
+    ``assisted_success`` (succeeded after a human drove part of it) or ``failure``.
+
+    Demos are not the policy's: None. An evaluation episode has no human by definition,
+    so one with human steps is a failure.
+    """
+    if kind == EpisodeKind.DEMO:
+        return None
+    if not success:
+        return "failure"
+    if human_steps == 0:
+        return "autonomous_success"
+    return "failure" if kind == EpisodeKind.EVALUATION else "assisted_success"
+
+
 @dataclass
 class EpisodeStats:
-    """Rolling success rate, return and intervention rate over the last ``window`` episodes.
+    """Rolling figures over the last ``window`` rollout (and, apart, evaluation) episodes.
 
-    Success and return are over rollout episodes (the policy's performance);
-    the intervention rate is the fraction of a rollout episode's steps that a
-    human drove, averaged over the window.
+    Three separate figures over rollouts (docs/metrics.md): the autonomous success
+    rate (succeeded with zero human steps), the success-with-help rate (succeeded
+    after a take-over) and the intervention rate (fraction of a rollout's steps a
+    human drove, averaged). An episode a human finished is never the policy's success.
     """
 
     window: int
     demo_episodes: int = 0
     rollout_episodes: int = 0
+    eval_episodes: int = 0
     intervention_segments: int = 0
-    _success: deque[float] = field(default_factory=deque)
+    _autonomous: deque[float] = field(default_factory=deque)
+    _assisted: deque[float] = field(default_factory=deque)
     _return: deque[float] = field(default_factory=deque)
     _human_frac: deque[float] = field(default_factory=deque)
     _any_human: deque[float] = field(default_factory=deque)
+    _eval_autonomous: deque[float] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, ep: AssembledEpisode, intervention_segments: int) -> None:
@@ -38,19 +58,28 @@ class EpisodeStats:
         if ep.kind == EpisodeKind.DEMO:
             self.demo_episodes += 1
             return
+        human = sum(s.intervention for s in ep.steps)
+        result = policy_result(ep.kind, ep.success, human)
+        if ep.kind == EpisodeKind.EVALUATION:
+            self.eval_episodes += 1
+            self._push(self._eval_autonomous, float(result == "autonomous_success"))
+            return
         self.rollout_episodes += 1
         self.intervention_segments += intervention_segments
         n = max(1, len(ep.steps))
-        human = sum(s.intervention for s in ep.steps)
         for buf, value in (
-            (self._success, float(ep.success)),
+            (self._autonomous, float(result == "autonomous_success")),
+            (self._assisted, float(result == "assisted_success")),
             (self._return, ep.episode_return),
             (self._human_frac, human / n),
             (self._any_human, float(human > 0)),
         ):
-            buf.append(value)
-            while len(buf) > self.window:
-                buf.popleft()
+            self._push(buf, value)
+
+    def _push(self, buf: deque[float], value: float) -> None:
+        buf.append(value)
+        while len(buf) > self.window:
+            buf.popleft()
 
     def metrics(self) -> dict[str, float | None]:
         with self._lock:
@@ -58,12 +87,15 @@ class EpisodeStats:
 
     def _metrics(self) -> dict[str, float | None]:
         return {
-            "episode/success_rate": _mean(self._success),
+            "episode/autonomous_success_rate": _mean(self._autonomous),
+            "episode/assisted_success_rate": _mean(self._assisted),
             "episode/return": _mean(self._return),
             "hil/intervention_rate": _mean(self._human_frac),
             "hil/episodes_with_intervention": _mean(self._any_human),
+            "eval/autonomous_success_rate": _mean(self._eval_autonomous),
             "data/demo_episodes": float(self.demo_episodes),
             "data/rollout_episodes": float(self.rollout_episodes),
+            "data/eval_episodes": float(self.eval_episodes),
             "data/intervention_segments": float(self.intervention_segments),
         }
 
