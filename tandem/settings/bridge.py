@@ -16,6 +16,14 @@ class BridgeSettings(BaseModel):
         "robot0", min_length=1, description="Name of this robot in steps, episodes and the UI."
     )
     rate_hz: float = Field(10.0, gt=0, le=1000, description="Control loop rate in Hz.")
+    sim_rate_hz: float | None = Field(
+        None,
+        gt=0,
+        le=200,
+        description="Control loop rate of a simulated robot (sim:*) in Hz; None = rate_hz. The "
+        "simulation advances 0.1 s per step whatever the rate, so 30 runs it 3x faster than "
+        "real time (a policy is seen learning sooner); other robots always run at rate_hz.",
+    )
     cameras: list[str] = Field(
         default_factory=lambda: ["front", "wrist"], description="Camera names to publish."
     )
