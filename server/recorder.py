@@ -329,6 +329,7 @@ class Recorder:
             task=self._robot_specs.get(msg.robot_id),
             operator=msg.operator,
             started_wall=msg.t_wall,
+            extra=_episode_extra(msg),
         )
         self._begin(meta)
 
@@ -352,6 +353,9 @@ class Recorder:
         }
         if msg.operator is not None:
             updates["operator"] = msg.operator
+        extra = _episode_extra(msg)
+        if extra:
+            updates["extra"] = {**ep.writer.meta.extra, **extra}
         final = _final_obs(ep.writer.meta, msg, images)
         self._finish(ep, end_reason=msg.reason, complete=ep.missing + tail_lost == 0,
                      final=final, **updates)  # fmt: skip
@@ -392,6 +396,16 @@ class Recorder:
     def _bump(self, counter: str) -> None:
         with self._lock:
             setattr(self._stats, counter, getattr(self._stats, counter) + 1)
+
+
+def _episode_extra(msg: EpisodeEvent) -> dict[str, Any]:
+    """Weights version and evaluation batch of an episode event, for ``EpisodeMeta.extra``."""
+    fields = {
+        "weights_version": msg.weights_version,
+        "eval_batch": msg.eval_batch,
+        "eval_index": msg.eval_index,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _final_obs(

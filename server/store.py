@@ -33,6 +33,7 @@ from server.db.engine import default_database_url, make_engine, make_session_fac
 from server.db.schemas import (
     EpisodeDetail,
     EpisodeOut,
+    EvalBatchOut,
     LearnerRunOut,
     OperatorOut,
     ReconcileReport,
@@ -47,11 +48,13 @@ from tandem.episodes import (
     read_meta,
     recover_partials,
 )
-from tandem.messages import EpisodeKind, Outcome
+from tandem.messages import EpisodeKind, EpisodeResult, Outcome, episode_result
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
+MAX_EVAL_EPISODES = 20_000  # evaluation episodes read to build the batch list
+EXTRA_FIELDS = ("weights_version", "eval_batch", "eval_index")  # EpisodeMeta.extra -> row
 DEFAULT_OPERATOR = "admin"
 DELETED_SUFFIX = ".deleting"
 
@@ -118,6 +121,8 @@ class EpisodeStore:
         until: datetime | None = None,
         complete: bool | None = None,
         discarded: bool | None = None,
+        result: EpisodeResult | str | None = None,
+        eval_batch: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[EpisodeOut], int]:
@@ -135,6 +140,8 @@ class EpisodeStore:
             m.Episode.operator: operator,
             m.Episode.complete: complete,
             m.Episode.discarded: discarded,
+            m.Episode.result: None if result is None else EpisodeResult(result).value,
+            m.Episode.eval_batch: eval_batch,
         }
         for column, value in conditions.items():
             if value is not None:
@@ -204,6 +211,7 @@ class EpisodeStore:
             row.labeled_by = operator
             if outcome is Outcome.DISCARD:
                 row.discarded = True
+            row.result = _result(row)
             return EpisodeOut.model_validate(row)
 
     def annotate(self, episode_id: str, notes: str) -> EpisodeOut:
@@ -222,6 +230,7 @@ class EpisodeStore:
         with self.session() as s:
             row = self._row(s, episode_id)
             row.discarded = flag
+            row.result = _result(row)
             return EpisodeOut.model_validate(row)
 
     def delete(self, episode_id: str) -> None:
@@ -286,6 +295,7 @@ class EpisodeStore:
                 row = _row_from_meta(meta)
                 s.add(row)
             _apply_meta(row, meta)
+            _fill_env_steps(s, row)
             return EpisodeOut.model_validate(row)
 
     def reconcile(self) -> ReconcileReport:
@@ -328,6 +338,31 @@ class EpisodeStore:
             except ValueError as exc:
                 log.error("skipping unreadable episode %s: %s", path, exc)
         return metas
+
+    # ----------------------------------------------------------------- evaluation batches
+
+    def list_evals(self, robot: str | None = None) -> list[EvalBatchOut]:
+        """Evaluation batches oldest first, from their finished episodes with a result.
+
+        Env steps missing when an episode finished (metrics not stored yet) are filled now.
+        """
+        query = (
+            select(m.Episode)
+            .where(m.Episode.kind == EpisodeKind.EVALUATION.value)
+            .where(m.Episode.eval_batch.is_not(None))
+            .order_by(m.Episode.started_at.desc())
+            .limit(MAX_EVAL_EPISODES)
+        )
+        if robot is not None:
+            query = query.where(m.Episode.robot_id == robot)
+        with self.session() as s:
+            rows = list(reversed(s.scalars(query).all()))
+            for row in rows:
+                _fill_env_steps(s, row)
+            batches: dict[str, list[m.Episode]] = {}
+            for row in rows:
+                batches.setdefault(str(row.eval_batch), []).append(row)
+            return [_eval_batch(rows) for rows in batches.values()]
 
     # ----------------------------------------------------------------- operators and tokens
 
@@ -519,6 +554,62 @@ class EpisodeStore:
             return [LearnerRunOut.model_validate(r) for r in rows]
 
 
+def _result(row: m.Episode) -> str | None:
+    """The row's policy result: the operator's label first, then the task's success signal."""
+    if row.discarded or row.outcome == Outcome.DISCARD.value:
+        return None
+    success = row.success if row.outcome is None else row.outcome == Outcome.SUCCESS.value
+    result = episode_result(EpisodeKind(row.kind), success, row.intervention_steps)
+    return None if result is None else result.value
+
+
+def _fill_env_steps(s: Session, row: m.Episode) -> None:
+    if row.env_steps is None and row.weights_version is not None and row.kind != "demo":
+        row.env_steps = env_steps_at_version(s, row.weights_version)
+
+
+def env_steps_at_version(s: Session, version: int) -> int | None:
+    """The learner's env steps when it first reported weights version >= ``version``.
+
+    From the stored metrics history of the newest run that reached that version
+    (``weights/version`` and ``learner/env_steps`` of one message share its time).
+    """
+    first = (
+        select(m.MetricPoint.run_id, func.min(m.MetricPoint.t))
+        .where(m.MetricPoint.name == "weights/version", m.MetricPoint.value >= version)
+        .group_by(m.MetricPoint.run_id)
+        .order_by(func.min(m.MetricPoint.t).desc())
+        .limit(1)
+    )
+    hit = s.execute(first).first()
+    if hit is None:
+        return None
+    run_id, t_first = hit
+    value = s.scalar(
+        select(m.MetricPoint.value)
+        .where(m.MetricPoint.run_id == run_id, m.MetricPoint.name == "learner/env_steps")
+        .where(m.MetricPoint.t >= t_first)
+        .order_by(m.MetricPoint.t)
+        .limit(1)
+    )
+    return None if value is None else int(value)
+
+
+def _eval_batch(rows: list[m.Episode]) -> EvalBatchOut:
+    done = [r for r in rows if r.result is not None and not r.recording]
+    wins = sum(r.result == EpisodeResult.AUTONOMOUS_SUCCESS.value for r in done)
+    versions = sorted({r.weights_version for r in rows if r.weights_version is not None})
+    steps = [r.env_steps for r in rows if r.env_steps is not None]
+    ends = [r.ended_at for r in rows if r.ended_at is not None]
+    return EvalBatchOut(
+        batch=str(rows[0].eval_batch), robot_id=rows[0].robot_id, started_at=rows[0].started_at,
+        ended_at=max(ends) if ends else None, episodes=len(done), successes=wins,
+        success_rate=wins / len(done) if done else None,
+        weights_version=rows[0].weights_version, weights_versions=versions,
+        env_steps=steps[0] if steps else None, episode_ids=[r.id for r in rows],
+    )  # fmt: skip
+
+
 def _ensure_robot(s: Session, robot_id: str, spec: str | None = None) -> m.Robot:
     robot = s.get(m.Robot, robot_id)
     if robot is None:
@@ -575,7 +666,23 @@ def _row_from_meta(meta: EpisodeMeta) -> m.Episode:
         complete=False,
         terminated=False,
         truncated=False,
+        **_extra(meta),
     )
+
+
+def _extra(meta: EpisodeMeta) -> dict[str, Any]:
+    """Weights version and evaluation batch the recorder put in the metadata's ``extra``."""
+    out: dict[str, Any] = {}
+    for key in EXTRA_FIELDS:
+        value = meta.extra.get(key)
+        if value is None:
+            continue
+        if key == "eval_batch" and not isinstance(value, str):
+            raise StoreError(f"episode {meta.episode_id}: eval_batch must be a string: {value!r}")
+        if key != "eval_batch" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise StoreError(f"episode {meta.episode_id}: {key} must be an integer: {value!r}")
+        out[key] = value
+    return out
 
 
 def _apply_meta(row: m.Episode, meta: EpisodeMeta) -> bool:
@@ -595,6 +702,7 @@ def _apply_meta(row: m.Episode, meta: EpisodeMeta) -> bool:
         "recording": False,
         "intervention_count": len(meta.interventions),
         "intervention_steps": sum(end - start for start, end in meta.interventions),
+        **_extra(meta),
     }
     if ended is not None and (
         row.ended_at is None or abs(row.ended_at - ended).total_seconds() > 1e-3
@@ -606,6 +714,9 @@ def _apply_meta(row: m.Episode, meta: EpisodeMeta) -> bool:
     changed = {k: v for k, v in values.items() if getattr(row, k) != v}
     for key, value in changed.items():
         setattr(row, key, value)
+    result = _result(row)
+    if row.result != result:
+        row.result = changed["result"] = result
     spans = [(iv.start_step, iv.end_step) for iv in row.interventions]
     wanted = [tuple(span) for span in meta.interventions]
     if spans != wanted:

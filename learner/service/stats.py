@@ -8,23 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from learner.service.assembly import AssembledEpisode
-from tandem.messages import EpisodeKind
-
-
-def policy_result(kind: EpisodeKind, success: bool, human_steps: int) -> str | None:
-    """How a policy episode ended: ``autonomous_success`` (succeeded with zero human steps),
-    ``assisted_success`` (succeeded after a human drove part of it) or ``failure``.
-
-    Demos are not the policy's: None. An evaluation episode has no human by definition,
-    so one with human steps is a failure.
-    """
-    if kind == EpisodeKind.DEMO:
-        return None
-    if not success:
-        return "failure"
-    if human_steps == 0:
-        return "autonomous_success"
-    return "failure" if kind == EpisodeKind.EVALUATION else "assisted_success"
+from tandem.messages import EpisodeKind, EpisodeResult, episode_result
 
 
 @dataclass
@@ -59,17 +43,17 @@ class EpisodeStats:
             self.demo_episodes += 1
             return
         human = sum(s.intervention for s in ep.steps)
-        result = policy_result(ep.kind, ep.success, human)
+        result = episode_result(ep.kind, ep.success, human)
         if ep.kind == EpisodeKind.EVALUATION:
             self.eval_episodes += 1
-            self._push(self._eval_autonomous, float(result == "autonomous_success"))
+            self._push(self._eval_autonomous, float(result is EpisodeResult.AUTONOMOUS_SUCCESS))
             return
         self.rollout_episodes += 1
         self.intervention_segments += intervention_segments
         n = max(1, len(ep.steps))
         for buf, value in (
-            (self._autonomous, float(result == "autonomous_success")),
-            (self._assisted, float(result == "assisted_success")),
+            (self._autonomous, float(result is EpisodeResult.AUTONOMOUS_SUCCESS)),
+            (self._assisted, float(result is EpisodeResult.ASSISTED_SUCCESS)),
             (self._return, ep.episode_return),
             (self._human_frac, human / n),
             (self._any_human, float(human > 0)),

@@ -135,6 +135,13 @@ class Episode(Base):
     terminated: Mapped[bool] = mapped_column(Boolean, default=False)
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     end_reason: Mapped[str | None] = mapped_column(String(32))
+    # Policy episodes: autonomous_success, assisted_success or failure (tandem.messages.
+    # episode_result, with the operator's label); None for demos and discarded episodes.
+    result: Mapped[str | None] = mapped_column(String(24), index=True)
+    weights_version: Mapped[int | None] = mapped_column(Integer)
+    env_steps: Mapped[int | None] = mapped_column(Integer)
+    eval_batch: Mapped[str | None] = mapped_column(String(128), index=True)
+    eval_index: Mapped[int | None] = mapped_column(Integer)
 
     interventions: Mapped[list[Intervention]] = relationship(
         back_populates="episode",

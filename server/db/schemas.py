@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from server.db.models import Role
-from tandem.messages import EpisodeKind, Outcome
+from tandem.messages import EpisodeKind, EpisodeResult, Outcome
 
 
 class _ReadModel(BaseModel):
@@ -47,10 +47,46 @@ class EpisodeOut(_ReadModel):
     terminated: bool
     truncated: bool
     end_reason: str | None
+    result: EpisodeResult | None = Field(
+        None,
+        description="Policy episodes: autonomous_success (succeeded with zero human steps), "
+        "assisted_success (succeeded after a take-over) or failure; None for demos and "
+        "discarded episodes. The operator's label counts over the task's success signal.",
+    )
+    weights_version: int | None = Field(None, description="Weights version that started it.")
+    env_steps: int | None = Field(
+        None, description="The learner's env steps when that weights version was current."
+    )
+    eval_batch: str | None = Field(None, description="Evaluation batch (evaluation episodes).")
+    eval_index: int | None = Field(None, description="1-based position in the batch.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def autonomous_success(self) -> bool:
+        """The policy succeeded alone (the only success that counts as the policy's)."""
+        return self.result is EpisodeResult.AUTONOMOUS_SUCCESS
 
 
 class EpisodeDetail(EpisodeOut):
     interventions: list[InterventionOut]
+
+
+class EvalBatchOut(BaseModel):
+    """One evaluation batch: its episodes' autonomous successes, weights and env steps."""
+
+    batch: str
+    robot_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    episodes: int = Field(description="Finished evaluation episodes with a result.")
+    successes: int = Field(description="Autonomous successes among them.")
+    success_rate: float | None = Field(description="successes / episodes; None without episodes.")
+    weights_version: int | None = Field(description="Weights version of the first episode.")
+    weights_versions: list[int] = Field(description="Every weights version that acted.")
+    env_steps: int | None = Field(
+        description="The learner's env steps at the first episode's weights version."
+    )
+    episode_ids: list[str]
 
 
 class OperatorOut(_ReadModel):

@@ -7,10 +7,12 @@ from tandem.messages.base import (
     ActionSource,
     ControlMode,
     EpisodeKind,
+    EpisodeResult,
     FrameSpec,
     Message,
     Outcome,
     Sequencer,
+    episode_result,
 )
 from tandem.messages.bridge import (
     BridgeStatus,
@@ -79,6 +81,7 @@ __all__ = [
     "EndEpisode",
     "EpisodeEvent",
     "EpisodeKind",
+    "EpisodeResult",
     "EvalProgress",
     "FrameSpec",
     "HandBack",
@@ -102,4 +105,5 @@ __all__ = [
     "TeleopAction",
     "Transition",
     "command_adapter",
+    "episode_result",
 ]

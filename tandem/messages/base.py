@@ -93,6 +93,30 @@ class EpisodeKind(StrEnum):
     EVALUATION = "evaluation"
 
 
+class EpisodeResult(StrEnum):
+    """How a policy episode (rollout or evaluation) ended, for the honest success figures."""
+
+    AUTONOMOUS_SUCCESS = "autonomous_success"  # succeeded with zero human steps
+    ASSISTED_SUCCESS = "assisted_success"  # succeeded after a human drove part of it
+    FAILURE = "failure"
+
+
+def episode_result(kind: EpisodeKind, success: bool, human_steps: int) -> EpisodeResult | None:
+    """Classify a policy episode; None for a demo (a human's episode, not the policy's).
+
+    An evaluation episode has no human by definition: one with human steps is a failure.
+    """
+    if kind == EpisodeKind.DEMO:
+        return None
+    if not success:
+        return EpisodeResult.FAILURE
+    if human_steps == 0:
+        return EpisodeResult.AUTONOMOUS_SUCCESS
+    if kind == EpisodeKind.EVALUATION:
+        return EpisodeResult.FAILURE
+    return EpisodeResult.ASSISTED_SUCCESS
+
+
 class ActionSource(StrEnum):
     POLICY = "policy"
     HUMAN = "human"

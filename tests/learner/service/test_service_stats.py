@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from learner.service.assembly import AssembledEpisode
-from learner.service.stats import EpisodeStats, policy_result
+from learner.service.stats import EpisodeStats
 from tandem.episodes import StepData
-from tandem.messages import ActionSource, EpisodeKind, Outcome
+from tandem.messages import ActionSource, EpisodeKind, Outcome, episode_result
 
 
 def episode(
@@ -87,5 +87,5 @@ def test_rolling_window() -> None:
         (EpisodeKind.DEMO, True, 10, None),
     ],
 )
-def test_policy_result(kind: EpisodeKind, success: bool, human: int, expected: str | None) -> None:
-    assert policy_result(kind, success, human) == expected
+def test_episode_result(kind: EpisodeKind, success: bool, human: int, expected: str | None) -> None:
+    assert episode_result(kind, success, human) == expected

@@ -44,12 +44,15 @@ def action(step: int) -> list[float]:
     return [float(np.sin(step + i)) * 0.5 for i in range(7)]
 
 
-def step_data(step: int, *, intervention: bool = False, reward: float = 0.0) -> StepData:
+def step_data(
+    step: int, *, intervention: bool = False, reward: float = 0.0, success: bool = False
+) -> StepData:
     return StepData(
         state=state(step),
         action=np.asarray(action(step), np.float32),
         images={cam: image(step, i) for i, cam in enumerate(CAMS)},
         reward=reward,
+        success=success,
         intervention=intervention,
         action_source=ActionSource.HUMAN if intervention else ActionSource.POLICY,
         step=step,
@@ -69,6 +72,8 @@ def write_episode(
     started: float | None = None,
     interventions: tuple[int, int] | None = None,
     finish: bool = True,
+    success: bool = True,
+    extra: dict[str, object] | None = None,
 ) -> Path:
     """Write an episode the way the recorder does (row at start, files, row at end)."""
     meta = EpisodeMeta(
@@ -80,12 +85,14 @@ def write_episode(
         state_dim=STATE_DIM,
         operator=operator,
         started_wall=started if started is not None else time.time(),
+        extra=extra or {},
     )
     store.begin_episode(meta)
     writer = EpisodeWriter(store.episodes_root, meta)
     for i in range(n):
         human = interventions is not None and interventions[0] <= i < interventions[1]
-        writer.append(step_data(i, intervention=human, reward=1.0 if i == n - 1 else 0.0))
+        last = success and i == n - 1
+        writer.append(step_data(i, intervention=human, reward=float(last), success=last))
     writer.flush()
     if not finish:
         return writer.dir

@@ -94,4 +94,4 @@ def test_cli_export(tmp_path: Path) -> None:
     broken = _cli("db", "upgrade", "--data-dir", str(data), "--database-url", "nosuchdb://x")
     assert broken.returncode == 1 and "cannot open the store" in broken.stderr
     upgrade = _cli("db", "upgrade", "--data-dir", str(data))
-    assert upgrade.returncode == 0 and "revision 0001" in upgrade.stdout
+    assert upgrade.returncode == 0 and "revision 0002" in upgrade.stdout
