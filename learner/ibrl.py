@@ -46,6 +46,12 @@ def selection_mode(method: str) -> SelectionMode:
     return "ibrl" if method == "ibrl" else "ibrl_soft" if method == "ibrl_soft" else "rl"
 
 
+def actor_dropout(cfg: LearnerSettings) -> float:
+    """The actor's dropout: ``actor_dropout`` for ibrl*, 0 for the rl and rlpd baselines
+    (as the reference configs run them)."""
+    return cfg.actor_dropout if selection_mode(cfg.method) != "rl" else 0.0
+
+
 class IBRLAgent:
     """Actor, critic (+ targets), optional ViT encoder and the frozen IL policy."""
 
@@ -88,10 +94,9 @@ class IBRLAgent:
         actor: nn.Module
         critic: nn.Module
         a_dim, s_dim = spec.action_dim, spec.state_dim
+        dropout = actor_dropout(cfg)
         if not spec.pixels:
-            actor = StateActor(
-                s_dim, a_dim, cfg.hidden_dim, cfg.state_actor_layers, cfg.actor_dropout
-            )
+            actor = StateActor(s_dim, a_dim, cfg.hidden_dim, cfg.state_actor_layers, dropout)
             critic = EnsembleCritic(s_dim, a_dim, cfg.hidden_dim, cfg.critic_layers, cfg.num_q)
             return None, actor, critic, cfg.num_k
         assert spec.image_shape is not None
@@ -101,7 +106,7 @@ class IBRLAgent:
         p, d = encoder.num_patches, cfg.vit_dim
         actor = PixelActor(
             p, d, s_dim, a_dim, compress=cfg.actor_compress, hidden=cfg.hidden_dim,
-            layers=cfg.actor_layers, dropout=cfg.actor_dropout,
+            layers=cfg.actor_layers, dropout=dropout,
         )  # fmt: skip
         critic = PixelCritic(
             cfg.pixel_num_q, num_patches=p, patch_dim=d, prop_dim=s_dim, action_dim=a_dim,
@@ -136,9 +141,11 @@ class IBRLAgent:
         a_rl: torch.Tensor,
         obs: Tensors,
         critic: nn.Module,
+        *,
+        mode: SelectionMode | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Score the RL proposal (and the IL proposal for ibrl*) with ``critic`` (min over
-        ``num_k`` random heads) and apply the selection rule.
+        ``num_k`` random heads) and apply the selection rule (the agent's, or ``mode``).
 
         Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il [B] (NaN for rl)).
         """
@@ -155,25 +162,30 @@ class IBRLAgent:
         q = min_of_random_heads(critic(feat2, prop2, both), self.num_k).float()
         q_rl, q_il = q[:b], q[b:]
         action, use_il, q_sel = select_proposal(
-            self.mode, a_rl, q_rl, a_il, q_il, beta=self.cfg.soft_beta
+            mode or self.mode, a_rl, q_rl, a_il, q_il, beta=self.cfg.soft_beta
         )
         return action, use_il, q_sel, q_rl, q_il
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
-    def act(self, obs: Tensors, *, explore: bool) -> tuple[torch.Tensor, Tensors]:
+    def act(
+        self, obs: Tensors, *, explore: bool, mode: SelectionMode | None = None
+    ) -> tuple[torch.Tensor, Tensors]:
         """Actions [B, A] for a batch of observations and info tensors.
 
         The actor runs without dropout; exploration noise (when ``explore``) only on the RL
-        proposal; both proposals are scored with the target critic. Info: ``use_il`` [B] bool,
-        ``q_rl``, ``q_il`` [B].
+        proposal; both proposals are scored with the target critic. ``mode`` overrides the
+        selection rule (``ibrl`` scores an ibrl_soft agent greedily). Info: ``use_il`` [B]
+        bool, ``q_rl``, ``q_il`` [B].
         """
         self.actor.eval()
         with self.autocast():
             feat, prop = self.encode(obs, augment=False)
             mu = self.actor(feat, prop)
             a_rl = sample_action(mu, self.stddev(), None) if explore else mu
-            action, use_il, _, q_rl, q_il = self.propose(feat, prop, a_rl, obs, self.critic_target)
+            action, use_il, _, q_rl, q_il = self.propose(
+                feat, prop, a_rl, obs, self.critic_target, mode=mode
+            )
         return action.float(), {"use_il": use_il, "q_rl": q_rl, "q_il": q_il}
 
     # ------------------------------------------------------------------ learning
@@ -243,7 +255,7 @@ class IBRLAgent:
         with self.autocast():
             mu = self.actor(feat, prop)
             action = sample_action(mu, self.stddev(), self.cfg.stddev_clip)
-            q = min_of_random_heads(self.critic(feat, prop, action), self.num_k).float()
+            q = self.critic(feat, prop, action).float().min(dim=0).values
         loss = -q.mean()
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,7 +1,8 @@
 """``tandem train``: in-process training on an environment (no bridge).
 
 Writes into the run directory: ``settings.json`` (resolved), ``eval.csv`` (env_step,
-success_rate, mean_return, bc_selected_frac, update_step, wall_s), ``metrics.jsonl``,
+success_rate, mean_return, bc_selected_frac, update_step, wall_s, greedy_success_rate: the
+greedy-selection score of an ibrl_soft agent, as the reference logs it), ``metrics.jsonl``,
 ``checkpoints/latest.pt`` (+ ``replay.npz``) and ``policy.safetensors`` (the acting bundle).
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from learner import runtime
 from learner.bc import BCPolicy, bc_update
 from learner.bundle import make_bundle
 from learner.checkpoint import load_checkpoint, load_replay, save_checkpoint, save_replay
@@ -27,6 +29,7 @@ from learner.envs import CanonicalEnv, EnvSpec, make_env
 from learner.ibrl import IBRLAgent, resolve_device
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
 from learner.replay import EpisodeStore, Replay, SampleMode
+from learner.selection import SelectionMode
 from tandem.settings import Settings, save_settings
 from tandem.settings.learner import LearnerSettings
 
@@ -38,6 +41,7 @@ EVAL_FIELDS = [
     "bc_selected_frac",
     "update_step",
     "wall_s",
+    "greedy_success_rate",
 ]
 
 
@@ -166,8 +170,7 @@ class Trainer:
     def __init__(self, settings: Settings, args: TrainArgs):
         self.settings, self.args, self.cfg = settings, args, settings.learner
         self.device = resolve_device(self.cfg.device)
-        if self.cfg.threads:
-            torch.set_num_threads(self.cfg.threads)
+        runtime.configure(self.device, self.cfg.threads)
         torch.manual_seed(args.seed)
         self.rng = np.random.default_rng(args.seed)
         self.out = args.out
@@ -244,9 +247,13 @@ class Trainer:
         })  # fmt: skip
         return [row]
 
-    def evaluate_row(self, act: Any, update_step: int) -> dict[str, float]:
-        episodes = self.cfg.eval_episodes
-        result = evaluate(self.eval_env, act, self.spec, episodes, 10_000 + self.args.seed)
+    def evaluate_row(self, act: Any, update_step: int, greedy_act: Any = None) -> dict[str, float]:
+        """Evaluate ``act`` (and ``greedy_act``, when given, on the same seeds) into a row."""
+        episodes, seed = self.cfg.eval_episodes, 10_000 + self.args.seed
+        result = evaluate(self.eval_env, act, self.spec, episodes, seed)
+        if greedy_act is not None:
+            greedy = evaluate(self.eval_env, greedy_act, self.spec, episodes, seed)
+            result["greedy_success_rate"] = greedy["success_rate"]
         row = {"env_step": self.env_step, "update_step": update_step,
                "wall_s": round(time.monotonic() - self.t0, 2), **result}  # fmt: skip
         self.eval_log.append(row)
@@ -382,11 +389,16 @@ class RLLoop:
         self._reset_window()
 
     def _evaluate(self) -> dict[str, float]:
-        def act(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, bool]:
-            action, info = self.agent.act(to_torch(obs, self.t.device), explore=False)
-            return action[0].cpu().numpy(), bool(info["use_il"][0])
+        def policy(mode: SelectionMode | None) -> Any:
+            def act(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, bool]:
+                batch = to_torch(obs, self.t.device)
+                action, info = self.agent.act(batch, explore=False, mode=mode)
+                return action[0].cpu().numpy(), bool(info["use_il"][0])
 
-        return self.t.evaluate_row(act, self.agent.num_updates)
+            return act
+
+        greedy = policy("ibrl") if self.agent.mode == "ibrl_soft" else None
+        return self.t.evaluate_row(policy(None), self.agent.num_updates, greedy)
 
     def _checkpoint(self) -> None:
         t = self.t

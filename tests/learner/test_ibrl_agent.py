@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from learner.checkpoint import load_checkpoint, save_checkpoint
+from learner.networks import sample_action
 from learner.obs import Normalizer, ObsSpec
 from tests.learner.helpers import random_batch, tiny_agent
 
@@ -84,7 +85,7 @@ def test_targets_move_by_tau(state_spec: ObsSpec) -> None:
 
 
 def test_dropout_off_when_acting_and_on_in_target_actor(state_spec: ObsSpec) -> None:
-    agent = tiny_agent(state_spec, method="rl", actor_dropout=0.5)
+    agent = tiny_agent(state_spec, method="ibrl", actor_dropout=0.5, num_k=10)
     obs = random_batch(state_spec, 64)["obs"]
     a1, _ = agent.act(obs, explore=False)
     a2, _ = agent.act(obs, explore=False)
@@ -95,18 +96,43 @@ def test_dropout_off_when_acting_and_on_in_target_actor(state_spec: ObsSpec) -> 
     y2, _ = agent.bootstrap_target(obs, torch.zeros(64), torch.ones(64))
     assert agent.actor_target.training
     # the smoothing noise differs too; check dropout alone with a near-zero noise
-    quiet = tiny_agent(state_spec, method="rl", actor_dropout=0.5, stddev_max=1e-9, stddev_min=1e-9)
+    quiet = tiny_agent(
+        state_spec, method="ibrl", actor_dropout=0.5, stddev_max=1e-9, stddev_min=1e-9, num_k=10
+    )
+    assert quiet.il is not None and agent.il is not None
+    quiet.il.load_state_dict(agent.il.state_dict())
     quiet.critic_target.load_state_dict(agent.critic_target.state_dict())
     z1, _ = quiet.bootstrap_target(obs, torch.zeros(64), torch.ones(64))
     z2, _ = quiet.bootstrap_target(obs, torch.zeros(64), torch.ones(64))
     assert not torch.allclose(z1, z2)
     no_drop = tiny_agent(
-        state_spec, method="rl", actor_dropout=0.0, stddev_max=1e-9, stddev_min=1e-9, num_k=4
-    )
+        state_spec, method="rl", actor_dropout=0.5, stddev_max=1e-9, stddev_min=1e-9, num_k=4
+    )  # the rl and rlpd baselines run without actor dropout, whatever the setting
     w1, _ = no_drop.bootstrap_target(obs, torch.zeros(64), torch.ones(64))
     w2, _ = no_drop.bootstrap_target(obs, torch.zeros(64), torch.ones(64))
     torch.testing.assert_close(w1, w2)
     assert not torch.equal(y1, y2)
+
+
+@pytest.mark.parametrize("method", ["rl", "rlpd"])
+def test_baselines_have_no_actor_dropout(state_spec: ObsSpec, method: str) -> None:
+    agent = tiny_agent(state_spec, method=method, actor_dropout=0.5)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in agent.actor.modules())
+    ibrl = tiny_agent(state_spec, method="ibrl", actor_dropout=0.5)
+    assert any(isinstance(m, torch.nn.Dropout) for m in ibrl.actor.modules())
+
+
+def test_actor_loss_is_the_min_over_all_critic_heads(state_spec: ObsSpec) -> None:
+    agent = tiny_agent(state_spec, method="rl", num_q=5, num_k=2, actor_dropout=0.0)
+    batch = random_batch(state_spec, 32)
+    feat, prop = agent.encode(batch["obs"], augment=False)
+    torch.manual_seed(3)
+    mu = agent.actor(feat, prop)
+    action = sample_action(mu, agent.stddev(), agent.cfg.stddev_clip)
+    expected = -agent.critic(feat, prop, action).min(dim=0).values.mean()
+    torch.manual_seed(3)
+    metrics = agent._actor_step(feat, prop)
+    assert metrics["actor/loss"] == pytest.approx(float(expected.detach()), rel=1e-5)
 
 
 def test_il_policy_is_frozen_and_in_eval_mode(state_spec: ObsSpec) -> None:
