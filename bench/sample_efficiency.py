@@ -1,10 +1,15 @@
-"""Success rate vs env steps of ibrl, rlpd and bc on sim:lift (state obs) with scripted demos.
+"""Success rate against env steps of IBRL and its baselines on the sim tasks, over seeds.
 
-    python bench/sample_efficiency.py --steps 20000 --demos 10 --out runs/sample_eff
+    python bench/sample_efficiency.py                       # 3 seeds x 4 methods x 2 tasks
+    python bench/sample_efficiency.py --envs sim:lift --seeds 0 --methods ibrl,bc --steps 4000
 
-Records ``--demos`` expert demonstrations (state only), then runs ``tandem train`` for each
-method with the ``cpu`` profile (or ``--profile``) and prints one table of eval.csv rows
-(with ``--json``: one JSON object per row). Progress lines go to stderr.
+Records ``--demos`` scripted demonstrations per task (state only), then runs ``tandem train``
+for every (task, method, seed) with the ``cpu`` profile (or ``--profile``), ``--jobs`` runs
+at a time. Warm-up rollouts count as env steps. Writes ``results.csv`` (one row per eval
+point and run) and ``success.png`` (mean success against env steps with the min-max band over
+seeds) into ``--out``, and prints a table of the final figures with the targets of issue 12:
+the profile's IBRL method at least 0.9 at the end, and at least 0.2 above BC and RLPD (with
+``--json``: one JSON object per (task, method) instead). Progress lines go to stderr.
 """
 
 from __future__ import annotations
@@ -12,94 +17,220 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TANDEM = [sys.executable, "-m", "tandem"]
+FIELDS = ["env", "method", "seed", "env_step", "success_rate", "greedy_success_rate", "wall_s"]
+TARGET_SUCCESS, TARGET_MARGIN = 0.9, 0.2
 
 
-def run(cmd: list[str]) -> None:
+@dataclass(frozen=True)
+class Run:
+    env: str
+    method: str
+    seed: int
+
+    def slug(self) -> str:
+        return f"{self.env.replace(':', '-')}/{self.method}/seed{self.seed}"
+
+
+def run(cmd: list[str], log: Path | None = None) -> None:
     print("$", " ".join(cmd), file=sys.stderr, flush=True)
-    pipe = subprocess.PIPE
-    res = subprocess.run(
-        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=pipe, text=True, check=False
-    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    with open(log or os.devnull, "w") as err:
+        res = subprocess.run(
+            cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, env=env, check=False
+        )
     if res.returncode != 0:
-        sys.stderr.write(res.stderr[-4000:])
-        raise SystemExit(f"command failed with exit status {res.returncode}")
+        tail = log.read_text()[-4000:] if log else ""
+        raise SystemExit(f"{tail}\ncommand failed with exit status {res.returncode}: {cmd}")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--env", default="sim:lift")
-    p.add_argument("--steps", type=int, default=20_000, help="env step budget per method")
-    p.add_argument("--demos", type=int, default=10)
-    p.add_argument("--methods", default="ibrl,rlpd,bc")
-    p.add_argument("--profile", default="cpu")
-    p.add_argument("--eval-every", type=int, default=2000)
-    p.add_argument("--eval-episodes", type=int, default=20)
-    p.add_argument("--bc-steps", type=int, default=None, help="IL pre-training steps (profile's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", type=Path, default=Path("runs/sample_efficiency"))
-    p.add_argument("--json", action="store_true", help="print one JSON line per eval row")
-    args = p.parse_args()
-    out = args.out.resolve()
-    demos = out / "demos"
+def record_demos(args: argparse.Namespace, env: str, out: Path) -> Path:
+    demos = out / env.replace(":", "-") / "demos"
     if not demos.exists():
-        run([*TANDEM, "record-demos", "--env", args.env, "--episodes", str(args.demos),
+        run([*TANDEM, "record-demos", "--env", env, "--episodes", str(args.demos),
              "--out", str(demos), "--cameras", "none", "--seed", "1000"])  # fmt: skip
-    results = {
-        method: train(args, method, demos, out / method) for method in args.methods.split(",")
-    }
-    if args.json:
-        for method, rows in results.items():
-            for row in rows:
-                print(json.dumps(eval_record(method, row)))
-    else:
-        print_table(args, results)
+    return demos
 
 
-def train(
-    args: argparse.Namespace, method: str, demos: Path, run_dir: Path
-) -> list[dict[str, str]]:
-    """Run ``tandem train`` for one method; its eval.csv rows."""
+def train(args: argparse.Namespace, r: Run, demos: Path, out: Path) -> list[dict[str, str]]:
+    """Run ``tandem train`` for one (task, method, seed); its eval.csv rows."""
+    run_dir = out / r.slug()
     bc_steps = [] if args.bc_steps is None else ["--bc-steps", str(args.bc_steps)]
     t0 = time.monotonic()
-    run([*TANDEM, "train", "--env", args.env, "--demos", str(demos), "--method", method,
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    run([*TANDEM, "train", "--env", r.env, "--demos", str(demos), "--method", r.method,
          "--steps", str(args.steps), "--profile", args.profile, "--out", str(run_dir),
          "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
-         "--seed", str(args.seed), "--device", args.device, *bc_steps,
-         "--log-level", "WARNING"])  # fmt: skip
-    print(f"{method}: {time.monotonic() - t0:.0f} s wall", file=sys.stderr, flush=True)
+         "--seed", str(r.seed), "--device", args.device, *bc_steps,
+         "--log-level", "WARNING"], log=run_dir.parent / f"seed{r.seed}.log")  # fmt: skip
+    print(f"{r.slug()}: {time.monotonic() - t0:.0f} s wall", file=sys.stderr, flush=True)
     with open(run_dir / "eval.csv") as f:
         return list(csv.DictReader(f))
 
 
-def eval_record(method: str, row: dict[str, str]) -> dict[str, object]:
-    """One eval.csv row as a JSON-ready record."""
-    return {
-        "method": method,
-        "env_step": int(row["env_step"]),
-        "success_rate": float(row["success_rate"]),
-        "mean_return": float(row["mean_return"]),
-        "bc_selected_frac": float(row["bc_selected_frac"]),
-        "wall_s": float(row["wall_s"]),
-    }
+def rows_of(r: Run, evals: list[dict[str, str]], steps: int) -> list[dict[str, object]]:
+    """One row per eval point; BC (evaluated once, it does not train on env steps) is
+    repeated at the last step so that every method has a figure at the budget."""
+    rows = [
+        {"env": r.env, "method": r.method, "seed": r.seed, "env_step": int(e["env_step"]),
+         "success_rate": float(e["success_rate"]),
+         "greedy_success_rate": e.get("greedy_success_rate") or "", "wall_s": float(e["wall_s"])}
+        for e in evals
+    ]  # fmt: skip
+    if r.method == "bc" and rows:
+        rows.append({**rows[-1], "env_step": steps})
+    return rows
 
 
-def print_table(args: argparse.Namespace, results: dict[str, list[dict[str, str]]]) -> None:
-    print(f"\n{args.env}, {args.demos} demos, profile {args.profile}, "
-          f"{args.eval_episodes} eval episodes per point, seed {args.seed}")  # fmt: skip
-    print(f"{'method':<8} {'env_step':>9} {'success':>8} {'return':>8} {'IL chosen':>9}")
-    for method, rows in results.items():
-        for row in rows:
-            step, success = int(row["env_step"]), float(row["success_rate"])
-            ret, il = float(row["mean_return"]), float(row["bc_selected_frac"])
-            print(f"{method:<8} {step:>9} {success:>8.2f} {ret:>8.2f} {il:>9.2f}")
+def default_method(profile: str) -> str:
+    """The IBRL method the profile trains when ``--method`` is not given."""
+    sys.path.insert(0, str(ROOT))
+    from tandem.commands.learn import PROFILE_DIR
+    from tandem.settings import load_settings
+
+    return load_settings(PROFILE_DIR / f"{profile}.toml").learner.method
+
+
+def summarise(rows: list[dict[str, object]], steps: int) -> dict[tuple[str, str], list[float]]:
+    """(env, method) -> the final success rate of each seed."""
+    final: dict[tuple[str, str], dict[int, tuple[int, float]]] = {}
+    for row in rows:
+        key, seed = (str(row["env"]), str(row["method"])), int(str(row["seed"]))
+        step, value = int(str(row["env_step"])), float(str(row["success_rate"]))
+        if step <= steps and step >= final.setdefault(key, {}).get(seed, (-1, 0.0))[0]:
+            final[key][seed] = (step, value)
+    return {key: [v for _, v in per_seed.values()] for key, per_seed in final.items()}
+
+
+def verdicts(
+    final: dict[tuple[str, str], list[float]], ibrl: str
+) -> Iterable[tuple[str, str, float, bool]]:
+    """(env, check, value, met) for the targets of issue 12."""
+    for env in sorted({e for e, _ in final}):
+        if (env, ibrl) not in final:
+            continue
+        mean = _mean(final[(env, ibrl)])
+        yield env, f"{ibrl} mean success >= {TARGET_SUCCESS}", mean, mean >= TARGET_SUCCESS
+        for other in ("bc", "rlpd"):
+            if (env, other) in final:
+                gap = mean - _mean(final[(env, other)])
+                yield env, f"{ibrl} - {other} >= {TARGET_MARGIN}", gap, gap >= TARGET_MARGIN
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(path: Path, rows: list[dict[str, object]], title: str) -> None:
+    """Mean success against env steps per method, with the min-max band over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = sorted({str(r["env"]) for r in rows})
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        for method in sorted({str(r["method"]) for r in rows if r["env"] == env}):
+            mine = [r for r in rows if (r["env"], r["method"]) == (env, method)]
+            steps, mean, low, high = _curve(mine)
+            line = ax.plot(steps, mean, label=method, marker="o", markersize=3)[0]
+            ax.fill_between(steps, low, high, alpha=0.2, color=line.get_color())
+        ax.set(title=env, xlabel="env steps (warm-up included)", ylabel="success rate",
+               ylim=(-0.03, 1.03))  # fmt: skip
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _curve(
+    rows: list[dict[str, object]],
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    by_step: dict[int, list[float]] = {}
+    for r in rows:
+        by_step.setdefault(int(str(r["env_step"])), []).append(float(str(r["success_rate"])))
+    steps = sorted(by_step)
+    return (steps, [_mean(by_step[s]) for s in steps], [min(by_step[s]) for s in steps],
+            [max(by_step[s]) for s in steps])  # fmt: skip
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--envs", default="sim:lift,sim:drawer")
+    p.add_argument("--methods", default="ibrl,ibrl_soft,rlpd,bc")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    p.add_argument("--steps", type=int, default=10_000, help="env step budget per run")
+    p.add_argument("--demos", type=int, default=10)
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--bc-steps", type=int, default=None, help="IL pre-training steps (profile's)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--jobs", type=int, default=2, help="training runs at a time")
+    p.add_argument("--out", type=Path, default=Path("runs/sample_efficiency"))
+    p.add_argument("--json", action="store_true", help="print one JSON line per (task, method)")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    envs, methods = args.envs.split(","), args.methods.split(",")
+    runs = [Run(e, m, int(s)) for e in envs for m in methods for s in args.seeds.split(",")]
+    demos = {env: record_demos(args, env, out) for env in envs}
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        evals = list(pool.map(lambda r: train(args, r, demos[r.env], out), runs))
+    rows = [row for r, e in zip(runs, evals, strict=True) for row in rows_of(r, e, args.steps)]
+    write_csv(out / "results.csv", rows)
+    title = (f"{args.profile} profile, {args.demos} demos, seeds {args.seeds}, "
+             f"{args.eval_episodes} eval episodes per point")  # fmt: skip
+    plot(out / "success.png", rows, title)
+    report(args, rows, time.monotonic() - t0, out)
+
+
+def report(args: argparse.Namespace, rows: list[dict[str, object]], wall: float, out: Path) -> None:
+    final = summarise(rows, args.steps)
+    ibrl = default_method(args.profile)
+    if args.json:
+        for (env, method), values in sorted(final.items()):
+            print(json.dumps({"env": env, "method": method, "env_step": args.steps,
+                              "success_mean": _mean(values), "success_min": min(values),
+                              "success_max": max(values), "seeds": len(values),
+                              "default_ibrl": method == ibrl}))  # fmt: skip
+        return
+    print(f"\nsuccess at {args.steps} env steps ({args.profile} profile, {args.demos} demos, "
+          f"seeds {args.seeds}, {args.eval_episodes} eval episodes; "
+          f"{wall / 60:.0f} min)")  # fmt: skip
+    print(f"{'task':<11} {'method':<10} {'mean':>6} {'min':>6} {'max':>6}")
+    for (env, method), values in sorted(final.items()):
+        low, high = min(values), max(values)
+        print(f"{env:<11} {method:<10} {_mean(values):>6.2f} {low:>6.2f} {high:>6.2f}")
+    print(f"\ntargets (issue 12; {ibrl} is the {args.profile} profile's method):")
+    for env, check, value, met in verdicts(final, ibrl):
+        print(f"{env:<11} {check:<28} {value:>6.2f}  {'met' if met else 'NOT met'}")
+    print(f"\n{out / 'results.csv'}\n{out / 'success.png'}")
 
 
 if __name__ == "__main__":
