@@ -42,6 +42,8 @@ M = ControlMode
 TRANSITIONS: dict[str, tuple[set[ControlMode], ControlMode | None]] = {
     "start_demo": ({M.IDLE}, M.TELEOP),
     "start_rollout": ({M.IDLE}, M.ROLLOUT),
+    "start_eval": ({M.IDLE, M.AWAIT_RESET}, M.ROLLOUT),
+    "stop_eval": ({M.ROLLOUT, M.AWAIT_RESET, M.IDLE}, None),
     "take_over": ({M.ROLLOUT}, M.INTERVENTION),
     "hand_back": ({M.INTERVENTION}, M.ROLLOUT),
     "end_episode": ({M.TELEOP, M.ROLLOUT, M.INTERVENTION}, M.AWAIT_RESET),

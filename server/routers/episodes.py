@@ -16,7 +16,7 @@ from server.bridge_link import BridgeError
 from server.db.schemas import EpisodeDetail, EpisodeOut
 from server.deps import CurrentUser, LinkDep, OperatorUser, StoreDep
 from tandem.episodes import MODES, SOURCES
-from tandem.messages import EpisodeKind, LabelEpisode, Outcome
+from tandem.messages import EpisodeKind, EpisodeResult, LabelEpisode, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,16 @@ def list_episodes(
     until: datetime | None = None,
     complete: bool | None = None,
     discarded: bool | None = None,
+    result: EpisodeResult | None = None,
+    eval_batch: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EpisodePage:
-    """Episodes newest first; filters combine with AND; ``since``/``until`` bound the start."""
+    """Episodes newest first; filters combine with AND; ``since``/``until`` bound the start.
+
+    ``result``: autonomous_success (the policy alone), assisted_success (a human helped) or
+    failure; ``eval_batch``: the episodes of one evaluation batch.
+    """
     items, total = store.list_episodes(
         robot=robot,
         kind=kind,
@@ -90,6 +96,8 @@ def list_episodes(
         until=until,
         complete=complete,
         discarded=discarded,
+        result=result,
+        eval_batch=eval_batch,
         offset=offset,
         limit=limit,
     )
