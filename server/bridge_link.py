@@ -46,9 +46,11 @@ from tandem.messages import (
     ControlMode,
     EpisodeEvent,
     LearnerMetrics,
+    Outcome,
     Sequencer,
     StepRecord,
     TeleopAction,
+    episode_result,
 )
 from tandem.settings import ServerSettings
 
@@ -496,6 +498,9 @@ class BridgeLink:
             "episode_kind": event.episode_kind.value,
             "reason": event.reason,
             "outcome": event.outcome.value if event.outcome else None,
+            "weights_version": event.weights_version,
+            "eval_batch": event.eval_batch,
+            "eval_index": event.eval_index,
             "t_wall": event.t_wall,
         }
         if event.event == "start":
@@ -507,12 +512,14 @@ class BridgeLink:
             return
         tally = self._tallies.pop(key, None) or _EpisodeTally(event.episode_kind.value, 0.0)
         length = event.num_steps or tally.length
+        success = tally.success or event.reason == "success"
         summary = {
             "type": "episode_summary",
             **base,
             "length": length,
             "return": tally.ret,
-            "success": tally.success or event.reason == "success",
+            "success": success,
+            "result": _result(event, success, tally.intervention_steps),
             "interventions": tally.interventions,
             "intervention_steps": tally.intervention_steps,
             "intervention_rate": tally.intervention_steps / length if length else 0.0,
@@ -552,6 +559,16 @@ class BridgeLink:
                     await self._metrics_sink(batch)
                 except Exception:  # the history is best effort; live charts must go on
                     log.exception("could not store %d metric messages", len(batch))
+
+
+def _result(event: EpisodeEvent, success: bool, human_steps: int) -> str | None:
+    """The live view of the store's result: the label first, then the task's signal."""
+    if event.outcome is Outcome.DISCARD:
+        return None
+    if event.outcome is not None:
+        success = event.outcome is Outcome.SUCCESS
+    result = episode_result(event.episode_kind, success, human_steps)
+    return None if result is None else result.value
 
 
 def camera_frame(parts: list[bytes]) -> tuple[CameraFrame, bytes]:

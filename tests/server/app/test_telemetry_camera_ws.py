@@ -79,6 +79,7 @@ def test_telemetry_state_rollout_and_summary(
         assert summary["length"] == 4 and summary["return"] == 4.0
         assert summary["interventions"] == 1 and summary["intervention_steps"] == 2
         assert summary["intervention_rate"] == 0.5 and summary["success"] is True
+        assert summary["result"] == "assisted_success"  # a human drove 2 of its steps
         bridge.publish_episode("ep1", "label", reason="relabel", outcome="failure")
         label = next_of(ws, "episode_label")
         assert label["episode_id"] == "ep1" and label["outcome"] == "failure"
