@@ -41,54 +41,89 @@ function sizeOf(el, height) {
   return { width: Math.max(240, el.clientWidth - 8), height };
 }
 
-/** One uPlot chart whose series appear as metric names arrive. x is wall time, s. */
+/** What a metric chart's x axis can be: the learner's wall time, env steps or weights version. */
+export const X_AXES = {
+  time: { label: "time", time: true },
+  env_steps: { label: "env steps", time: false },
+  weights_version: { label: "weights version", time: false },
+};
+
+/**
+ * One uPlot chart whose series appear as metric names arrive. Each row keeps its wall time
+ * (s), the learner's env steps and the weights version, so the x axis can be any of them.
+ */
 export class MetricChart {
-  constructor(container, group) {
+  constructor(container, group, axis = "time") {
     this.group = group;
     this.names = [];
-    this.columns = [[]];
+    this.rows = [];
+    this.axis = axis;
     this.dirty = false;
     this.plot = null;
     this.el = container;
   }
 
-  /** Append one row: x (s) and a {name: value} map of this group's metrics. */
-  add(x, values) {
-    const xs = this.columns[0];
-    if (xs.length && x < xs[xs.length - 1]) return; // uPlot needs ascending x
+  /** Append one row: ``at`` = {time, env_steps, weights_version}, ``values`` = {name: value}. */
+  add(at, values) {
+    const last = this.rows[this.rows.length - 1];
+    if (last && at.time < last.at.time) return; // rows arrive in time order
     for (const name of Object.keys(values)) if (!this.names.includes(name)) this.addSeries(name);
-    this.columns[0].push(x);
-    this.names.forEach((name, i) => {
-      const v = values[name];
-      this.columns[i + 1].push(v === null || v === undefined || !Number.isFinite(v) ? null : v);
-    });
-    trim(this.columns);
+    this.rows.push({ at, values });
+    if (this.rows.length > MAX_POINTS * 1.25) this.rows.splice(0, this.rows.length - MAX_POINTS);
     this.dirty = true;
   }
 
   addSeries(name) {
     this.names.push(name);
-    this.columns.push(new Array(this.columns[0].length).fill(null));
     this.plot?.destroy();
     this.plot = null; // rebuilt on the next flush with every series
+  }
+
+  /** Plot against ``axis`` (a key of X_AXES) from now on. */
+  setAxis(axis) {
+    if (!(axis in X_AXES) || axis === this.axis) return;
+    this.axis = axis;
+    this.plot?.destroy();
+    this.plot = null;
+    this.dirty = true;
+  }
+
+  /** uPlot columns for the current axis: rows without that x, or going back on it, are left out. */
+  data() {
+    const xs = [];
+    const cols = this.names.map(() => []);
+    let lastX = -Infinity;
+    for (const { at, values } of this.rows) {
+      const x = at[this.axis];
+      if (x === null || x === undefined || !Number.isFinite(x) || x < lastX) continue;
+      lastX = x;
+      xs.push(x);
+      this.names.forEach((name, i) => {
+        const v = values[name];
+        cols[i].push(v === null || v === undefined || !Number.isFinite(v) ? null : v);
+      });
+    }
+    return [xs, ...cols];
   }
 
   flush() {
     if (!this.dirty) return;
     this.dirty = false;
     if (!this.plot) {
-      this.plot = new uPlot(this.options(), this.columns, this.el);
+      this.plot = new uPlot(this.options(), this.data(), this.el);
     } else {
-      this.plot.setData(this.columns);
+      this.plot.setData(this.data());
     }
   }
 
   options() {
+    const axis = X_AXES[this.axis];
     return {
       title: this.group.title,
       ...sizeOf(this.el, 220),
+      scales: { x: { time: axis.time } },
       series: [
-        { label: "time" },
+        { label: axis.label },
         ...this.names.map((name, i) => ({
           label: name,
           stroke: PALETTE[i % PALETTE.length],
@@ -105,9 +140,15 @@ export class MetricChart {
     this.plot?.setSize(sizeOf(this.el, 220));
   }
 
-  /** Points held and series names, for tests and the console. */
+  /** Rows held, points plotted, series names and axis, for tests and the console. */
   summary() {
-    return { title: this.group.title, names: [...this.names], points: this.columns[0].length };
+    return {
+      title: this.group.title,
+      names: [...this.names],
+      points: this.rows.length,
+      plotted: this.plot ? this.plot.data[0].length : 0,
+      axis: this.axis,
+    };
   }
 }
 

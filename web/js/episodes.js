@@ -4,7 +4,7 @@
 import uPlot from "/node_modules/uplot/dist/uPlot.esm.js";
 import { startPage } from "./common.js";
 import { api } from "./net.js";
-import { $, fmt, h, toast } from "./ui.js";
+import { $, fmt, h, resultText, toast } from "./ui.js";
 
 const ACTION_NAMES = ["dx", "dy", "dz", "drx", "dry", "drz", "gripper"];
 const COLORS = ["#4f9dff", "#2fbf71", "#f0b429", "#b57cff", "#3fd0d4", "#ff8c42", "#e8ecf1"];
@@ -27,7 +27,7 @@ function wire() {
     ev.preventDefault();
     refresh();
   });
-  for (const id of ["f-kind", "f-outcome", "f-complete", "f-discarded"]) {
+  for (const id of ["f-kind", "f-outcome", "f-result", "f-complete", "f-discarded"]) {
     $(id).addEventListener("change", refresh);
   }
   $("export-listed").addEventListener("click", () => exportEpisodes(page.items.map(idOf)));
@@ -52,6 +52,7 @@ function filterQuery() {
   for (const [id, key] of [
     ["f-kind", "kind"],
     ["f-outcome", "outcome"],
+    ["f-result", "result"],
     ["f-complete", "complete"],
   ]) {
     if ($(id).value) q.set(key, $(id).value);
@@ -95,10 +96,19 @@ function renderRows() {
         h("td", {}, ep.kind ?? "—"),
         h("td", {}, String(ep.length)),
         h("td", {}, outcomeText(ep)),
-        h("td", {}, ep.kind === "rollout" ? `${ep.intervention_steps} steps` : "—"),
+        h("td", { class: "result", "data-result": ep.result ?? "" }, resultText(ep.result)),
+        h("td", {}, ep.kind === "demo" ? "—" : `${ep.intervention_steps} steps`),
+        h("td", { class: "small" }, weightsText(ep)),
       ),
     ),
   );
+}
+
+function weightsText(ep) {
+  if (ep.weights_version === null || ep.weights_version === undefined) return "—";
+  const steps = ep.env_steps === null || ep.env_steps === undefined ? "" : ` @ ${ep.env_steps}`;
+  const batch = ep.eval_batch ? ` (eval #${ep.eval_index ?? "?"})` : "";
+  return `v${ep.weights_version}${steps}${batch}`;
 }
 
 function outcomeText(ep) {
@@ -131,6 +141,8 @@ function renderDetail() {
   $("d-robot").textContent = `${ep.robot_id ?? "—"}${ep.task ? ` (${ep.task})` : ""}`;
   $("d-kind").textContent = ep.kind ?? "—";
   $("d-outcome").textContent = outcomeText(ep);
+  $("d-result").textContent = resultText(ep.result);
+  $("d-weights").textContent = weightsText(ep);
   $("d-status").textContent = ep.recording
     ? "recording"
     : ep.complete

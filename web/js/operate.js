@@ -4,6 +4,7 @@ import { setLink, startPage } from "./common.js";
 import { CameraView } from "./camera.js";
 import { ControlClient, nowMs } from "./control.js";
 import { GamepadPoller, KeyboardInput, PAD_BUTTONS } from "./devices.js";
+import { EvalControls } from "./evals.js";
 import { api } from "./net.js";
 import { ProcessesPanel } from "./processes.js";
 import { Telemetry } from "./telemetry.js";
@@ -40,6 +41,7 @@ const page = {
   padTookOver: false,
   padDeadman: false,
   padPressed: [],
+  evalControls: null,
 };
 // Read-only handle for the browser console and the browser tests.
 window.tandem = page;
@@ -57,6 +59,9 @@ async function main() {
   });
   new Telemetry({ state: onState });
   page.processes = new ProcessesPanel($("processes"));
+  page.evalControls = new EvalControls($("eval-controls"), {
+    robot: () => page.status?.robot_id ?? null,
+  });
   for (const cam of CAMERAS) ensureCamera(cam);
   wireButtons();
   wireTakeover();
@@ -215,6 +220,7 @@ function sendKeys(keys) {
 function onState(msg) {
   page.status = msg;
   showMode($("mode"), msg.mode);
+  page.evalControls.update(msg);
   const estopped = msg.mode === "estop";
   $("estop").classList.toggle("latched", estopped);
   $("clear-estop").hidden = !estopped;

@@ -1,17 +1,39 @@
-// Training page: live learner metrics (grouped uPlot charts), the rollout Q strip, episodes.
+// Training page: the policy's three figures, evaluation batches (start, curve against env
+// steps), live learner metrics (grouped uPlot charts against time, env steps or weights
+// version), the rollout Q strip, recent episodes.
 
 import { setLink, startPage } from "./common.js";
-import { GROUPS, MetricChart, QStrip, groupOf } from "./charts.js";
+import { GROUPS, MetricChart, QStrip, X_AXES, groupOf } from "./charts.js";
+import { EvalChart, EvalControls } from "./evals.js";
 import { api } from "./net.js";
 import { ProcessesPanel } from "./processes.js";
 import { Telemetry } from "./telemetry.js";
-import { $, fmt, h, showMode, toast } from "./ui.js";
+import { $, fmt, h, resultText, showMode, toast } from "./ui.js";
 
 const FLUSH_MS = 100; // batched setData at <= 10 Hz
 const RECENT_ROWS = 20;
 const HISTORY_POINTS = 500; // per metric
+const EVAL_RELOAD_MS = 1500; // after an evaluation episode ends: the recorder stores it first
+// The three figures of docs/metrics.md, shown apart: never one "success rate" for both.
+const FIGURES = {
+  "episode/autonomous_success_rate": "fig-autonomous",
+  "episode/assisted_success_rate": "fig-assisted",
+  "hil/intervention_rate": "fig-intervention",
+};
 
-const page = { charts: new Map(), qstrip: null, processes: null, metricsReceived: 0 };
+const page = {
+  charts: new Map(),
+  qstrip: null,
+  processes: null,
+  metricsReceived: 0,
+  axis: "time",
+  at: { env_steps: null, weights_version: null }, // the learner's latest, for state rows
+  evals: null,
+  evalControls: null,
+  robot: null,
+  evalDone: null,
+  evalReload: null,
+};
 // Read-only handle for the browser console and the browser tests.
 window.tandem = page;
 
@@ -19,8 +41,12 @@ async function main() {
   await startPage();
   page.qstrip = new QStrip($("qstrip"));
   page.processes = new ProcessesPanel($("processes"));
+  page.evalControls = new EvalControls($("eval-controls"), { robot: () => page.robot });
+  page.evals = new EvalChart($("eval-chart"), $("eval-rows"));
+  $("x-axis").addEventListener("change", (ev) => setAxis(ev.target.value));
   await loadHistory();
   await loadRecent();
+  await loadEvals();
   new Telemetry({
     metrics: onMetrics,
     rollout: onRollout,
@@ -33,7 +59,33 @@ async function main() {
   window.addEventListener("resize", () => {
     for (const chart of page.charts.values()) chart.resize();
     page.qstrip.resize();
+    page.evals.resize();
   });
+}
+
+/** Plot every metric chart against wall time, env steps or weights version. */
+function setAxis(axis) {
+  if (!(axis in X_AXES)) return;
+  page.axis = axis;
+  $("x-axis").value = axis;
+  for (const chart of page.charts.values()) chart.setAxis(axis);
+}
+
+async function loadEvals() {
+  await page.evals.load();
+  const last = page.evals.batches.filter((b) => b.episodes > 0).at(-1);
+  $("fig-eval").textContent = last ? percent(last.success_rate) : "—";
+  $("fig-eval").title = last ? `${last.successes}/${last.episodes} · ${last.batch}` : "";
+}
+
+/** Reload the evaluation batches a moment after one of their episodes ended. */
+function reloadEvalsSoon() {
+  clearTimeout(page.evalReload);
+  page.evalReload = setTimeout(loadEvals, EVAL_RELOAD_MS);
+}
+
+function percent(x) {
+  return x === null || x === undefined || !Number.isFinite(x) ? "—" : `${Math.round(x * 100)} %`;
 }
 
 /** The newest run's stored metrics, so a page opened mid-training shows the history. */
@@ -60,15 +112,23 @@ async function loadHistory() {
   }
 }
 
-/** Robot state: mode badge, and the bridge's weights version and lag on the weights chart. */
+/** Robot state: mode badge, evaluation progress, the bridge's weights version and lag. */
 function onState(msg) {
   showMode($("mode"), msg.mode);
+  page.robot = msg.robot_id ?? page.robot;
+  page.evalControls.update(msg);
+  const done = msg.eval ? `${msg.eval.batch}:${msg.eval.done}` : null;
+  if (done !== page.evalDone) {
+    if (page.evalDone !== null) reloadEvalsSoon();
+    page.evalDone = done;
+  }
   if (msg.weights_version === null || msg.weights_version === undefined) return;
   const values = { [`${msg.robot_id}/weights_version`]: msg.weights_version };
   if (msg.weights_lag !== null && msg.weights_lag !== undefined) {
     values[`${msg.robot_id}/weights_lag`] = msg.weights_lag;
   }
-  chartFor("weights").add(msg.t_wall, values);
+  const at = { time: msg.t_wall, env_steps: page.at.env_steps, weights_version: msg.weights_version };
+  chartFor("weights").add(at, values);
 }
 
 /** One LearnerMetrics message, or a batch of them under `rows`. */
@@ -81,18 +141,39 @@ function addRow(row) {
   const metrics = row?.scalars ?? row?.metrics;
   if (typeof metrics !== "object" || metrics === null) return;
   page.metricsReceived += 1;
-  const x = Number.isFinite(row.t_wall) ? row.t_wall : Date.now() / 1000;
+  const at = rowPosition(row, metrics);
+  showFigures(metrics);
   const byGroup = new Map();
   for (const [name, value] of Object.entries(metrics)) {
     const group = groupOf(name);
     if (!byGroup.has(group.id)) byGroup.set(group.id, {});
     byGroup.get(group.id)[name] = value;
   }
-  for (const [id, values] of byGroup) chartFor(id).add(x, values);
+  for (const [id, values] of byGroup) chartFor(id).add(at, values);
   $("run").textContent = row.run_id ?? "—";
   $("update-step").textContent = String(row.update_step ?? "—");
   $("env-steps").textContent = String(row.env_steps ?? "—");
   $("no-metrics").hidden = true;
+}
+
+/** Where a metrics row sits: wall time, the learner's env steps and weights version. */
+function rowPosition(row, metrics) {
+  const env = finite(row.env_steps) ?? finite(metrics["learner/env_steps"]) ?? page.at.env_steps;
+  const version = finite(metrics["weights/version"]) ?? page.at.weights_version;
+  page.at = { env_steps: env, weights_version: version };
+  const time = Number.isFinite(row.t_wall) ? row.t_wall : Date.now() / 1000;
+  return { time, env_steps: env, weights_version: version };
+}
+
+function finite(x) {
+  return typeof x === "number" && Number.isFinite(x) ? x : null;
+}
+
+/** The three figures: autonomous success, success with help, intervention rate. */
+function showFigures(metrics) {
+  for (const [name, id] of Object.entries(FIGURES)) {
+    if (name in metrics) $(id).textContent = percent(metrics[name]);
+  }
 }
 
 /** The chart of a group, created on first use in the fixed group order. */
@@ -106,7 +187,7 @@ function chartFor(id) {
     (c) => order.indexOf(c.dataset.group) > order.indexOf(id),
   );
   $("charts").insertBefore(el, after ?? null);
-  chart = new MetricChart(el, group);
+  chart = new MetricChart(el, group, page.axis);
   page.charts.set(id, chart);
   return chart;
 }
@@ -135,6 +216,7 @@ async function loadRecent() {
         episode_kind: e.kind,
         outcome: e.outcome,
         success: e.success,
+        result: e.result,
         reason: e.end_reason,
         length: e.length,
         return: e.episode_return,
@@ -147,6 +229,7 @@ async function loadRecent() {
 }
 
 function onEpisode(msg) {
+  if (msg.episode_kind === "evaluation") reloadEvalsSoon();
   const rate = msg.intervention_rate;
   const row = h(
     "tr",
@@ -154,6 +237,7 @@ function onEpisode(msg) {
     h("td", { class: "mono small" }, String(msg.episode_id ?? "—")),
     h("td", {}, String(msg.episode_kind ?? "—")),
     h("td", {}, String(msg.outcome ?? (msg.success ? "success" : msg.reason) ?? "—")),
+    h("td", { class: "result", "data-result": msg.result ?? "" }, resultText(msg.result)),
     h("td", {}, String(msg.length ?? "—")),
     h("td", {}, fmt(msg.return, 2)),
     h("td", {}, Number.isFinite(rate) ? `${Math.round(rate * 100)} %` : "—"),
@@ -172,8 +256,10 @@ function flush() {
 
 page.summary = () => ({
   metricsReceived: page.metricsReceived,
+  axis: page.axis,
   charts: [...page.charts.values()].map((c) => c.summary()),
   qstrip: page.qstrip.summary(),
+  evals: page.evals.summary(),
 });
 
 main();

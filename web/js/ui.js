@@ -75,3 +75,13 @@ export function markNav() {
     a.classList.toggle("here", target === here || (here === "/index.html" && target === "/"));
   }
 }
+
+/** A policy episode's result in words: alone, with help, or not (demos have none). */
+export function resultText(result) {
+  const words = {
+    autonomous_success: "autonomous success",
+    assisted_success: "success with help",
+    failure: "failure",
+  };
+  return words[result] ?? "—";
+}
