@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tandem.cli_util import add_config_argument, settings_from_args
 from tandem.logs import setup_logging
+from tandem.messages.commands import MAX_EVAL_EPISODES
 from tandem.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--demos", type=_count, default=5, help="demonstrations to record (5)")
     p.add_argument("--rollouts", type=_count, default=3, help="rollouts after the demos (3)")
     p.add_argument(
+        "--eval-every", type=_count, default=0, metavar="K",
+        help="run an evaluation batch after every K rollouts (0: never; default 0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--eval-episodes", type=_eval_size, default=10, metavar="N",
+        help="episodes per evaluation batch: the policy alone, deterministic (10)",
+    )  # fmt: skip
+    p.add_argument(
         "--take-over-after", type=_positive, default=60, metavar="STEPS",
         help="take over a rollout that has not succeeded after this many steps (60)",
     )  # fmt: skip
@@ -61,8 +70,18 @@ def _count(text: str) -> int:
     return value
 
 
+def _eval_size(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_EVAL_EPISODES:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_EVAL_EPISODES}, got {value}")
+    return value
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
@@ -100,24 +119,26 @@ def _run(args: argparse.Namespace) -> int:
     plan = OperatorPlan(
         demos=args.demos, rollouts=args.rollouts, take_over_after=args.take_over_after,
         stall_steps=args.stall_steps, policy_timeout_s=args.policy_timeout,
+        eval_every=args.eval_every, eval_episodes=args.eval_episodes,
     )  # fmt: skip
     limits = (settings.bridge.max_translation_m, settings.bridge.max_rotation_rad)
 
-    async def main() -> list:
+    async def main() -> tuple[list, list]:
         async with ServerLink(url, token, args.robot) as link:
             pad = EmulatedPad(settings.teleop)
             operator = ScriptedOperator(link, pad, plan, OPERATOR_NAME, limits)
             try:
-                return await operator.run()
+                return await operator.run(), operator.evals
             finally:
                 _write_report(args.report, operator.reports)
 
     try:
-        reports = asyncio.run(main())
+        reports, evals = asyncio.run(main())
     except (LinkError, ValueError) as exc:
         sys.stderr.write(f"tandem demo-operator: {exc}\n")
         return EXIT_FAILED
     _print_summary(reports)
+    _print_evals(evals)
     return 0
 
 
@@ -126,13 +147,27 @@ def _write_report(path: Path | None, reports: list) -> None:
         path.write_text(json.dumps([asdict(r) for r in reports], indent=1))
 
 
+def _print_evals(evals: list) -> None:
+    """One line per evaluation batch: autonomous successes (the policy alone)."""
+    out = sys.stdout
+    for e in evals:
+        rate = "-" if e.success_rate is None else f"{e.success_rate:.2f}"
+        versions = ",".join(f"v{v}" for v in e.weights_versions) or "-"
+        out.write(
+            f"evaluation after {e.after_rollouts} rollouts: {e.successes}/{len(e.episodes)} "
+            f"autonomous successes ({rate}), weights {versions}, batch {e.batch}\n"
+        )
+    out.flush()
+
+
 def _print_summary(reports: list) -> None:
     out = sys.stdout
-    out.write(f"{'episode':<36} {'kind':<8} {'steps':>5} {'human':>5} {'took over':>9}  result\n")
+    out.write(f"{'episode':<36} {'kind':<10} {'steps':>5} {'human':>5} {'took over':>9}  result\n")
     for r in reports:
         took = "-" if r.take_over_step is None else str(r.take_over_step)
-        result = "success" if r.success else (r.labelled or r.outcome or r.end_reason or "?")
+        result = r.result or ("success" if r.success else None)
+        result = result or r.labelled or r.outcome or r.end_reason or "?"
         out.write(
-            f"{r.episode_id:<36} {r.kind:<8} {r.steps:>5} {r.human_steps:>5} {took:>9}  {result}\n"
+            f"{r.episode_id:<36} {r.kind:<10} {r.steps:>5} {r.human_steps:>5} {took:>9}  {result}\n"
         )
     out.flush()

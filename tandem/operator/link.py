@@ -116,14 +116,22 @@ class ServerLink:
         await self.send(msg)
 
     async def command(
-        self, name: CommandName, reason: str | None = None, timeout: float = 10.0
+        self,
+        name: CommandName,
+        reason: str | None = None,
+        timeout: float = 10.0,
+        *,
+        episodes: int | None = None,
     ) -> Ack:
-        """Send a command and wait for its ``ack`` (ok or refused with the bridge's reason)."""
+        """Send a command and wait for its ``ack`` (ok or refused with the bridge's reason).
+
+        ``episodes``: the size of the batch, for ``start_eval`` only.
+        """
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         seq = next(self._seq)
         self._acks[seq] = future
         assert self._control is not None
-        msg = CommandRequest(seq=seq, name=name, reason=reason)
+        msg = CommandRequest(seq=seq, name=name, reason=reason, episodes=episodes)
         await self._control.send(msg.model_dump_json())
         try:
             return await asyncio.wait_for(future, timeout)

@@ -6,8 +6,11 @@ the policy (rollouts); a policy that has not succeeded after ``take_over_after``
 steps, or whose hand has hardly moved for ``stall_steps`` steps, is taken over
 and the expert finishes the episode. Episodes that end without success are
 labelled ``failure``; between episodes it signals ``reset_done`` (the simulator
-resets the scene itself). While it waits it keeps sending idle pad snapshots,
-as a connected pad does, so its control lease does not expire.
+resets the scene itself). After every ``eval_every`` rollouts it runs an
+evaluation batch of ``eval_episodes`` episodes (``start_eval``): it only watches
+them, since a take-over would make them failures. While it waits it keeps
+sending idle pad snapshots, as a connected pad does, so its control lease does
+not expire.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from teleop.emulated_pad import EmulatedPad
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["demo", "rollout"]
+Kind = Literal["demo", "rollout", "evaluation"]
 START: dict[Kind, CommandName] = {"demo": "start_demo", "rollout": "start_rollout"}
 ACTIVE_MODE: dict[Kind, str] = {"demo": "teleop", "rollout": "rollout"}
 BUSY = frozenset({"teleop", "rollout", "intervention"})
@@ -45,6 +48,9 @@ class OperatorPlan:
     give_up_steps: int = 30
     event_timeout_s: float = 15.0
     policy_timeout_s: float = 900.0
+    eval_every: int = 0  # an evaluation batch after every this many rollouts; 0: never
+    eval_episodes: int = 10
+    eval_timeout_s: float = 1800.0  # one batch, start to end
 
 
 @dataclass
@@ -62,6 +68,25 @@ class EpisodeReport:
     take_over_reason: str | None = None
     labelled: str | None = None
     weights_versions: list[int] = field(default_factory=list)
+    result: str | None = None  # autonomous_success, assisted_success or failure (the server's)
+    eval_batch: str | None = None
+
+
+@dataclass
+class EvalReport:
+    """One evaluation batch as the operator saw it (the server's /api/evals has the record)."""
+
+    after_rollouts: int
+    total: int
+    batch: str | None = None
+    episodes: list[str] = field(default_factory=list)
+    successes: int = 0  # autonomous
+    weights_versions: list[int] = field(default_factory=list)
+    reset_sent_at: int | None = None  # batch progress when reset_done was last sent
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / len(self.episodes) if self.episodes else None
 
 
 class ScriptedOperator:
@@ -77,6 +102,7 @@ class ScriptedOperator:
         self.robot_id: str | None = None
         self.hands: ExpertHands | None = None
         self.reports: list[EpisodeReport] = []
+        self.evals: list[EvalReport] = []
 
     async def run(self) -> list[EpisodeReport]:
         """Claim the robot, record the demos, then run the rollouts."""
@@ -90,6 +116,8 @@ class ScriptedOperator:
             await self._wait_for_policy()
         for i in range(self.plan.rollouts):
             await self._episode("rollout", i + 1, self.plan.rollouts)
+            if self.plan.eval_every and (i + 1) % self.plan.eval_every == 0:
+                await self._eval_batch(i + 1)
         return self.reports
 
     # ------------------------------------------------------------------ events
@@ -186,8 +214,7 @@ class ScriptedOperator:
             if event.get("episode_id") != report.episode_id:
                 continue
             if event["type"] == "episode_summary":
-                report.success, report.outcome = bool(event["success"]), event.get("outcome")
-                report.end_reason = event.get("reason")
+                _summarise(report, event)
                 return
             if event["type"] != "rollout":
                 continue
@@ -202,6 +229,80 @@ class ScriptedOperator:
                 gave_up = await self._give_up(event, driven)
                 if not gave_up:
                     await self._drive(event)
+
+    # ------------------------------------------------------------------ evaluation
+    async def _eval_batch(self, after: int) -> EvalReport:
+        """Start a batch and watch it to the end: no take-over (it would be a failure)."""
+        n = self.plan.eval_episodes
+        mode = await self._settled_mode()
+        if mode not in ("idle", "await_reset"):
+            raise LinkError(f"cannot start an evaluation batch in mode {mode}")
+        self._drain()
+        why = f"evaluation after {after} rollouts (scripted operator)"
+        ack = await self.link.command("start_eval", why, episodes=n)
+        if not ack.ok:
+            raise LinkError(f"start_eval refused: {ack.reason}")
+        batch = EvalReport(after_rollouts=after, total=n)
+        self.evals.append(batch)
+        deadline = time.monotonic() + self.plan.eval_timeout_s
+        current: EpisodeReport | None = None
+        while not self._eval_over(batch, current):
+            if time.monotonic() > deadline:
+                raise LinkError(f"evaluation batch not done within {self.plan.eval_timeout_s} s")
+            current = await self._on_eval_event(batch, current, await self._next(idle=True))
+        log.info(
+            "evaluation after %d rollouts (%s): %d/%d autonomous successes, weights %s",
+            after, batch.batch, batch.successes, len(batch.episodes), batch.weights_versions,
+        )  # fmt: skip
+        return batch
+
+    def _eval_over(self, batch: EvalReport, current: EpisodeReport | None) -> bool:
+        progress = self.status.get("eval") or {}
+        ours = batch.batch is not None and progress.get("batch") == batch.batch
+        finished = ours and not progress.get("running")
+        return finished and current is None and len(batch.episodes) >= int(progress.get("done", 0))
+
+    async def _on_eval_event(
+        self, batch: EvalReport, current: EpisodeReport | None, event: dict[str, Any]
+    ) -> EpisodeReport | None:
+        """Track the batch's episodes; the episode open after ``event``."""
+        kind = event.get("type")
+        if kind == "episode_start" and event.get("episode_kind") == "evaluation":
+            batch.batch = batch.batch or event.get("eval_batch")
+            report = EpisodeReport(str(event["episode_id"]), "evaluation")
+            report.eval_batch = event.get("eval_batch")
+            self.reports.append(report)
+            return report
+        if kind == "state":
+            await self._eval_reset(batch, event)
+        if current is None or event.get("episode_id") != current.episode_id:
+            return current
+        if kind == "rollout":
+            current.steps += 1
+            version = event.get("weights_version")
+            for seen in (current.weights_versions, batch.weights_versions):
+                if version is not None and int(version) not in seen:
+                    seen.append(int(version))
+            await self.link.send_pad(self.pad.idle())
+        elif kind == "episode_summary":
+            _summarise(current, event)
+            batch.episodes.append(current.episode_id)
+            batch.successes += current.result == "autonomous_success"
+            return None
+        return current
+
+    async def _eval_reset(self, batch: EvalReport, state: dict[str, Any]) -> None:
+        """A robot that does not reset itself waits for reset_done between episodes."""
+        progress = state.get("eval") or {}
+        waiting = state.get("mode") == "await_reset" and progress.get("running")
+        if not waiting or progress.get("auto_reset") or progress.get("batch") != batch.batch:
+            return
+        if batch.reset_sent_at == progress.get("done"):
+            return
+        batch.reset_sent_at = progress.get("done")
+        ack = await self.link.command("reset_done", "scene reset (scripted operator)")
+        if not ack.ok:
+            log.warning("reset_done refused during the evaluation: %s", ack.reason)
 
     async def _give_up(self, step: dict[str, Any], driven: deque[np.ndarray]) -> bool:
         """End the episode as a failure when the expert's hand is stuck (e.g. a wrist wound
@@ -257,6 +358,15 @@ class ScriptedOperator:
             log.warning("could not label %s %s: %s", report.episode_id, outcome, exc)
             return
         report.labelled = outcome
+
+
+def _summarise(report: EpisodeReport, summary: dict[str, Any]) -> None:
+    """Copy an ``episode_summary``'s outcome into the report (evaluations: autonomous only)."""
+    report.result = summary.get("result")
+    report.success = bool(summary["success"])
+    if report.kind == "evaluation":
+        report.success = report.result == "autonomous_success"
+    report.outcome, report.end_reason = summary.get("outcome"), summary.get("reason")
 
 
 def _stuck(poses: deque[np.ndarray], distance_m: float = 0.005, angle_rad: float = 0.05) -> bool:

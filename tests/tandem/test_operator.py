@@ -54,6 +54,13 @@ def run_cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
 def test_cli_refuses_bad_arguments_and_names_an_unreachable_server(tmp_path: Path):
     bad = run_cli("--demos", "-1", data=tmp_path)
     assert bad.returncode == 2 and "--demos: must be >= 0, got -1" in bad.stderr
+    for flag, value, why in [
+        ("--eval-episodes", "0", "must be >= 1, got 0"),
+        ("--eval-episodes", "1001", "must be <= 1000, got 1001"),
+        ("--eval-every", "-2", "must be >= 0, got -2"),
+    ]:
+        bad = run_cli(flag, value, data=tmp_path)
+        assert bad.returncode == 2 and f"{flag}: {why}" in bad.stderr, bad.stderr
     port = free_port()
     down = run_cli("--url", f"http://127.0.0.1:{port}", "--token", "t", data=tmp_path)
     assert down.returncode == 1
