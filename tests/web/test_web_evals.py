@@ -159,15 +159,43 @@ def test_operator_starts_an_eval_batch_from_the_dashboard(robot: Stack, page: Pa
     expect(row).to_be_hidden()
 
 
-def test_operate_page_starts_and_stops_an_eval_batch(robot: Stack, page: Page) -> None:
+def test_operate_page_eval_batch_take_over_fails_it_and_stop(robot: Stack, page: Page) -> None:
+    """Start from the operate page; a take-over ends the evaluation episode as a failure and
+    the sim waits for reset done; reset done goes on with the batch; stop ends it."""
     page.goto("/")
     expect(page.locator("#link")).to_have_text("connected")
     page.fill("#eval-episodes", "3")
     page.click("#start-eval")
-    robot.wait_status(lambda s: s["mode"] == "rollout" and s["episode_kind"] == "evaluation", 10,
-                      "an evaluation episode")  # fmt: skip
+    first = robot.wait_status(
+        lambda s: s["mode"] == "rollout" and s["episode_kind"] == "evaluation", 10,
+        "an evaluation episode",
+    )  # fmt: skip
     expect(page.locator("#eval-progress")).to_contain_text("running")
+    robot.wait_steps(3)
+    take_over = page.locator("#takeover")
+    take_over.dispatch_event("pointerdown", {"pointerId": 1, "isPrimary": True})
+    status = robot.wait_status(lambda s: s["mode"] == "await_reset", 10, "the episode ended")
+    take_over.dispatch_event("pointerup", {"pointerId": 1, "isPrimary": True})
+    assert status["eval"]["done"] == 1 and status["eval"]["successes"] == 0
+    assert status["eval"]["running"]
+    expect(page.locator("#eval-progress")).to_contain_text("Evaluation 1/3: 0 autonomous")
+
+    def stored() -> Any:
+        res = robot.http.get(f"/api/episodes/{first['episode_id']}")
+        return res.status_code == 200 and not res.json()["recording"] and res.json()
+
+    row = wait_for(stored, 20, "the taken-over evaluation episode in the database")
+    assert (row["result"], row["end_reason"], row["intervention_steps"]) == (
+        "failure", "take_over", 0,
+    )  # fmt: skip
+    time.sleep(0.5)
+    assert robot.status()["mode"] == "await_reset", "after a take-over the sim waits for a reset"
+    page.click("#reset-done")
+    robot.wait_status(
+        lambda s: s["mode"] == "rollout" and s["episode_id"] != first["episode_id"], 10,
+        "the batch's next episode",
+    )  # fmt: skip
     page.click("#stop-eval")
     status = robot.wait_status(lambda s: not s["eval"]["running"], 10, "the batch stopped")
-    assert status["mode"] == "await_reset" and status["eval"]["done"] == 0
+    assert status["mode"] == "await_reset" and status["eval"]["done"] == 1
     expect(page.locator("#eval-progress")).to_contain_text("stopped")

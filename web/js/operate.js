@@ -42,6 +42,7 @@ const page = {
   padDeadman: false,
   padPressed: [],
   evalControls: null,
+  tookOverEval: false, // a take-over ends an evaluation episode: nothing to hand back
 };
 // Read-only handle for the browser console and the browser tests.
 window.tandem = page;
@@ -138,13 +139,13 @@ function wireTakeover() {
     page.takeoverHeld = true;
     button.classList.add("held");
     button.setPointerCapture?.(ev.pointerId);
-    runCommand("take_over");
+    takeOver();
   };
   const letGo = () => {
     if (!page.takeoverHeld) return;
     page.takeoverHeld = false;
     button.classList.remove("held");
-    runCommand("hand_back");
+    handBack();
   };
   button.addEventListener("pointerdown", press);
   button.addEventListener("pointerup", letGo);
@@ -180,16 +181,31 @@ function onPad(pad, changed) {
   });
 }
 
+/** Take over a rollout; in an evaluation episode this ends it as a failure (told once). */
+function takeOver() {
+  page.tookOverEval = page.status?.episode_kind === "evaluation";
+  if (page.tookOverEval) toast("Taking over ends this evaluation episode as a failure");
+  runCommand("take_over");
+}
+
+function handBack() {
+  if (page.tookOverEval) {
+    page.tookOverEval = false;
+    return; // the evaluation episode already ended: the robot waits for reset done
+  }
+  runCommand("hand_back");
+}
+
 /** Holding the deadman during a rollout takes over; letting go hands back. */
 function deadmanEdges(held) {
   const mode = page.status?.mode;
   if (held && !page.padDeadman && mode === "rollout" && page.control.lease.you_hold) {
     page.padTookOver = true;
-    runCommand("take_over");
+    takeOver();
   }
   if (!held && page.padDeadman && page.padTookOver) {
     page.padTookOver = false;
-    runCommand("hand_back");
+    handBack();
   }
   page.padDeadman = held;
 }
