@@ -27,6 +27,7 @@ const page = {
   processes: null,
   metricsReceived: 0,
   axis: "time",
+  runId: null,
   at: { env_steps: null, weights_version: null }, // the learner's latest, for state rows
   evals: null,
   evalControls: null,
@@ -141,6 +142,8 @@ function addRow(row) {
   const metrics = row?.scalars ?? row?.metrics;
   if (typeof metrics !== "object" || metrics === null) return;
   page.metricsReceived += 1;
+  if (row.run_id && page.runId && row.run_id !== page.runId) newRun(row.run_id);
+  page.runId = row.run_id ?? page.runId;
   const at = rowPosition(row, metrics);
   showFigures(metrics);
   const byGroup = new Map();
@@ -154,6 +157,15 @@ function addRow(row) {
   $("update-step").textContent = String(row.update_step ?? "—");
   $("env-steps").textContent = String(row.env_steps ?? "—");
   $("no-metrics").hidden = true;
+}
+
+/** A learner run started (its env steps and versions count from zero): draw it alone. */
+function newRun(runId) {
+  for (const chart of page.charts.values()) chart.plot?.destroy();
+  page.charts.clear();
+  $("charts").replaceChildren();
+  page.at = { env_steps: null, weights_version: null };
+  toast(`New learner run ${runId}: the charts start over`);
 }
 
 /** Where a metrics row sits: wall time, the learner's env steps and weights version. */
