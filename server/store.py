@@ -357,8 +357,9 @@ class EpisodeStore:
             query = query.where(m.Episode.robot_id == robot)
         with self.session() as s:
             rows = list(reversed(s.scalars(query).all()))
+            known: dict[int, int | None] = {}  # one lookup per weights version
             for row in rows:
-                _fill_env_steps(s, row)
+                _fill_env_steps(s, row, known)
             batches: dict[str, list[m.Episode]] = {}
             for row in rows:
                 batches.setdefault(str(row.eval_batch), []).append(row)
@@ -563,9 +564,14 @@ def _result(row: m.Episode) -> str | None:
     return None if result is None else result.value
 
 
-def _fill_env_steps(s: Session, row: m.Episode) -> None:
-    if row.env_steps is None and row.weights_version is not None and row.kind != "demo":
-        row.env_steps = env_steps_at_version(s, row.weights_version)
+def _fill_env_steps(s: Session, row: m.Episode, known: dict[int, int | None] | None = None) -> None:
+    version = row.weights_version
+    if row.env_steps is not None or version is None or row.kind == EpisodeKind.DEMO.value:
+        return
+    known = {} if known is None else known
+    if version not in known:
+        known[version] = env_steps_at_version(s, version)
+    row.env_steps = known[version]
 
 
 def env_steps_at_version(s: Session, version: int) -> int | None:
