@@ -66,6 +66,9 @@ def metrics(i: int) -> list[bytes]:
         "learner/env_steps": 500.0 + 10 * i,
         "weights/version": 7.0 + i // 10,
         "critic/loss": 1.0 / (1 + i),
+        "learner/state": 2.0,  # waiting_for_demos (learner/service/metrics.py STATES)
+        "learner/demos": 1.0,
+        "learner/demos_required": 3.0,
     }
     msg = LearnerMetrics(
         run_id="ui-run-live", update_step=i, env_steps=500 + 10 * i, metrics=values
@@ -88,6 +91,7 @@ def test_training_page_shows_three_figures_and_the_eval_curve(
         return page.evaluate("window.tandem.summary().metricsReceived") >= 25
 
     wait_for(received, 30, "25 metrics rows", interval=0.05)
+    expect(page.locator("#learner")).to_have_text("waiting for demos (1/3)")
     # Three separate figures, none of them a mixed "success rate".
     expect(page.locator("#fig-autonomous")).to_have_text("25 %")
     expect(page.locator("#fig-assisted")).to_have_text("75 %")
@@ -119,6 +123,19 @@ def test_training_page_shows_three_figures_and_the_eval_curve(
     )
     versions = set(page.evaluate("window.tandem.charts.get('q').plot.data[0]"))
     assert versions <= {7.0 + k for k in range(sent // 10 + 1)} and len(versions) >= 2
+
+    # The operate page says what the learner waits for, too.
+    operate = page.context.new_page()
+    operate.goto("/")
+
+    def says_waiting() -> bool:
+        nonlocal sent
+        metrics_pub.send_multipart(metrics(sent))
+        sent += 1
+        return operate.locator("#learner").inner_text() == "waiting for demos (1/3)"
+
+    wait_for(says_waiting, 20, "the learner's state on the operate page", interval=0.2)
+    operate.close()
 
 
 def eval_row(stack: Stack) -> dict[str, Any] | None:

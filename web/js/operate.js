@@ -5,6 +5,7 @@ import { CameraView } from "./camera.js";
 import { ControlClient, nowMs } from "./control.js";
 import { GamepadPoller, KeyboardInput, PAD_BUTTONS } from "./devices.js";
 import { EvalControls } from "./evals.js";
+import { learnerStatus } from "./learner.js";
 import { api } from "./net.js";
 import { ProcessesPanel } from "./processes.js";
 import { Telemetry } from "./telemetry.js";
@@ -58,7 +59,7 @@ async function main() {
       showLease({ holder: null, you_hold: false });
     },
   });
-  new Telemetry({ state: onState });
+  new Telemetry({ state: onState, metrics: onMetrics });
   page.processes = new ProcessesPanel($("processes"));
   page.evalControls = new EvalControls($("eval-controls"), {
     robot: () => page.status?.robot_id ?? null,
@@ -252,6 +253,15 @@ function onState(msg) {
       ? "ready"
       : `weights v${version}` + (msg.weights_lag ? ` (${msg.weights_lag} behind)` : "");
   $("policy").textContent = policy;
+}
+
+/** Learner metrics rows: say what the learner is doing or waiting for. */
+function onMetrics(msg) {
+  const rows = Array.isArray(msg.rows) ? msg.rows : [msg];
+  for (const row of rows) {
+    const text = learnerStatus(row?.scalars ?? {});
+    if (text) $("learner").textContent = text;
+  }
 }
 
 function ensureCamera(name) {

@@ -5,6 +5,7 @@
 import { setLink, startPage } from "./common.js";
 import { GROUPS, MetricChart, QStrip, X_AXES, groupOf } from "./charts.js";
 import { EvalChart, EvalControls } from "./evals.js";
+import { learnerStatus } from "./learner.js";
 import { api } from "./net.js";
 import { ProcessesPanel } from "./processes.js";
 import { Telemetry } from "./telemetry.js";
@@ -146,6 +147,7 @@ function addRow(row) {
   page.runId = row.run_id ?? page.runId;
   const at = rowPosition(row, metrics);
   showFigures(metrics);
+  $("learner").textContent = learnerStatus(metrics) ?? $("learner").textContent;
   const byGroup = new Map();
   for (const [name, value] of Object.entries(metrics)) {
     const group = groupOf(name);

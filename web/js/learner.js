@@ -1,0 +1,38 @@
+// What the learner is doing, in words, from its metrics (names in docs/learner_service.md).
+
+// Index of `learner/state` (learner/service/metrics.py STATES).
+const STATES = [
+  "starting",
+  "waiting_for_data",
+  "waiting_for_demos",
+  "pretraining",
+  "waiting_for_steps",
+  "training",
+  "imitation_only",
+];
+
+function count(metrics, name) {
+  const x = metrics[name];
+  return typeof x === "number" && Number.isFinite(x) ? Math.round(x) : null;
+}
+
+/** "waiting for demos (1/3)", "IL-only warm-up (1/2 rollouts)", "training", ... or null. */
+export function learnerStatus(metrics) {
+  const index = count(metrics, "learner/state");
+  if (index === null) return null;
+  const state = STATES[index] ?? `state ${index}`;
+  if (state === "waiting_for_demos") {
+    const parts = [];
+    const demos = count(metrics, "learner/demos_required");
+    if (demos) parts.push(`${count(metrics, "learner/demos") ?? 0}/${demos}`);
+    const steps = count(metrics, "learner/demo_steps_required");
+    if (steps) parts.push(`${count(metrics, "learner/demo_steps") ?? 0}/${steps} steps`);
+    return `waiting for demos${parts.length ? ` (${parts.join(", ")})` : ""}`;
+  }
+  const warmup = count(metrics, "learner/warmup_rollouts_required");
+  if (count(metrics, "learner/il_only") === 1 && warmup) {
+    const seen = count(metrics, "learner/warmup_rollouts") ?? 0;
+    return `IL-only warm-up (${seen}/${warmup} rollouts)`;
+  }
+  return state.replaceAll("_", " ");
+}
