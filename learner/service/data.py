@@ -162,9 +162,12 @@ class ServiceData:
     def demo_states(self) -> np.ndarray:
         """Network-input (stacked) states of every demo frame, [N, state_dim]."""
         with self.lock:
-            frames = [np.arange(start, start + n) for start, n in self.demos.episodes]
-            idx = np.concatenate(frames) if frames else np.zeros(0, np.int64)
-            return self.demos.obs["state"][idx].copy()
+            return _states(self.demos)
+
+    def il_states(self) -> np.ndarray:
+        """Network-input states of all imitation data (demos, then interventions), [N, D]."""
+        with self.lock:
+            return np.concatenate([_states(self.demos), _states(self.interventions)])
 
     # ------------------------------------------------------------------ sampling
     def __len__(self) -> int:
@@ -210,6 +213,12 @@ class ServiceData:
                 "buffer/interventions": float(len(self.interventions)),
                 "buffer/total": float(len(self.replay)),
             }
+
+
+def _states(store: EpisodeStore) -> np.ndarray:
+    frames = [np.arange(start, start + n) for start, n in store.episodes]
+    idx = np.concatenate(frames) if frames else np.zeros(0, np.int64)
+    return store.obs["state"][idx].copy()
 
 
 def _keys(seg: Segment) -> dict[StepKey, int]:

@@ -273,7 +273,7 @@ class OnlineLearner:
             data.add_intervention(seg)
         self.episode_stats.add(delivery.episode, len(routed.intervention))
         self.demo_episodes += bool(routed.demo)
-        self.rollouts_seen += delivery.episode.kind != EpisodeKind.DEMO
+        self.rollouts_seen += delivery.episode.kind == EpisodeKind.ROLLOUT
         self._set_metrics(self._gate_metrics())
         if self.warmup_done and self._il_only_published:
             log.info("IL-only warm-up done after %d rollouts: the hybrid acts from now on",
@@ -339,8 +339,9 @@ class OnlineLearner:
     def _new_il(self) -> BCPolicy:
         assert self.spec is not None
         cfg = self.cfg
+        dropout = cfg.bc_dropout if cfg.online_bc_dropout is None else cfg.online_bc_dropout
         return BCPolicy(
-            self.spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=cfg.bc_dropout,
+            self.spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=dropout,
             pixel_dropout=cfg.bc_pixel_dropout, resnet_width=cfg.bc_resnet_width,
             shift_pad=cfg.shift_pad, norm_clip=cfg.state_norm_clip,
         ).to(self.device)  # fmt: skip
@@ -359,7 +360,7 @@ class OnlineLearner:
         states = self.data.demo_states()
         if len(states):
             il.normalizer.fit(states)
-        steps = self.cfg.bc_steps if self.svc.pretrain_steps is None else self.svc.pretrain_steps
+        steps = self._pretrain_steps
         log.info("pre-training the IL policy: %d steps on %d demo transitions",
                  steps, len(self.data.demos))  # fmt: skip
         t0 = time.monotonic()
@@ -467,12 +468,28 @@ class OnlineLearner:
         if due or new_demo >= self.svc.refit_min_demo_steps:
             p.intervention_steps_at_refit = data.intervention_steps
             p.demo_steps_at_refit = len(data.demos)
-            log.info("IL refit: %d new intervention steps, %d new demo steps", new, new_demo)
+            log.info("IL refit (%s): %d new intervention steps, %d new demo steps",
+                     self.cfg.online_il_refit, new, new_demo)  # fmt: skip
+            start, steps = self._refit_start(data)
             self.refit = Refit(
-                self.il, data.sample_il, self._il_batch, steps=self.svc.refit_steps,
+                start, data.sample_il, self._il_batch, steps=steps,
                 batch_size=self.cfg.batch_size, lr=self.cfg.bc_lr,
                 grad_clip=self.cfg.bc_grad_clip, seed=int(self.rng.integers(1 << 31)),
             ).start()  # fmt: skip
+
+    def _refit_start(self, data: ServiceData) -> tuple[BCPolicy, int]:
+        """(policy to train, steps): the current one to fine-tune, or a new one (scratch)
+        whose normaliser is fit on all imitation data, trained as long as the pre-training."""
+        assert self.il is not None
+        if self.cfg.online_il_refit == "finetune":
+            return self.il, self.svc.refit_steps
+        fresh = self._new_il()
+        fresh.normalizer.fit(data.il_states())
+        return fresh, self._pretrain_steps
+
+    @property
+    def _pretrain_steps(self) -> int:
+        return self.cfg.bc_steps if self.svc.pretrain_steps is None else self.svc.pretrain_steps
 
     def _swap_refit(self, job: Refit) -> None:
         if job.error is not None:

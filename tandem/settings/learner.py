@@ -145,3 +145,18 @@ class LearnerSettings(BaseModel):
         "alone (IL-only bundles, as the reference's warm-up) before the hybrid acts; the "
         "critic trains meanwhile.",
     )
+    online_il_refit: Literal["scratch", "finetune"] = Field(
+        "scratch",
+        description="Online learner's IL refits (after new interventions or demos): scratch = "
+        "a new IL policy whose state normaliser is fit on all imitation data (demos and "
+        "interventions), trained as long as the pre-training; finetune = the current policy "
+        "for learner_service.refit_steps (its normaliser stays the first demos').",
+    )
+    online_bc_dropout: float | None = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Online learner: dropout of the state IL policy; None = bc_dropout. A few "
+        "demos plus interventions are too little data for bc_dropout's 0.5 (the policy creeps "
+        "near the object instead of grasping it).",
+    )

@@ -154,3 +154,15 @@ def test_the_online_il_policy_clamps_normalised_states(running) -> None:
     far = torch.full((1, il.normalizer.mean.shape[0]), 1e6)
     z = il.normalizer(far)
     assert torch.all(z.abs() <= 3.0 + 1e-6) and torch.all(z == 3.0)
+
+
+def test_evaluation_episodes_do_not_count_as_warm_up_rollouts(running) -> None:
+    run = running(online_min_demos=1, online_warmup_rollouts=1)
+    run.deliver("d0", EpisodeKind.DEMO)
+    wait_for(lambda: run.learner.progress.weights_version >= 1, 30, "the first policy")
+    run.deliver("e0", EpisodeKind.EVALUATION)
+    run.deliver("e1", EpisodeKind.EVALUATION)
+    wait_for(lambda: run.metric("buffer/online") == 2 * N, 20, "the evaluation episodes")
+    assert run.metric("learner/warmup_rollouts") == 0 and run.metric("learner/il_only") == 1.0
+    run.deliver("r0")
+    wait_for(lambda: run.metric("learner/il_only") == 0.0, 20, "the end of the warm-up")
