@@ -142,9 +142,9 @@ function onMetrics(msg) {
 function addRow(row) {
   const metrics = row?.scalars ?? row?.metrics;
   if (typeof metrics !== "object" || metrics === null) return;
-  page.metricsReceived += 1;
   if (row.run_id && page.runId && row.run_id !== page.runId) newRun(row.run_id);
   page.runId = row.run_id ?? page.runId;
+  page.metricsReceived += 1; // rows of the current run
   const at = rowPosition(row, metrics);
   showFigures(metrics);
   $("learner").textContent = learnerStatus(metrics) ?? $("learner").textContent;
@@ -167,6 +167,7 @@ function newRun(runId) {
   page.charts.clear();
   $("charts").replaceChildren();
   page.at = { env_steps: null, weights_version: null };
+  page.metricsReceived = 0;
   toast(`New learner run ${runId}: the charts start over`);
 }
 
