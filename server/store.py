@@ -683,11 +683,16 @@ def _extra(meta: EpisodeMeta) -> dict[str, Any]:
         value = meta.extra.get(key)
         if value is None:
             continue
-        if key == "eval_batch" and not isinstance(value, str):
-            raise StoreError(f"episode {meta.episode_id}: eval_batch must be a string: {value!r}")
-        if key != "eval_batch" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise StoreError(f"episode {meta.episode_id}: {key} must be an integer: {value!r}")
-        out[key] = value
+        if key == "eval_batch":
+            ok = isinstance(value, str) and 0 < len(value) <= 128
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        if ok:
+            out[key] = value
+        else:  # a hand-edited meta.json must not stop the store from opening
+            log.warning(
+                "episode %s: ignoring invalid %s %r in meta.json", meta.episode_id, key, value
+            )
     return out
 
 

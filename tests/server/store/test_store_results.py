@@ -131,3 +131,14 @@ def test_migration_backfills_results_of_old_rows(tmp_path) -> None:
         rows = dict(conn.execute(text("SELECT id, result FROM episodes")).all())
     engine.dispose()
     assert rows == {"a": "autonomous_success", "b": "assisted_success", "c": "failure", "d": None}
+
+
+def test_invalid_extra_in_metadata_is_ignored(store: EpisodeStore) -> None:
+    """A hand-edited meta.json with nonsense in ``extra`` must not stop the store."""
+    bad = {"weights_version": "seven", "eval_batch": 5, "eval_index": True}
+    write_episode(store, "odd", kind=EpisodeKind.ROLLOUT, n=3, outcome=None, extra=bad)
+    row = store.get_episode("odd")
+    assert (row.weights_version, row.eval_batch, row.eval_index) == (None, None, None)
+    assert row.result is not None and row.result.value == "autonomous_success"
+    store.reconcile()  # reading the same metadata from the files again
+    assert store.get_episode("odd").weights_version is None
