@@ -57,27 +57,39 @@ def parse_env(
 
 
 def make_env(
-    spec: EnvSpec, *, cameras: Sequence[str] | None = None, image_size: int = 96
+    spec: EnvSpec,
+    *,
+    cameras: Sequence[str] | None = None,
+    image_size: int = 96,
+    time_limit: int | None = None,
 ) -> CanonicalEnv:
     """Build the env. For sim tasks ``cameras`` picks the rendered cameras (None = all,
-    () = state only); gym envs keep the observation they have."""
+    () = state only); gym envs keep the observation they have. ``time_limit`` truncates
+    episodes after that many steps (the sim's ``horizon``; a ``TimeLimit`` for gym envs);
+    an explicit ``horizon`` in the env kwargs wins."""
     for module in spec.imports:
         try:
             importlib.import_module(module)
         except ImportError as exc:
             raise EnvSpecError(f"--import {module}: {exc}") from None
     if spec.kind == "sim":
-        env = _make_sim(spec, cameras, image_size)
+        env = _make_sim(spec, cameras, image_size, time_limit)
     else:
         try:
             env = gym.make(spec.name, **spec.kwargs)
         except (gym.error.Error, TypeError) as exc:
             raise EnvSpecError(f"cannot make gym env {spec.name!r}: {exc}") from None
+        if time_limit is not None:
+            env = gym.wrappers.TimeLimit(env, time_limit)
     return CanonicalEnv(env, cameras if spec.kind == "gym" else None)
 
 
-def _make_sim(spec: EnvSpec, cameras: Sequence[str] | None, image_size: int) -> gym.Env[Any, Any]:
+def _make_sim(
+    spec: EnvSpec, cameras: Sequence[str] | None, image_size: int, time_limit: int | None
+) -> gym.Env[Any, Any]:
     kwargs = dict(spec.kwargs)
+    if time_limit is not None:
+        kwargs.setdefault("horizon", time_limit)
     if cameras is not None:
         kwargs["cameras"] = tuple(cameras)
     kwargs.setdefault("image_size", image_size)

@@ -158,6 +158,13 @@ def concat_batches(a: Batch, b: Batch) -> Batch:
     return out
 
 
+def sampling(method: str, rlpd_frac: float, ibrl_frac: float | None) -> tuple[SampleMode, float]:
+    """The sampling rule of a method: (mode, demo fraction) for ``Replay``."""
+    if method == "rlpd":
+        return "rlpd", rlpd_frac
+    return ("uniform", 0.0) if ibrl_frac is None else ("rlpd", ibrl_frac)
+
+
 class Replay:
     """Demo store (never evicted) + online store (bounded) with the method's sampling rule.
 

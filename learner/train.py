@@ -28,7 +28,7 @@ from learner.demos import Demo, load_demos
 from learner.envs import CanonicalEnv, EnvSpec, make_env
 from learner.ibrl import IBRLAgent, resolve_device
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
-from learner.replay import EpisodeStore, Replay, SampleMode
+from learner.replay import EpisodeStore, Replay, sampling
 from learner.selection import SelectionMode
 from tandem.settings import Settings, save_settings
 from tandem.settings.learner import LearnerSettings
@@ -181,8 +181,9 @@ class Trainer:
             pixels = use_pixels(self.cfg, probe.cameras, self.device)
             probe.close()
         cams = (self.cfg.cameras or None) if pixels else ()
-        self.env = make_env(args.env, cameras=cams, image_size=self.cfg.image_size)
-        self.eval_env = make_env(args.env, cameras=cams, image_size=self.cfg.image_size)
+        size, limit = self.cfg.image_size, self.cfg.time_limit
+        self.env = make_env(args.env, cameras=cams, image_size=size, time_limit=limit)
+        self.eval_env = make_env(args.env, cameras=cams, image_size=size, time_limit=limit)
         self.spec = build_spec(self.env, self.cfg, pixels)
         demos = load_demos(args.demos, action_dim=self.spec.action_dim, cameras=self.spec.cameras)
         self.demos = demo_store(self.spec, demos, self.cfg)
@@ -278,8 +279,8 @@ class RLLoop:
         self.agent = IBRLAgent(cfg, trainer.spec, il, trainer.device)
         self.agent.normalizer.fit(trainer.demo_states)
         self.online = make_store(trainer.spec, cfg.buffer_size, cfg, evict=True)
-        mode: SampleMode = "rlpd" if cfg.method == "rlpd" else "uniform"
-        self.replay = Replay(trainer.demos, self.online, mode, cfg.rlpd_demo_frac)
+        mode, frac = sampling(cfg.method, cfg.rlpd_demo_frac, cfg.ibrl_demo_frac)
+        self.replay = Replay(trainer.demos, self.online, mode, frac)
         if state is not None:
             self.agent.load_state_dict(state["agent"])
             replay_path = trainer.out / "checkpoints" / "replay.npz"

@@ -90,6 +90,14 @@ class LearnerSettings(BaseModel):
     rlpd_demo_frac: float = Field(
         0.5, ge=0, le=1, description="Fraction of each rlpd batch drawn from the demos."
     )
+    ibrl_demo_frac: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Fraction of each ibrl, ibrl_soft or rl batch drawn from the demos "
+        "(symmetric sampling, as rlpd); None = uniform over demos and online data, as the "
+        "reference.",
+    )
 
     # ---- imitation policy
     bc_steps: int = Field(20_000, ge=0, description="Gradient steps of IL pre-training.")
@@ -107,6 +115,13 @@ class LearnerSettings(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None = default.")
 
     # ---- evaluation and checkpoints (tandem train)
+    time_limit: int | None = Field(
+        None,
+        ge=1,
+        description="tandem train: truncate training and evaluation episodes after this many "
+        "env steps (the sim's horizon, a TimeLimit for gym envs); None = the env's own "
+        "(200 for sim tasks).",
+    )
     eval_every: int = Field(5_000, ge=1, description="Env steps between evaluations.")
     eval_episodes: int = Field(20, ge=1, description="Episodes per evaluation.")
     checkpoint_every: int = Field(

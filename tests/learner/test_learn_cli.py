@@ -117,6 +117,18 @@ def test_train_writes_run_directory_and_resumes(demos: Path, tmp_path: Path) -> 
     assert load_checkpoint(run / "checkpoints" / "latest.pt")["progress"]["env_step"] == 300
 
 
+@pytest.mark.parametrize("kind", ["sim", "gym"])
+def test_time_limit_truncates_training_and_evaluation_episodes(kind: str) -> None:
+    from learner.envs import make_env, parse_env
+
+    spec = parse_env("sim:lift" if kind == "sim" else "gym:Pendulum-v1")
+    env = make_env(spec, cameras=(), time_limit=7)
+    env.reset(seed=0)
+    ends = [env.step(np.zeros(env.action_dim, np.float32))[2:4] for _ in range(7)]
+    assert ends[:6] == [(False, False)] * 6 and ends[6] == (False, True)
+    env.close()
+
+
 @pytest.mark.timeout(240)
 def test_train_bc_evaluates_the_il_policy(demos: Path, tmp_path: Path, capsys) -> None:
     config = tmp_path / "tiny.toml"

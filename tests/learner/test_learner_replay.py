@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.replay import EpisodeStore, Replay, nstep_targets
+from learner.replay import EpisodeStore, Replay, nstep_targets, sampling
 
 G = 0.9
 
@@ -71,6 +71,30 @@ def test_demos_are_never_evicted_and_sampling_rules() -> None:
     assert abs(demo_frac - 5 / (5 + len(online))) < 0.02
     rlpd = Replay(demos, online, "rlpd", 0.5).sample(1000, rng)
     assert (rlpd["action"][:, 0] == -1.0).sum() == 500
+
+
+@pytest.mark.parametrize(
+    ("method", "ibrl_frac", "expected"),
+    [
+        ("ibrl", None, ("uniform", 0.0)),
+        ("ibrl", 0.25, ("rlpd", 0.25)),
+        ("ibrl_soft", 0.5, ("rlpd", 0.5)),
+        ("rlpd", None, ("rlpd", 0.4)),
+        ("rlpd", 0.25, ("rlpd", 0.4)),  # rlpd keeps its own fraction
+    ],
+)
+def test_each_method_samples_demos_by_its_rule(
+    method: str, ibrl_frac: float | None, expected: tuple[str, float]
+) -> None:
+    assert sampling(method, 0.4, ibrl_frac) == expected
+    demos, online = _store(12, evict=False), _store(30)
+    _episode(demos, -1.0, 5)
+    for k in range(5):
+        _episode(online, float(k), 5)
+    mode, frac = sampling(method, 0.4, ibrl_frac)
+    batch = Replay(demos, online, mode, frac).sample(1000, np.random.default_rng(1))
+    share = (batch["action"][:, 0] == -1.0).mean()
+    assert share == pytest.approx(frac if mode == "rlpd" else 5 / 30, abs=0.04)
 
 
 def test_store_round_trips_through_arrays() -> None:
