@@ -4,8 +4,10 @@
 
     data/                         attrs: total (int, sum of num_samples),
                                          env_args (JSON: env_name, type, env_kwargs)
-      demo_0/                     attrs: num_samples (N), episode_id, robot_id, kind,
-                                         outcome, success, complete
+      demo_0/                     attrs: num_samples (N), episode_id, robot_id, kind
+                                         (demo, rollout, evaluation), outcome, result
+                                         ("" when none), success, complete; when known:
+                                         weights_version, env_steps, eval_batch, eval_index
         obs/state                 (N, D) float32   proprioception at t
         obs/<camera>_image        (N, H, W, 3) uint8, RGB, e.g. front_image, wrist_image
         next_obs/...              same keys at t+1; the last row is the episode's final
@@ -91,7 +93,16 @@ def _write_demo(group: h5py.Group, row: EpisodeOut, episode: Episode) -> int:
         "outcome": "" if row.outcome is None else str(row.outcome),
         "success": bool(row.success),
         "complete": bool(row.complete),
+        "result": "" if row.result is None else str(row.result),
     }
+    # HDF5 attributes cannot be None: the policy and evaluation fields appear only when set.
+    known = {
+        "weights_version": row.weights_version,
+        "env_steps": row.env_steps,
+        "eval_batch": row.eval_batch,
+        "eval_index": row.eval_index,
+    }
+    attrs.update({key: value for key, value in known.items() if value is not None})
     group.attrs.update(attrs)
     return n
 

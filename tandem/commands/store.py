@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tandem.cli_util import add_config_argument, settings_from_args
+from tandem.messages import EpisodeKind, EpisodeResult
 
 if TYPE_CHECKING:
     from server.db.schemas import EpisodeOut
@@ -28,10 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_store_arguments(export)
     export.add_argument("--out", type=Path, required=True, help="HDF5 file to write")
     export.add_argument("--ids", nargs="+", metavar="ID", help="episode ids (skips the filters)")
-    export.add_argument("--kind", choices=["demo", "rollout"], help="only this episode kind")
+    export.add_argument(
+        "--kind", choices=[k.value for k in EpisodeKind], help="only this episode kind"
+    )
     export.add_argument(
         "--outcome", choices=["success", "failure", "discard", "unlabeled"], help="only this label"
     )
+    export.add_argument(
+        "--result",
+        choices=[r.value for r in EpisodeResult],
+        help="only policy episodes with this result (autonomous_success: no human step)",
+    )
+    export.add_argument("--eval-batch", metavar="BATCH", help="only this evaluation batch")
     export.add_argument("--robot", help="only episodes of this robot id")
     export.add_argument("--complete-only", action="store_true", help="skip incomplete episodes")
     export.add_argument(
@@ -106,6 +115,8 @@ def _select(store: EpisodeStore, args: argparse.Namespace) -> list[str]:
         "robot": args.robot,
         "kind": args.kind,
         "outcome": args.outcome,
+        "result": args.result,
+        "eval_batch": args.eval_batch,
         "complete": True if args.complete_only else None,
         "discarded": None if args.include_discarded else False,
     }

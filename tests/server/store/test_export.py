@@ -53,6 +53,27 @@ def test_layout_and_values(store: EpisodeStore, tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "demos.hdf5.tmp").exists()
 
 
+def test_evaluation_episodes_keep_result_and_batch(store: EpisodeStore, tmp_path: Path) -> None:
+    # The learner published weights version 3 at 1200 env steps.
+    store.record_metrics("run-a", 50.0, {"weights/version": 3, "learner/env_steps": 1200})
+    evaluation = EpisodeKind.EVALUATION
+    for i, outcome in enumerate([None, Outcome.FAILURE]):  # the bridge fails a take-over
+        extra = {"weights_version": 3, "eval_batch": "b1", "eval_index": i + 1}
+        write_episode(store, f"e{i}", kind=evaluation, n=4, outcome=outcome,
+                      success=outcome is None, extra=extra, started=100.0 + i)  # fmt: skip
+    write_episode(store, "d0", n=3, started=200.0)
+    out = store.export_hdf5(["e0", "e1", "d0"], tmp_path / "evals.hdf5")
+    with h5py.File(out, "r") as f:
+        auto, taken, demo = (f[f"data/demo_{i}"].attrs for i in range(3))
+        assert auto["kind"] == "evaluation" and auto["result"] == "autonomous_success"
+        assert (auto["weights_version"], auto["env_steps"]) == (3, 1200)
+        assert (auto["eval_batch"], auto["eval_index"]) == ("b1", 1)
+        assert taken["result"] == "failure" and taken["outcome"] == "failure"
+        assert taken["eval_index"] == 2 and not taken["success"]
+        assert demo["kind"] == "demo" and demo["result"] == ""
+        assert "eval_batch" not in demo and "weights_version" not in demo
+
+
 def test_export_errors(store: EpisodeStore, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         store.export_hdf5(["missing"], tmp_path / "x.hdf5")
@@ -95,3 +116,30 @@ def test_cli_export(tmp_path: Path) -> None:
     assert broken.returncode == 1 and "cannot open the store" in broken.stderr
     upgrade = _cli("db", "upgrade", "--data-dir", str(data))
     assert upgrade.returncode == 0 and "revision 0002" in upgrade.stdout
+
+
+@pytest.mark.slow
+def test_cli_export_evaluation(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = EpisodeStore(None, data)
+    evaluation = EpisodeKind.EVALUATION
+    for batch, start in (("b1", 100.0), ("b2", 200.0)):
+        for i in range(2):
+            extra = {"weights_version": 1, "eval_batch": batch, "eval_index": i + 1}
+            write_episode(store, f"{batch}-{i}", kind=evaluation, n=3, outcome=None,
+                          success=i == 0, extra=extra, started=start + i)  # fmt: skip
+    write_episode(store, "r1", n=3, started=300.0, kind=EpisodeKind.ROLLOUT, outcome=None)
+    store.close()
+    out = tmp_path / "evals.hdf5"
+
+    def exported(*filters: str) -> list[str]:
+        done = _cli("export", "--data-dir", str(data), *filters, "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        with h5py.File(out, "r") as f:
+            return [f[f"data/demo_{i}"].attrs["episode_id"] for i in range(len(f["data"]))]
+
+    assert exported("--kind", "evaluation") == ["b1-0", "b1-1", "b2-0", "b2-1"]
+    assert exported("--eval-batch", "b2") == ["b2-0", "b2-1"]
+    assert exported("--kind", "evaluation", "--result", "failure") == ["b1-1", "b2-1"]
+    bad = _cli("export", "--data-dir", str(data), "--kind", "eval", "--out", str(out))
+    assert bad.returncode == 2 and "evaluation" in bad.stderr
