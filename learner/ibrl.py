@@ -68,6 +68,8 @@ class IBRLAgent:
             raise ValueError(f"method {cfg.method!r} needs an IL policy")
         self.normalizer = Normalizer(spec.state_dim, cfg.state_norm_clip)
         self.encoder, self.actor, self.critic, self.num_k = self._build_networks()
+        if cfg.actor_init == "il" and il is not None:
+            init_actor_from_il(self.actor, il)
         self.actor_target = _frozen_copy(self.actor)
         self.critic_target = _frozen_copy(self.critic)
         self.il = il
@@ -286,6 +288,27 @@ class IBRLAgent:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.num_updates = int(state["counters"]["num_updates"])
         self.env_steps = int(state["counters"]["env_steps"])
+
+
+def init_actor_from_il(actor: nn.Module, il: BCPolicy) -> None:
+    """Start a state actor as the IL policy: copy its Linear layers in order.
+
+    Both are MLPs on the demo-normalised state ending in tanh; the actor's dropout layers
+    carry no weights. Raises ValueError when the two do not have the same layer shapes
+    (pixel observations, or another width or depth).
+    """
+    mine = [m for m in actor.modules() if isinstance(m, nn.Linear)]
+    theirs = [m for m in il.head.modules() if isinstance(m, nn.Linear)]
+    shapes = [m.weight.shape for m in mine]
+    if not isinstance(actor, StateActor) or shapes != [m.weight.shape for m in theirs]:
+        raise ValueError(
+            "actor_init = 'il' needs state observations and an actor with the IL policy's "
+            "width and depth (hidden_dim = bc_hidden_dim, state_actor_layers = bc_layers)"
+        )
+    with torch.no_grad():
+        for dst, src in zip(mine, theirs, strict=True):
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
 
 
 def _frozen_copy(module: nn.Module) -> nn.Module:

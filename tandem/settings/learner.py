@@ -57,6 +57,11 @@ class LearnerSettings(BaseModel):
     state_actor_layers: int = Field(3, ge=1, description="Hidden layers of the state actor MLP.")
     critic_layers: int = Field(3, ge=1, description="Hidden layers of each state critic head.")
     actor_dropout: float = Field(0.5, ge=0, lt=1, description="Dropout in the actor MLP.")
+    actor_init: Literal["random", "il"] = Field(
+        "random",
+        description="Initial RL actor: random (the reference) or a copy of the pre-trained IL "
+        "policy (ibrl*, state observations, same width and depth as the IL MLP).",
+    )
     num_q: int = Field(5, ge=2, description="Critic heads of the state ensemble.")
     num_k: int = Field(2, ge=1, description="Random heads whose min scores an action (state).")
     pixel_num_q: int = Field(2, ge=2, description="Critic heads for pixel observations.")

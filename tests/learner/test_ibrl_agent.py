@@ -9,10 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from learner.bc import BCPolicy
 from learner.checkpoint import load_checkpoint, save_checkpoint
+from learner.ibrl import IBRLAgent
 from learner.networks import sample_action
 from learner.obs import Normalizer, ObsSpec
-from tests.learner.helpers import random_batch, tiny_agent
+from tests.learner.helpers import random_batch, tiny_agent, tiny_settings
 
 
 class FixedCritic(nn.Module):
@@ -195,3 +197,24 @@ def test_state_normaliser_uses_demo_statistics_and_clamps() -> None:
     norm.fit(np.array([[0.0, 1.0], [2.0, 1.0]], np.float32))  # std of dim 1 floors at 0.01
     out = norm(torch.tensor([[1.0, 1.0], [3.0, 2.0]]))
     torch.testing.assert_close(out, torch.tensor([[0.0, 0.0], [2.0, 10.0]]))
+
+
+def test_actor_init_il_starts_the_actor_as_the_il_policy(state_spec: ObsSpec) -> None:
+    cfg = tiny_settings(method="ibrl", actor_init="il", actor_dropout=0.5)
+    il = BCPolicy(state_spec, hidden=32, layers=2, dropout=0.0)
+    states = np.random.default_rng(0).normal(2.0, 3.0, (200, state_spec.state_dim))
+    il.normalizer.fit(states)
+    agent = IBRLAgent(cfg, state_spec, il, "cpu")
+    agent.normalizer.fit(states)
+    obs = random_batch(state_spec, 64)["obs"]
+    a_rl, _ = agent.act(obs, explore=False, mode="rl")
+    torch.testing.assert_close(a_rl, il(obs))
+    agent.actor_target.eval()
+    torch.testing.assert_close(agent.actor_target(agent.encode(obs, False)[0]), a_rl)
+
+
+def test_actor_init_il_refuses_an_actor_of_another_shape(state_spec: ObsSpec) -> None:
+    cfg = tiny_settings(method="ibrl", actor_init="il", hidden_dim=64)
+    il = BCPolicy(state_spec, hidden=32, layers=2, dropout=0.0)
+    with pytest.raises(ValueError, match="width and depth"):
+        IBRLAgent(cfg, state_spec, il, "cpu")
