@@ -29,6 +29,7 @@ from learner.bundle import make_bundle
 from learner.checkpoint import load_checkpoint, save_checkpoint
 from learner.ibrl import IBRLAgent, resolve_device
 from learner.obs import ObsSpec, to_torch
+from learner.replay import sampling
 from learner.service.assembly import AssembledEpisode, EpisodeAssembler, Segment
 from learner.service.data import ServiceData, spec_for
 from learner.service.ingest import Delivery, Ingest
@@ -242,11 +243,11 @@ class OnlineLearner:
                 return True  # nothing to learn from in this one; drop it
             self.spec = self._spec_from(segs[0])
         cfg = self.cfg
+        mode, demo_frac = sampling(cfg.method, cfg.rlpd_demo_frac, cfg.ibrl_demo_frac)
         self.data = ServiceData(
             self.spec, demo_capacity=self.svc.demo_capacity, online_capacity=cfg.buffer_size,
             intervention_capacity=self.svc.intervention_capacity, n_step=cfg.n_step,
-            gamma=cfg.gamma, mode="rlpd" if cfg.method == "rlpd" else "uniform",
-            demo_frac=cfg.rlpd_demo_frac,
+            gamma=cfg.gamma, mode=mode, demo_frac=demo_frac,
         )  # fmt: skip
         log.info("observation spec: %s", self.spec)
         return True
@@ -275,9 +276,7 @@ class OnlineLearner:
         self.demo_episodes += bool(routed.demo)
         self.rollouts_seen += delivery.episode.kind == EpisodeKind.ROLLOUT
         self._set_metrics(self._gate_metrics())
-        if self.warmup_done and self._il_only_published:
-            log.info("IL-only warm-up done after %d rollouts: the hybrid acts from now on",
-                     self.rollouts_seen)  # fmt: skip
+        if self.il is not None and self._warmup_ends():
             self.publish()
 
     # ------------------------------------------------------------------ gates
@@ -297,9 +296,15 @@ class OnlineLearner:
 
     @property
     def warmup_done(self) -> bool:
-        """The IL-only warm-up rollouts are over (always for methods without a hybrid)."""
-        hybrid = self.cfg.method in ("ibrl", "ibrl_soft")
-        return not hybrid or self.rollouts_seen >= self.cfg.online_warmup_rollouts
+        """The IL-only warm-up is over: enough rollouts, and the critic has done enough
+        updates to score the RL proposal (always over for methods without a hybrid)."""
+        cfg = self.cfg
+        if cfg.method not in ("ibrl", "ibrl_soft"):
+            return True
+        return (
+            self.rollouts_seen >= cfg.online_warmup_rollouts
+            and self.num_updates >= cfg.online_warmup_updates
+        )
 
     def _gate_metrics(self) -> dict[str, float]:
         """What the learner waits for (the dashboard shows "waiting for demos (1/3)")."""
@@ -312,6 +317,9 @@ class OnlineLearner:
             "learner/warmup_rollouts": float(self.rollouts_seen),
             "learner/warmup_rollouts_required": float(
                 cfg.online_warmup_rollouts if cfg.method in ("ibrl", "ibrl_soft") else 0
+            ),
+            "learner/warmup_updates_required": float(
+                cfg.online_warmup_updates if cfg.method in ("ibrl", "ibrl_soft") else 0
             ),
             "learner/il_only": float(not self.warmup_done),
         }
@@ -425,8 +433,17 @@ class OnlineLearner:
         self.update_rate.add(k)
         self.progress.update_calls += 1
         self._set_metrics(metrics)
-        if self.progress.update_calls % self.svc.publish_every_updates == 0:
+        if self.progress.update_calls % self.svc.publish_every_updates == 0 or self._warmup_ends():
             self.publish()
+        return True
+
+    def _warmup_ends(self) -> bool:
+        """True once, when the last IL-only bundle is out and the warm-up is now over."""
+        if not (self._il_only_published and self.warmup_done):
+            return False
+        log.info("IL-only warm-up done (%d rollouts, %d updates): the hybrid acts from now on",
+                 self.rollouts_seen, self.num_updates)  # fmt: skip
+        self._set_metrics(self._gate_metrics())
         return True
 
     @property

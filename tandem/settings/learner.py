@@ -165,6 +165,14 @@ class LearnerSettings(BaseModel):
         "alone (IL-only bundles, as the reference's warm-up) before the hybrid acts; the "
         "critic trains meanwhile.",
     )
+    online_warmup_updates: int = Field(
+        10_000,
+        ge=0,
+        description="Online learner (ibrl, ibrl_soft): critic updates done before the hybrid "
+        "acts, whatever the rollout count: an undertrained critic prefers the untrained RL "
+        "proposal (on sim:lift the hybrid scored 0.0-0.3 against the IL policy's 0.4-0.9 "
+        "before about 4k updates).",
+    )
     online_il_refit: Literal["scratch", "finetune"] = Field(
         "scratch",
         description="Online learner's IL refits (after new interventions or demos): scratch = "

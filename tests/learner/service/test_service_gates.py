@@ -42,7 +42,8 @@ def _learner(tmp_path, **learner: object) -> OnlineLearner:
         "bc_hidden_dim": 16, "bc_layers": 1, "update_freq": 1, "num_critic_updates": 1,
         "buffer_size": 2000, "bridges": ["tcp://127.0.0.1:9"], "state_stack": 2,
         "weights_endpoint": "tcp://127.0.0.1:*", "metrics_endpoint": "tcp://127.0.0.1:*",
-        "online_min_demos": 3, "online_warmup_rollouts": 2, **learner,
+        "online_min_demos": 3, "online_warmup_rollouts": 2, "online_warmup_updates": 0,
+        **learner,
     }  # fmt: skip
     settings = load_settings(None, data_dir=tmp_path / "data", learner=cfg)
     svc = LearnerServiceSettings(
@@ -166,3 +167,19 @@ def test_evaluation_episodes_do_not_count_as_warm_up_rollouts(running) -> None:
     assert run.metric("learner/warmup_rollouts") == 0 and run.metric("learner/il_only") == 1.0
     run.deliver("r0")
     wait_for(lambda: run.metric("learner/il_only") == 0.0, 20, "the end of the warm-up")
+
+
+def test_the_hybrid_waits_for_the_critic_updates_too(running) -> None:
+    run = running(online_min_demos=1, online_warmup_rollouts=1, online_warmup_updates=30)
+    run.deliver("d0", EpisodeKind.DEMO)
+    wait_for(lambda: run.learner.progress.weights_version >= 1, 30, "the first policy")
+    run.deliver("r0")
+    wait_for(lambda: run.metric("learner/warmup_rollouts") == 1, 20, "the warm-up rollout")
+    assert run.metric("learner/il_only") == 1.0 and run.learner.num_updates < 30
+    assert run.metric("learner/warmup_updates_required") == 30
+    for k in range(1, 4):  # env steps for the UTD budget
+        run.deliver(f"r{k}")
+    wait_for(lambda: run.metric("learner/il_only") == 0.0, 30, "the critic updates")
+    assert run.learner.num_updates >= 30
+    msgs = [msg for msg, _ in run.bundles()]
+    assert msgs[-1].config["il_only"] is False and any(m.config["il_only"] for m in msgs)
