@@ -433,7 +433,8 @@ class OnlineLearner:
         self.update_rate.add(k)
         self.progress.update_calls += 1
         self._set_metrics(metrics)
-        if self.progress.update_calls % self.svc.publish_every_updates == 0 or self._warmup_ends():
+        warmup_ends = self._warmup_ends()
+        if warmup_ends or self.progress.update_calls % self.svc.publish_every_updates == 0:
             self.publish()
         return True
 
