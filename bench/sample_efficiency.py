@@ -5,11 +5,15 @@
 
 Records ``--demos`` scripted demonstrations per task (state only), then runs ``tandem train``
 for every (task, method, seed) with the ``cpu`` profile (or ``--profile``), ``--jobs`` runs
-at a time. Warm-up rollouts count as env steps. Writes ``results.csv`` (one row per eval
-point and run) and ``success.png`` (mean success against env steps with the min-max band over
-seeds) into ``--out``, and prints a table of the final figures with the targets of issue 12:
-the profile's IBRL method at least 0.9 at the end, and at least 0.2 above BC and RLPD (with
-``--json``: one JSON object per (task, method) instead). Progress lines go to stderr.
+at a time (in the order of ``--methods``). Warm-up rollouts count as env steps. A run that
+already finished in ``--out`` is reused, so an interrupted benchmark continues where it
+stopped; ``--report-only`` writes the files from the finished runs alone.
+
+Writes ``results.csv`` (one row per eval point and run) and ``success.png`` (mean success
+against env steps with the min-max band over seeds) into ``--out``, and prints a table of the
+final figures with the targets of issue 12: the profile's IBRL method at least 0.9 at the
+end, and at least 0.2 above BC and RLPD (with ``--json``: one JSON object per (task, method)
+instead). Progress lines go to stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -62,9 +67,26 @@ def record_demos(args: argparse.Namespace, env: str, out: Path) -> Path:
     return demos
 
 
+def finished(run_dir: Path, steps: int) -> list[dict[str, str]] | None:
+    """The eval.csv rows of a run that already reached ``steps`` (bc: evaluated), else None."""
+    path = run_dir / "eval.csv"
+    if not (run_dir / "policy.safetensors").exists() or not path.exists():
+        return None
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    done = rows and (run_dir.parent.name == "bc" or int(rows[-1]["env_step"]) >= steps)
+    return rows if done else None
+
+
 def train(args: argparse.Namespace, r: Run, demos: Path, out: Path) -> list[dict[str, str]]:
-    """Run ``tandem train`` for one (task, method, seed); its eval.csv rows."""
+    """Run ``tandem train`` for one (task, method, seed); its eval.csv rows. A run that
+    already finished in ``--out`` is reused; with ``--report-only`` a missing one is skipped."""
     run_dir = out / r.slug()
+    reused = finished(run_dir, args.steps)
+    if reused is not None or args.report_only:
+        print(f"{r.slug()}: {'reused' if reused else 'missing'}", file=sys.stderr, flush=True)
+        return reused or []
+    shutil.rmtree(run_dir, ignore_errors=True)
     bc_steps = [] if args.bc_steps is None else ["--bc-steps", str(args.bc_steps)]
     t0 = time.monotonic()
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +211,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="training runs at a time")
     p.add_argument("--out", type=Path, default=Path("runs/sample_efficiency"))
     p.add_argument("--json", action="store_true", help="print one JSON line per (task, method)")
+    p.add_argument(
+        "--report-only", action="store_true", help="train nothing: report the finished runs"
+    )
     return p.parse_args()
 
 
@@ -197,7 +222,8 @@ def main() -> None:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     envs, methods = args.envs.split(","), args.methods.split(",")
-    runs = [Run(e, m, int(s)) for e in envs for m in methods for s in args.seeds.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs = [Run(e, m, s) for m in methods for e in envs for s in seeds]
     demos = {env: record_demos(args, env, out) for env in envs}
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
