@@ -9,6 +9,8 @@ control loop never waits for any of it: between two ticks the slot's reference
 changes, that is all. The slot reports the version it acts with and how many
 versions it lags the newest one announced (``BridgeStatus.weights_lag``).
 A learner restart under a new ``run_id`` is followed (its versions restart).
+Acting is ``PolicySlot``'s: ``act(obs, explore)`` (False in evaluation episodes)
+and ``reset()`` at every episode start reach the loaded bundle policy.
 """
 
 from __future__ import annotations
