@@ -216,3 +216,29 @@ def test_operate_page_eval_batch_take_over_fails_it_and_stop(robot: Stack, page:
     status = robot.wait_status(lambda s: not s["eval"]["running"], 10, "the batch stopped")
     assert status["mode"] == "await_reset" and status["eval"]["done"] == 1
     expect(page.locator("#eval-progress")).to_contain_text("stopped")
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"learner/warmup_rollouts": 1.0}, "IL-only warm-up (1/2 rollouts, 800/50000 updates)"),
+        ({"learner/warmup_rollouts": 300.0}, "IL-only warm-up (800/50000 updates)"),
+        ({"learner/warmup_rollouts": 300.0, "learner/update_step": 60000.0}, "training"),
+    ],
+)
+def test_status_line_says_what_the_il_only_warm_up_waits_for(
+    page: Page, stack: Stack, extra: dict[str, float], expected: str
+) -> None:
+    page.goto("/training.html")
+    scalars = {
+        "learner/state": 5.0,  # training (learner/service/metrics.py STATES)
+        "learner/il_only": 1.0,
+        "learner/warmup_rollouts_required": 2.0,
+        "learner/warmup_updates_required": 50000.0,
+        "learner/update_step": 800.0,
+        **extra,
+    }
+    status = page.evaluate(
+        "async (m) => (await import('/js/learner.js')).learnerStatus(m)", scalars
+    )
+    assert status == expected

@@ -16,7 +16,10 @@ function count(metrics, name) {
   return typeof x === "number" && Number.isFinite(x) ? Math.round(x) : null;
 }
 
-/** "waiting for demos (1/3)", "IL-only warm-up (1/2 rollouts)", "training", ... or null. */
+/**
+ * "waiting for demos (1/3)", "IL-only warm-up (1/2 rollouts, 800/50000 updates)",
+ * "training", ... or null.
+ */
 export function learnerStatus(metrics) {
   const index = count(metrics, "learner/state");
   if (index === null) return null;
@@ -29,10 +32,21 @@ export function learnerStatus(metrics) {
     if (steps) parts.push(`${count(metrics, "learner/demo_steps") ?? 0}/${steps} steps`);
     return `waiting for demos${parts.length ? ` (${parts.join(", ")})` : ""}`;
   }
-  const warmup = count(metrics, "learner/warmup_rollouts_required");
-  if (count(metrics, "learner/il_only") === 1 && warmup) {
-    const seen = count(metrics, "learner/warmup_rollouts") ?? 0;
-    return `IL-only warm-up (${seen}/${warmup} rollouts)`;
+  if (count(metrics, "learner/il_only") === 1) {
+    const parts = warmupParts(metrics);
+    if (parts.length) return `IL-only warm-up (${parts.join(", ")})`;
   }
   return state.replaceAll("_", " ");
+}
+
+/** What the IL-only warm-up still waits for: rollouts and critic updates not yet reached. */
+function warmupParts(metrics) {
+  const parts = [];
+  const rollouts = count(metrics, "learner/warmup_rollouts_required");
+  const seen = count(metrics, "learner/warmup_rollouts") ?? 0;
+  if (rollouts && seen < rollouts) parts.push(`${seen}/${rollouts} rollouts`);
+  const updates = count(metrics, "learner/warmup_updates_required");
+  const done = count(metrics, "learner/update_step") ?? 0;
+  if (updates && done < updates) parts.push(`${done}/${updates} updates`);
+  return parts;
 }
