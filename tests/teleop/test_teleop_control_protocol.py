@@ -58,7 +58,10 @@ VALID = [
     XREvent(kind="visibility", state="hidden", t_input=1.0),
     KeyboardInput(keys=["KeyW", "Space"], t_input=2.0),
     ClientPing(seq=9, t_client=123.0),
-    *[CommandRequest(name=name) for name in COMMAND_NAMES],
+    *[
+        CommandRequest(name=name, episodes=3 if name == "start_eval" else None)
+        for name in COMMAND_NAMES
+    ],
 ]
 
 
