@@ -54,10 +54,13 @@ def invert_expo(shaped: float, expo: float) -> float:
     return 0.5 * (low + high)
 
 
+_TINY = 1e-12
+
+
 def stick_for(x: float, y: float, cfg: TeleopSettings) -> tuple[float, float]:
     """Raw stick axes whose deadzone + expo output is (x, y), clipped to the unit disc."""
     r = math.hypot(x, y)
-    if r == 0.0:
+    if r < _TINY:  # nothing a stick can express; subnormal x / r is not even a direction
         return 0.0, 0.0
     shaped = min(r, 1.0)
     raw = cfg.deadzone + invert_expo(shaped, cfg.expo) * (1.0 - cfg.deadzone)

@@ -48,6 +48,14 @@ def test_invert_expo(expo: float):
         assert invert_expo(shaped, expo) == pytest.approx(m, abs=1e-9)
 
 
+def test_a_subnormal_wish_is_a_centred_stick():
+    # hypot(5e-324, 5e-324) rounds to 5e-324, so x / r would point the stick at 45 degrees
+    assert stick_for(5e-324, 5e-324, TeleopSettings(deadzone=0.1)) == (0.0, 0.0)
+    cfg = TeleopSettings(deadzone=0.1)
+    got = through_server(EmulatedPad(cfg), InputMapper(cfg), [5e-324, 5e-324, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(got, [0, 0, 0, 0, 0, 0, -1], atol=1e-6)
+
+
 def test_stick_outside_the_disc_keeps_its_direction():
     x, y = stick_for(2.0, 2.0, TeleopSettings(deadzone=0.1))
     assert x == pytest.approx(y) and np.hypot(x, y) == pytest.approx(1.0)
