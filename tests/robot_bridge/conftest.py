@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import zmq
 
@@ -216,3 +217,22 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> str:
             proc.wait(timeout)
     out = proc.stdout.read() if proc.stdout else b""
     return out.decode(errors="replace")
+
+
+class RecordingPolicy:
+    """A policy for the slot: the mock's expert (or a hold that never succeeds) that records
+    what the slot asked of it (``explore`` per step, ``reset`` calls)."""
+
+    def __init__(self, expert: Any | None) -> None:
+        self.expert = expert
+        self.explore: list[bool] = []
+        self.resets = 0
+
+    def act(self, obs: dict[str, np.ndarray], explore: bool = True) -> tuple[np.ndarray, dict]:
+        self.explore.append(explore)
+        if self.expert is None:  # never succeeds: holds still with the gripper open
+            return np.array([0, 0, 0, 0, 0, 0, -1.0]), {"proposal": "rl"}
+        return np.asarray(self.expert(obs)), {"proposal": "rl"}
+
+    def reset(self) -> None:
+        self.resets += 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 import pytest
 
 from tandem.messages import (
@@ -19,28 +18,10 @@ from tandem.messages import (
     TakeOver,
     TeleopAction,
 )
-from tests.robot_bridge.conftest import Running, bridge_settings
+from tests.robot_bridge.conftest import RecordingPolicy, Running, bridge_settings
 
 pytestmark = pytest.mark.timeout(60)
 VERSION = 7
-
-
-class RecordingPolicy:
-    """The mock's expert (or a hold) that records what the slot asked of it."""
-
-    def __init__(self, expert: Any | None) -> None:
-        self.expert = expert
-        self.explore: list[bool] = []
-        self.resets = 0
-
-    def act(self, obs: dict[str, np.ndarray], explore: bool = True) -> tuple[np.ndarray, dict]:
-        self.explore.append(explore)
-        if self.expert is None:  # never succeeds: holds still with the gripper open
-            return np.array([0, 0, 0, 0, 0, 0, -1.0]), {"proposal": "rl"}
-        return np.asarray(self.expert(obs)), {"proposal": "rl"}
-
-    def reset(self) -> None:
-        self.resets += 1
 
 
 def start(run_bridge, *, solve: bool, auto_reset: bool = True, **settings: Any):

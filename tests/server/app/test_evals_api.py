@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import zmq
 from app_helpers import auth, wait_until
@@ -33,29 +32,12 @@ from tandem import wire
 from tandem.messages import LearnerMetrics
 from tandem.settings import BridgeSettings, load_settings
 from tests.polling import free_port
+from tests.robot_bridge.conftest import RecordingPolicy
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.e2e]
 VERSION = 5
 ENV_STEPS = 1500
 RB = 5
-
-
-class RecordingPolicy:
-    """The mock's expert (``solve``) or a hold, recording what the slot asked of it."""
-
-    def __init__(self, expert: Any | None) -> None:
-        self.expert = expert
-        self.explore: list[bool] = []
-        self.resets = 0
-
-    def act(self, obs: dict[str, np.ndarray], explore: bool = True) -> tuple[np.ndarray, dict]:
-        self.explore.append(explore)
-        if self.expert is None:
-            return np.array([0, 0, 0, 0, 0, 0, -1.0]), {"proposal": "rl"}
-        return np.asarray(self.expert(obs)), {"proposal": "rl"}
-
-    def reset(self) -> None:
-        self.resets += 1
 
 
 @dataclass
