@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from learner import runtime
 from learner.bc import BCPolicy
 from learner.bundle import make_bundle
 from learner.checkpoint import load_checkpoint, save_checkpoint
@@ -81,8 +82,7 @@ class OnlineLearner:
         self.ckpt_path = self.run_dir / "checkpoint.pt"
         self.resume = resume
         self.device = resolve_device(self.cfg.device)
-        if self.cfg.threads:
-            torch.set_num_threads(self.cfg.threads)
+        runtime.configure(self.device, self.cfg.threads)
         self.progress = Progress()
         self.stop_event = threading.Event()
         self.deliveries: deque[Delivery] = deque()
