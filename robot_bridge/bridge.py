@@ -429,10 +429,17 @@ class Bridge:
             log.warning("evaluation batch %s stopped: %s", self.eval.id, reason)
 
     # ----------------------------------------------------------------- episodes
+    def _reset_seed(self, kind: EpisodeKind) -> int | None:
+        """Evaluation episodes replay the same scenes batch after batch (``eval_seed``)."""
+        batch, base = self.eval, self.s.eval_seed
+        if kind is EpisodeKind.EVALUATION and batch is not None and base is not None:
+            return base + batch.done
+        return None if self.s.seed is None else self.s.seed + self._episodes
+
     def _start_episode(
         self, target: M, why: str, operator: str | None, kind: EpisodeKind
     ) -> tuple[bool, str]:
-        seed = None if self.s.seed is None else self.s.seed + self._episodes
+        seed = self._reset_seed(kind)
         try:
             self.state = self.backend.reset(randomize=self.s.randomize_reset, seed=seed)
         except DriverError as exc:

@@ -89,6 +89,14 @@ class BridgeSettings(BaseModel):
         10, ge=1, le=99, description="SCHED_FIFO priority used when realtime is on."
     )
     seed: int | None = Field(None, description="Seed of the first episode's reset (then +1 each).")
+    eval_seed: int | None = Field(
+        1_000_000,
+        description=(
+            "The i-th episode of every evaluation batch resets with seed eval_seed + i - 1, "
+            "so that batches are scored on the same scenes (a simulator honours it; a real "
+            "arm's scene is whatever the operator set up). None: fresh scenes each batch."
+        ),
+    )
     randomize_reset: bool = Field(True, description="Randomise the scene when an episode starts.")
     next_episode_on_reset: bool = Field(
         True,

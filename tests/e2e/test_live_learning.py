@@ -6,7 +6,8 @@ real time through ``bridge.sim_rate_hz``, the learner on the CPU) and ``tandem
 demo-operator``. Evaluation batches are started over the REST API (``POST /api/evals``) and
 read back from ``GET /api/evals``. The first batch measures the IL policy pre-trained on the
 5 demonstrations; after rounds of rollouts in which the operator takes over whenever the
-policy stalls (HG-DAgger data, IL refits), the last batch must do better.
+policy stalls (HG-DAgger data, IL refits), the last batch must do better. Both batches
+are scored on the same 10 scenes (the bridge's ``eval_seed``), so the comparison is paired.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
 log = logging.getLogger(__name__)
 
 EVAL_EPISODES = 10
-ROUNDS, ROLLOUTS = 4, 5
+ROUNDS, ROLLOUTS = 6, 5
 LIVE = {
     "TANDEM_LEARNER_SERVICE__PROFILE": "cpu",
     "TANDEM_BRIDGE__SIM_RATE_HZ": "40",

@@ -227,12 +227,18 @@ class RecordingPolicy:
         self.expert = expert
         self.explore: list[bool] = []
         self.resets = 0
+        self.first_states: list[np.ndarray] = []  # the state each episode started from
+        self._fresh = False
 
     def act(self, obs: dict[str, np.ndarray], explore: bool = True) -> tuple[np.ndarray, dict]:
         self.explore.append(explore)
+        if self._fresh:
+            self.first_states.append(np.array(obs["state"], copy=True))
+            self._fresh = False
         if self.expert is None:  # never succeeds: holds still with the gripper open
             return np.array([0, 0, 0, 0, 0, 0, -1.0]), {"proposal": "rl"}
         return np.asarray(self.expert(obs)), {"proposal": "rl"}
 
     def reset(self) -> None:
         self.resets += 1
+        self._fresh = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tandem.messages import (
@@ -143,3 +144,17 @@ def test_start_eval_needs_a_policy(run_bridge) -> None:
     run = run_bridge(expert=False)
     reply = run.cmd.send(StartEval(episodes=2))
     assert not reply.ok and "no policy" in reply.reason
+
+
+def test_every_evaluation_batch_replays_the_same_scenes(run_bridge) -> None:
+    run, policy = start(run_bridge, solve=True, eval_seed=500)
+    for batch in (1, 2):
+        assert run.cmd.send(StartEval(episodes=2)).ok
+        run.sub.wait_for(lambda b=batch: len(ends(run)) >= 2 * b, timeout=20)
+        assert run.cmd.send(ResetDone()).ok  # the batch is over: back to idle
+    assert run.cmd.send(StartRollout()).ok  # a training rollout draws its own scene
+    run.sub.wait_for(lambda: len(policy.first_states) >= 5, timeout=20)
+    a1, a2, b1, b2, rollout = policy.first_states[:5]
+    np.testing.assert_array_equal(a1, b1)
+    np.testing.assert_array_equal(a2, b2)
+    assert not np.array_equal(a1, a2) and not np.array_equal(rollout, a1)
