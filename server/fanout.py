@@ -135,24 +135,45 @@ class Hub:
 
 
 class Hubs:
-    """The server's streams: one telemetry hub and one hub per (robot, camera)."""
+    """The server's streams: one telemetry hub and one hub per watched (robot, camera).
 
-    def __init__(self) -> None:
+    A camera hub lives while someone watches it (``release`` drops it with its last
+    viewer). At most ``max_unknown_cameras`` hubs may exist for names no bridge has sent
+    a frame for, so requests for bogus names cannot crowd out the real cameras.
+    """
+
+    def __init__(self, max_unknown_cameras: int = 64) -> None:
         self.telemetry = Hub("telemetry")
+        self.max_unknown_cameras = max_unknown_cameras
         self._cameras: dict[tuple[str, str], Hub] = {}
+        self._seen: set[tuple[str, str]] = set()
 
-    def camera(self, robot_id: str, camera: str) -> Hub:
+    def camera(self, robot_id: str, camera: str) -> Hub | None:
+        """The hub of ``(robot_id, camera)``; None when too many unknown names are open."""
         key = (robot_id, camera)
         hub = self._cameras.get(key)
         if hub is None:
+            if key not in self._seen and self._unknown_count() >= self.max_unknown_cameras:
+                return None
             hub = self._cameras[key] = Hub(f"camera/{robot_id}/{camera}")
         return hub
+
+    def release(self, robot_id: str, camera: str) -> None:
+        """Forget the hub of ``(robot_id, camera)`` once nobody watches it."""
+        hub = self._cameras.get((robot_id, camera))
+        if hub is not None and len(hub) == 0:
+            del self._cameras[(robot_id, camera)]
+
+    def frame_hub(self, robot_id: str, camera: str) -> Hub | None:
+        """A bridge sent a frame of ``camera``: the name is real; its hub if anyone watches."""
+        self._seen.add((robot_id, camera))
+        return self._cameras.get((robot_id, camera))
 
     def camera_count(self) -> int:
         return len(self._cameras)
 
-    def camera_hub_if_any(self, robot_id: str, camera: str) -> Hub | None:
-        return self._cameras.get((robot_id, camera))
+    def _unknown_count(self) -> int:
+        return sum(1 for key in self._cameras if key not in self._seen)
 
     def close_all(self) -> None:
         self.telemetry.close_all()

@@ -33,7 +33,6 @@ router = APIRouter(tags=["camera"])
 
 HEADER = struct.Struct("<IIdd")
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-MAX_CAMERA_HUBS = 256
 
 
 def frame_message(packet: CameraPacket, flags: int = 0) -> bytes:
@@ -55,20 +54,21 @@ async def camera_socket(
     if user is None:
         return
     robot = robot or ""
-    exists = state.hubs.camera_hub_if_any(robot, cam) is not None
     if not _CAMERA_NAME.match(cam) or (robot and not _CAMERA_NAME.match(robot)):
         await ws.close(WS_FORBIDDEN, "cam (and robot) must be names of 1-64 letters, digits, _.-")
         return
-    if not exists and state.hubs.camera_count() >= MAX_CAMERA_HUBS:
-        await ws.close(WS_FORBIDDEN, "too many distinct cameras requested")
-        return
     hub = state.hubs.camera(robot, cam)
+    if hub is None:
+        await ws.close(WS_FORBIDDEN, f"no camera {cam!r} has sent a frame, and too many unknown "
+                       "camera names are being watched")  # fmt: skip
+        return
     box_id, box = hub.subscribe()
     sender = asyncio.ensure_future(_send_loop(ws, box))
     try:
         await drain_until_closed(ws)
     finally:
         hub.unsubscribe(box_id)
+        state.hubs.release(robot, cam)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender

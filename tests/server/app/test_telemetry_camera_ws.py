@@ -233,3 +233,43 @@ def test_stalled_camera_client_drops_frames_instead_of_queueing(
     assert pending <= 1, "a mailbox must never hold more than one frame per camera"
     assert stats.replaced > frames / 2, f"only {stats.replaced} frames were dropped: {stats}"
     assert stats.delivered < frames / 2
+
+
+def test_bogus_camera_names_neither_pile_up_nor_lock_out_the_real_camera(
+    client: TestClient, tokens: dict[str, str], bridge: FakeBridge
+) -> None:
+    hubs = client.app.state.tandem.hubs  # type: ignore[attr-defined]
+    link = client.app.state.tandem.link  # type: ignore[attr-defined]
+    wait_until(lambda: bridge.publish_status() or link.robots(), what="robot id")
+    for i in range(hubs.max_unknown_cameras + 20):  # one viewer after another: each hub freed
+        with client.websocket_connect(f"/ws/camera?cam=bogus{i}&token={tokens['viewer']}"):
+            pass
+    wait_until(lambda: hubs.camera_count() == 0, what="the bogus hubs to be released")
+    # A bridge has sent frames of "front": that name is real.
+    wait_until(
+        lambda: (
+            bridge.publish_frame("front", jpeg(3), 1, time.monotonic(), shape=(48, 64))
+            or link.stats.frames
+        ),
+        what="a first frame",
+    )
+    held = [
+        client.websocket_connect(f"/ws/camera?cam=held{i}&token={tokens['viewer']}").__enter__()
+        for i in range(hubs.max_unknown_cameras)
+    ]
+    try:
+        wait_until(lambda: hubs.camera_count() == hubs.max_unknown_cameras, what="held hubs")
+        with client.websocket_connect(f"/ws/camera?cam=one-more&token={tokens['viewer']}") as ws:
+            with pytest.raises(WebSocketDisconnect) as info:
+                ws.receive_bytes()
+            assert info.value.code == 4403
+        with client.websocket_connect(f"/ws/camera?cam=front&token={tokens['viewer']}") as ws:
+            for seq in range(2, 400):
+                bridge.publish_frame("front", jpeg(4), seq, time.monotonic(), shape=(48, 64))
+                if hubs.frame_hub("", "front") and hubs.frame_hub("", "front").mailboxes():
+                    break
+                time.sleep(0.01)
+            assert struct.unpack("<IIdd", ws.receive_bytes()[:24])[0] >= 2
+    finally:
+        for ws in held:
+            ws.__exit__(None, None, None)
