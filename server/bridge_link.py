@@ -440,7 +440,7 @@ class BridgeLink:
         t_capture_wall = frame.t_wall - (frame.t_mono - frame.t_capture)
         packet = CameraPacket(frame.frame_seq, t_capture_wall, jpeg)
         for robot in {frame.robot_id, *([""] if bridge.index == 0 else [])}:
-            hub = self.hubs.camera_hub_if_any(robot, frame.camera)
+            hub = self.hubs.frame_hub(robot, frame.camera)
             if hub is not None:
                 hub.publish_latest("frame", packet)
 
