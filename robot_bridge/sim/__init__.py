@@ -21,13 +21,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from collections.abc import Sequence
 
-import gymnasium
-
 from robot_bridge.sim.env import CAMERA_NAMES, PROPRIO_DIM, TabletopEnv
 from robot_bridge.sim.experts import expert_for
+from tandem import gym_ids
+from tandem.gym_ids import GYM_IDS
 
 TASKS: tuple[str, ...] = ("lift", "drawer")
-GYM_IDS: dict[str, str] = {"lift": "tandem/Lift-v0", "drawer": "tandem/Drawer-v0"}
 
 __all__ = [
     "CAMERA_NAMES",
@@ -66,10 +65,4 @@ def make_env(
     )
 
 
-def _register() -> None:
-    for task, env_id in GYM_IDS.items():
-        if env_id not in gymnasium.registry:
-            gymnasium.register(id=env_id, entry_point=f"{__name__}:make_env", kwargs={"task": task})
-
-
-_register()
+gym_ids.register()
