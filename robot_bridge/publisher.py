@@ -1,7 +1,9 @@
 """The bridge's PUB socket: steps, episode events, status and live camera frames.
 
 Sends never block: a full high-water mark drops the message and counts it.
-Each topic has its own ``seq`` (``tandem.messages.Sequencer``).
+Each topic has its own ``seq``; every message carries the publisher's ``epoch``, a
+random id drawn once per process (``tandem.messages.Sequencer``), by which receivers
+recognise a restarted bridge even when its first messages were missed.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ class Publisher:
         self._frame_seq: dict[str, int] = {}
         self.dropped = 0
         self.sent = 0
+        log.info("publishing on %s (epoch %s)", self.endpoint, self._seq.epoch)
 
     def _send(self, msg: Message, images: Mapping[str, np.ndarray] | None = None) -> int:
-        msg.seq = self._seq.next(msg.TOPIC)
+        self._seq.stamp(msg)
         frames = {f"cam/{k}": v for k, v in (images or {}).items()}
         parts = wire.encode(msg, frames, jpeg=frames.keys(), jpeg_quality=self._quality)
         try:
@@ -59,10 +62,8 @@ class Publisher:
         for name, image in images.items():
             n = self._frame_seq.get(name, 0)
             self._frame_seq[name] = n + 1
-            msg = CameraFrame(
-                seq=self._seq.next(CameraFrame.TOPIC), robot_id=robot_id, camera=name,
-                frame_seq=n, t_capture=t_capture,
-            )  # fmt: skip
+            msg = CameraFrame(robot_id=robot_id, camera=name, frame_seq=n, t_capture=t_capture)
+            self._seq.stamp(msg)
             parts = wire.encode(msg, {"image": image}, jpeg=("image",), jpeg_quality=self._quality)
             try:
                 self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)

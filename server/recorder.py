@@ -64,6 +64,7 @@ class RecorderStats:
     gaps: int = 0
     missing: int = 0
     duplicates: int = 0
+    restarts: int = 0  # new sender epochs seen after another (a bridge restarted)
     last_error: str | None = None
 
 
@@ -145,6 +146,7 @@ class Recorder:
             stats = RecorderStats(**asdict(self._stats))
             totals = self._seq.totals()
         stats.gaps, stats.missing, stats.duplicates = totals.gaps, totals.missing, totals.duplicates
+        stats.restarts = totals.restarts
         return stats
 
     def step_latencies(self) -> np.ndarray:
@@ -205,19 +207,19 @@ class Recorder:
     def _dispatch(self, decoded: Decoded) -> None:
         msg = decoded.msg
         if isinstance(msg, StepRecord):
-            if self._in_order(msg.robot_id, msg.TOPIC, msg.seq):
+            if self._in_order(msg):
                 self._on_step(msg, decoded.images())
         elif isinstance(msg, EpisodeEvent):
-            if self._in_order(msg.robot_id, msg.TOPIC, msg.seq):
+            if self._in_order(msg):
                 self._on_event(msg, decoded.images())
         elif isinstance(msg, BridgeStatus) and self._robot_specs.get(msg.robot_id) != msg.robot:
             self._robot_specs[msg.robot_id] = msg.robot
             self.store.touch_robot(msg.robot_id, msg.robot)
 
-    def _in_order(self, robot_id: str, topic: str, seq: int) -> bool:
-        """Count gaps; False for a duplicate or out-of-order message (dropped)."""
+    def _in_order(self, msg: StepRecord | EpisodeEvent) -> bool:
+        """Count gaps per sender epoch; False for a duplicate or out-of-order message (dropped)."""
         with self._lock:
-            return self._seq.observe(robot_id, topic, seq) >= 0
+            return self._seq.observe(msg.robot_id, msg.TOPIC, msg.seq, msg.epoch) >= 0
 
     # ----------------------------------------------------------------- steps
 

@@ -162,11 +162,11 @@ class Ingest:
     def _dispatch(self, decoded: Decoded) -> None:
         msg = decoded.msg
         if isinstance(msg, StepRecord):
-            if self._observe(msg.robot_id, msg.TOPIC, msg.seq) < 0:
+            if self._observe(msg.robot_id, msg.TOPIC, msg.seq, msg.epoch) < 0:
                 return
             self._on_step(msg, decoded.images())
         elif isinstance(msg, EpisodeEvent):
-            if self._observe(msg.robot_id, msg.TOPIC, msg.seq) < 0:
+            if self._observe(msg.robot_id, msg.TOPIC, msg.seq, msg.epoch) < 0:
                 return
             images = decoded.images()
             if msg.event == "end" and self._log is not None:
@@ -178,9 +178,10 @@ class Ingest:
             for ep in self.assembler.on_event(msg, images):
                 self._finished(ep)
 
-    def _observe(self, sender: str, topic: str, seq: int) -> int:
+    def _observe(self, sender: str, topic: str, seq: int, epoch: str) -> int:
+        """Missed messages before this one, or -1 for a duplicate; a new epoch is a restart."""
         with self.lock:  # the metrics thread reads the tracker's totals
-            return self.seq.observe(sender, topic, seq)
+            return self.seq.observe(sender, topic, seq, epoch)
 
     def _on_step(self, rec: StepRecord, images: dict[str, np.ndarray]) -> None:
         if (rec.robot_id, rec.episode_id) not in self.assembler.open:

@@ -1,9 +1,11 @@
 """Base of every message that crosses a process boundary.
 
 Every message carries ``v`` (schema version), ``seq`` (monotonic per sender and
-topic), ``t_mono`` (the sender's monotonic clock, seconds) and ``t_wall`` (Unix
-time, seconds). Binary payloads travel as extra ZMQ frames described by
-``frames``; the wire codec (``tandem.wire``) fills that list in.
+topic), ``epoch`` (a random id of the sender's seq counter, drawn once per
+sender process: a new epoch is how a receiver recognises a restart, see
+``tandem.streams``), ``t_mono`` (the sender's monotonic clock, seconds) and
+``t_wall`` (Unix time, seconds). Binary payloads travel as extra ZMQ frames
+described by ``frames``; the wire codec (``tandem.wire``) fills that list in.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import uuid
 from enum import StrEnum
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
+LEGACY_EPOCH = ""  # the epoch of a sender that predates epochs (field absent)
 ACTION_DIM = 7
 MAX_FRAME_NDIM = 8
 
@@ -58,17 +62,41 @@ class Message(BaseModel):
 
     v: int = Field(SCHEMA_VERSION, description="Schema version.")
     seq: int = Field(0, ge=0, description="Per-sender, per-topic monotonic sequence number.")
+    epoch: str = Field(
+        LEGACY_EPOCH,
+        max_length=32,
+        pattern=r"^[0-9a-f]*$",
+        description="Random id (hex) of the sender's seq counter, one per sender process; "
+        "'' from a sender that predates epochs.",
+    )
     t_mono: float = Field(default_factory=time.monotonic, description="Sender monotonic time, s.")
     t_wall: float = Field(default_factory=time.time, description="Sender wall-clock time, s.")
     frames: list[FrameSpec] = Field(default_factory=list, description="Binary frames after header.")
 
 
+def new_epoch() -> str:
+    """A fresh random epoch (128 bits, hex)."""
+    return uuid.uuid4().hex
+
+
 class Sequencer:
-    """Hands out the per-topic ``seq`` numbers of one sender."""
+    """Hands out the per-topic ``seq`` numbers of one sender, under one random ``epoch``.
+
+    A sender makes one Sequencer for its life, so the epoch is stable for the
+    process and new after a restart. A receiver that tracks the stream
+    (``tandem.streams.SeqTracker``) needs both: stamp them with ``stamp``.
+    """
 
     def __init__(self, start: int = 0) -> None:
         self._counters: dict[str, itertools.count[int]] = {}
         self._start = start
+        self.epoch = new_epoch()
+
+    def stamp(self, msg: Message) -> Message:
+        """Set ``msg.seq`` (next of its topic) and ``msg.epoch``; returns ``msg``."""
+        msg.seq = self.next(msg.TOPIC)
+        msg.epoch = self.epoch
+        return msg
 
     def next(self, topic: str) -> int:
         counter = self._counters.setdefault(topic, itertools.count(self._start))
