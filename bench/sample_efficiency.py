@@ -160,42 +160,6 @@ def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
         writer.writerows(rows)
 
 
-def plot(path: Path, rows: list[dict[str, object]], title: str) -> None:
-    """Mean success against env steps per method, with the min-max band over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    envs = sorted({str(r["env"]) for r in rows})
-    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
-    for ax, env in zip(axes[0], envs, strict=True):
-        for method in sorted({str(r["method"]) for r in rows if r["env"] == env}):
-            mine = [r for r in rows if (r["env"], r["method"]) == (env, method)]
-            steps, mean, low, high = _curve(mine)
-            line = ax.plot(steps, mean, label=method, marker="o", markersize=3)[0]
-            ax.fill_between(steps, low, high, alpha=0.2, color=line.get_color())
-        ax.set(title=env, xlabel="env steps (warm-up included)", ylabel="success rate",
-               ylim=(-0.03, 1.03))  # fmt: skip
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _curve(
-    rows: list[dict[str, object]],
-) -> tuple[list[int], list[float], list[float], list[float]]:
-    by_step: dict[int, list[float]] = {}
-    for r in rows:
-        by_step.setdefault(int(str(r["env_step"])), []).append(float(str(r["success_rate"])))
-    steps = sorted(by_step)
-    return (steps, [_mean(by_step[s]) for s in steps], [min(by_step[s]) for s in steps],
-            [max(by_step[s]) for s in steps])  # fmt: skip
-
-
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--envs", default="sim:lift,sim:drawer")
@@ -232,7 +196,10 @@ def main() -> None:
     write_csv(out / "results.csv", rows)
     title = (f"{args.profile} profile, {args.demos} demos, seeds {args.seeds}, "
              f"{args.eval_episodes} eval episodes per point")  # fmt: skip
-    plot(out / "success.png", rows, title)
+    sys.path.insert(0, str(ROOT))
+    from learner.plot import plot_success
+
+    plot_success(out / "success.png", rows, title)
     report(args, rows, time.monotonic() - t0, out)
 
 

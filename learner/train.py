@@ -28,6 +28,7 @@ from learner.demos import Demo, load_demos
 from learner.envs import CanonicalEnv, EnvSpec, make_env
 from learner.ibrl import IBRLAgent, resolve_device
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
+from learner.plot import RUN_FILE
 from learner.replay import EpisodeStore, Replay, sampling
 from learner.selection import SelectionMode
 from tandem.settings import Settings, save_settings
@@ -211,6 +212,7 @@ class Trainer:
     def run(self) -> list[dict[str, float]]:
         """Train for ``args.steps`` env steps in total; returns the eval rows of this call."""
         save_settings(self.settings, self.out / "settings.json")
+        self._save_run_info()
         state = self._load_resume() if self.args.resume else None
         if self.il is not None and state is None:
             metrics = pretrain_il(self.il, self.demos, self.cfg, self.device, self.rng)
@@ -218,6 +220,12 @@ class Trainer:
         if self.cfg.method == "bc":
             return self._run_bc()
         return RLLoop(self, state).run()
+
+    def _save_run_info(self) -> None:
+        """What ``tandem plot`` groups runs by: env, method, seed (and the budget)."""
+        info = {"env": str(self.args.env), "method": self.cfg.method, "seed": self.args.seed,
+                "steps": self.args.steps}  # fmt: skip
+        (self.out / RUN_FILE).write_text(json.dumps(info, indent=1) + "\n")
 
     def _load_resume(self) -> dict[str, Any] | None:
         path = self.out / "checkpoints" / "latest.pt"

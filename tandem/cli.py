@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "bridge",
     "server",
     "learn",
+    "plot",
     "learner_service",
     "up",
     "operator",

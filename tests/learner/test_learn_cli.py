@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -151,6 +152,29 @@ def test_train_bc_evaluates_the_il_policy(demos: Path, tmp_path: Path, capsys) -
     assert "success" in capsys.readouterr().out
     rows = eval_rows(tmp_path / "bc" / "eval.csv")
     assert len(rows) == 1 and rows[0]["env_step"] == "0"
+
+
+@pytest.mark.timeout(240)
+def test_plot_groups_the_seeds_of_train_runs(demos: Path, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG)
+    for seed in (0, 1):
+        code = main(["train-bc", *TOY, "--demos", str(demos), "--config", str(config),
+                     "--eval-episodes", "4", "--seed", str(seed),
+                     "--out", str(tmp_path / "runs" / f"bc{seed}")])  # fmt: skip
+        assert code == 0
+        info = json.loads((tmp_path / "runs" / f"bc{seed}" / "run.json").read_text())
+        assert info == {"env": "gym:tandem/PointReach-v0", "method": "bc", "seed": seed, "steps": 0}
+    capsys.readouterr()
+    png = tmp_path / "curves.png"
+    assert main(["plot", str(tmp_path / "runs"), "--out", str(png)]) == 0
+    assert "2 run(s), curves: gym:tandem/PointReach-v0 bc" in capsys.readouterr().out
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[0] > 300 and image.std() > 0
+    assert main(["plot", str(tmp_path / "nothing-here"), "--out", str(png)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["plot", str(demos), "--out", str(png)]) == 2
+    assert "no eval.csv" in capsys.readouterr().err
 
 
 def test_bad_input_gives_clear_errors(demos: Path, tmp_path: Path, capsys) -> None:
