@@ -27,6 +27,7 @@ from learner.checkpoint import load_checkpoint, load_replay, save_checkpoint, sa
 from learner.demos import Demo, load_demos
 from learner.envs import CanonicalEnv, EnvSpec, make_env
 from learner.ibrl import IBRLAgent, resolve_device
+from learner.loggers import NullSink, ScalarSink, make_sink
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
 from learner.plot import RUN_FILE
 from learner.replay import EpisodeStore, Replay, sampling
@@ -192,6 +193,7 @@ class Trainer:
         self.il = self._make_il() if self.cfg.method not in {"rl", "rlpd"} else None
         self.agent: IBRLAgent | None = None
         self.env_step = 0
+        self.sink: ScalarSink = NullSink()  # run() opens the chosen one
         self.episodes = 0
         self.t0 = time.monotonic()
         self.eval_log = EvalLog(self.out / "eval.csv")
@@ -213,13 +215,17 @@ class Trainer:
         """Train for ``args.steps`` env steps in total; returns the eval rows of this call."""
         save_settings(self.settings, self.out / "settings.json")
         self._save_run_info()
-        state = self._load_resume() if self.args.resume else None
-        if self.il is not None and state is None:
-            metrics = pretrain_il(self.il, self.demos, self.cfg, self.device, self.rng)
-            log.info("IL pre-training done: %s", metrics)
-        if self.cfg.method == "bc":
-            return self._run_bc()
-        return RLLoop(self, state).run()
+        self.sink = make_sink(self.cfg.logger, self.out, self.settings.model_dump(mode="json"))
+        try:
+            state = self._load_resume() if self.args.resume else None
+            if self.il is not None and state is None:
+                metrics = pretrain_il(self.il, self.demos, self.cfg, self.device, self.rng)
+                log.info("IL pre-training done: %s", metrics)
+            if self.cfg.method == "bc":
+                return self._run_bc()
+            return RLLoop(self, state).run()
+        finally:
+            self.sink.close()
 
     def _save_run_info(self) -> None:
         """What ``tandem plot`` groups runs by: env, method, seed (and the budget)."""
@@ -266,6 +272,7 @@ class Trainer:
         row = {"env_step": self.env_step, "update_step": update_step,
                "wall_s": round(time.monotonic() - self.t0, 2), **result}  # fmt: skip
         self.eval_log.append(row)
+        self.sink.log({f"eval/{k}": v for k, v in result.items()}, self.env_step)
         log.info("eval at step %d: success %.2f return %.2f (IL chosen %.2f)", self.env_step,
                  row["success_rate"], row["mean_return"], row["bc_selected_frac"])  # fmt: skip
         return row
@@ -395,6 +402,7 @@ class RLLoop:
                   "t_wall": time.time(), "metrics": line}  # fmt: skip
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps(record) + "\n")
+        self.t.sink.log({**line, "train/update_step": self.agent.num_updates}, self.t.env_step)
         self._reset_window()
 
     def _evaluate(self) -> dict[str, float]:

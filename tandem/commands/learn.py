@@ -89,6 +89,9 @@ def _add_train_arguments(p: argparse.ArgumentParser, bc_only: bool) -> None:
     p.add_argument("--bc-steps", type=int, default=None, help="IL pre-training steps")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="device")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--logger", choices=["none", "tensorboard", "wandb"], default=None,
+                   help="also send scalars to TensorBoard (RUN_DIR/tensorboard) or W&B "
+                        "(offline unless WANDB_MODE is set)")  # fmt: skip
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<time>)")
 
 
@@ -133,7 +136,7 @@ def _resolve_settings(args: argparse.Namespace) -> Settings:
     overrides = {
         "method": "bc" if not hasattr(args, "method") else args.method,
         "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
-        "bc_steps": args.bc_steps, "device": args.device,
+        "bc_steps": args.bc_steps, "device": args.device, "logger": args.logger,
     }  # fmt: skip
     learner = {k: v for k, v in overrides.items() if v is not None}
     config = args.config
@@ -154,6 +157,7 @@ def _train(args: argparse.Namespace) -> int:
     setup_logging("learner", args.log_level, None)
     from learner.demos import DemoError
     from learner.envs import EnvSpecError, parse_env
+    from learner.loggers import LoggerError
     from learner.train import TrainArgs, Trainer
 
     resume = getattr(args, "resume", None)
@@ -168,7 +172,7 @@ def _train(args: argparse.Namespace) -> int:
         trainer = Trainer(settings, TrainArgs(spec, args.demos, steps or 0, out, args.seed,
                                               resume is not None))  # fmt: skip
         rows = trainer.run()
-    except (EnvSpecError, DemoError) as exc:
+    except (EnvSpecError, DemoError, LoggerError) as exc:
         sys.stderr.write(f"tandem train: {exc}\n")
         return EXIT_USAGE
     _report(rows, out)

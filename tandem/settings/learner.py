@@ -133,6 +133,11 @@ class LearnerSettings(BaseModel):
         25_000, ge=1, description="Env steps between full checkpoints (and at the end)."
     )
     log_every: int = Field(500, ge=1, description="Env steps between metrics-log lines.")
+    logger: Literal["none", "tensorboard", "wandb"] = Field(
+        "none",
+        description="Also send training and evaluation scalars to TensorBoard (RUN_DIR/"
+        "tensorboard) or Weights & Biases (offline unless WANDB_MODE is set).",
+    )
 
     bridges: list[str] = Field(
         default_factory=lambda: ["tcp://127.0.0.1:5555"],

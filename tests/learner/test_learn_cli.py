@@ -177,6 +177,35 @@ def test_plot_groups_the_seeds_of_train_runs(demos: Path, tmp_path: Path, capsys
     assert "no eval.csv" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_loggers_receive_training_and_evaluation_scalars(
+    demos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG)
+    for kind in ("tensorboard", "wandb"):
+        code = main(["train", *TOY, "--demos", str(demos), "--config", str(config),
+                     "--method", "ibrl", "--steps", "100", "--eval-every", "50",
+                     "--eval-episodes", "2", "--logger", kind, "--out", str(tmp_path / kind),
+                     "--log-level", "WARNING"])  # fmt: skip
+        assert code == 0
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"eval/success_rate", "eval/mean_return", "critic/loss", "train/env_steps_per_s"} <= tags
+    assert [e.step for e in events.Scalars("eval/success_rate")] == [0, 50, 100]
+    csv_rates = [float(r["success_rate"]) for r in eval_rows(tmp_path / "tensorboard" / "eval.csv")]
+    tb_rates = [e.value for e in events.Scalars("eval/success_rate")]
+    assert tb_rates == pytest.approx(csv_rates)
+    offline = list((tmp_path / "wandb" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline) == 1 and offline[0].stat().st_size > 0
+
+
 def test_bad_input_gives_clear_errors(demos: Path, tmp_path: Path, capsys) -> None:
     assert main(["train", "--env", "nope", "--demos", str(demos), "--steps", "10"]) == 2
     assert "gym:ID" in capsys.readouterr().err
