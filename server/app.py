@@ -2,8 +2,9 @@
 
 Start-up (in order): open the episode store (migrations), start the recorder
 (which first reconciles crashed episodes), start the bridge link (commands,
-status, frames, steps, learner metrics), make sure an operator exists and log
-a one-time login URL. Shutdown reverses it. Routes: REST under ``/api``,
+status, frames, steps, learner metrics), make sure an operator exists and hand
+a one-time login URL to ``on_login_url`` (the log gets it with the token
+redacted). Shutdown reverses it. Routes: REST under ``/api``,
 WebSockets under ``/ws``, ``/login``, the OpenAPI schema at ``/openapi.json``
 (docs at ``/docs``), and ``web/`` as static files mounted last so that it
 never shadows a route.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -34,6 +36,7 @@ from server.bridge_link import BridgeError, BridgeLink, finite_json
 from server.deps import AppState
 from server.fanout import Hubs
 from server.lease import LeaseTable
+from server.ratelimit import LoginLimiter
 from server.routers import (
     auth,
     camera,
@@ -49,6 +52,7 @@ from server.routers import (
     telemetry,
 )
 from server.store import Conflict, EpisodeStore, NotFound
+from tandem.logs import redact_tokens
 from tandem.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +89,11 @@ def create_app(
         link=link,
         hubs=hubs,
         leases=LeaseTable(settings.teleop.lease_timeout_s),
+        login_limiter=LoginLimiter(
+            settings.server.login_attempts_per_user,
+            settings.server.login_attempts_per_address,
+            settings.server.login_window_s,
+        ),
     )
     link.set_metrics_sink(_metrics_sink(store))
     link.set_reset_sink(_reset_sink(store))
@@ -95,7 +104,10 @@ def create_app(
         state.extra["recorder"] = recorder
         await link.start()
         state.login_url = await asyncio.to_thread(_login_url, settings, store)
-        log.warning("log in at %s (one-time link)", state.login_url)
+        await asyncio.to_thread(lambda: store.dummy_hash)  # the first unknown name is not slower
+        # The token itself never goes to a log: the link reaches the person who
+        # started the server through ``on_login_url`` (the terminal).
+        log.warning("one-time login link issued: %s", redact_tokens(state.login_url))
         if on_login_url is not None:
             on_login_url(state.login_url)
         try:
@@ -136,6 +148,12 @@ def create_app(
     app.include_router(auth.page_router)
     _mount_web(app, settings)  # last: a mount at / must never shadow a route
     return app
+
+
+def print_login_url(url: str) -> None:
+    """Show the one-time login link on the terminal (stdout, never a log file)."""
+    sys.stdout.write(f"Tandem server: log in at {url}\n")
+    sys.stdout.flush()
 
 
 def _make_store(settings: Settings) -> EpisodeStore:

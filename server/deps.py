@@ -16,7 +16,6 @@ from fastapi import Depends, HTTPException, WebSocket, status
 from starlette.requests import HTTPConnection
 
 from server.auth import (
-    COOKIE_NAME,
     WS_FORBIDDEN,
     WS_UNAUTHENTICATED,
     User,
@@ -26,6 +25,7 @@ from server.auth import (
 from server.bridge_link import BridgeLink
 from server.fanout import Hubs
 from server.lease import LeaseTable
+from server.ratelimit import LoginLimiter
 from server.store import EpisodeStore
 from tandem.settings import Settings
 
@@ -39,6 +39,7 @@ class AppState:
     link: BridgeLink
     hubs: Hubs
     leases: LeaseTable
+    login_limiter: LoginLimiter
     login_url: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -65,9 +66,14 @@ def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
+def get_login_limiter(state: StateDep) -> LoginLimiter:
+    return state.login_limiter
+
+
 StoreDep = Annotated[EpisodeStore, Depends(get_store)]
 LinkDep = Annotated[BridgeLink, Depends(get_link)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
 
 
 def current_user(conn: HTTPConnection, store: StoreDep) -> User:
@@ -98,14 +104,18 @@ OperatorUser = Annotated[User, Depends(require_operator)]
 
 
 async def websocket_user(ws: WebSocket, state: AppState) -> User | None:
-    """Accept ``ws`` and authenticate it; on failure close it with 4401 and return None.
+    """Accept ``ws`` and authenticate it; on failure close it and return None.
 
     The socket is accepted first so that a browser sees the close code and
-    reason (a refused handshake only shows up as 1006).
+    reason (a refused handshake only shows up as 1006). A page of another
+    origin is refused (4403) whatever credential it carries, before any
+    credential is looked at; then the one token ``token_from`` picks is the
+    one resolved (4401 when it is missing or invalid).
     """
     await ws.accept()
-    if cross_site_cookie(ws):
-        await ws.close(WS_FORBIDDEN, "cross-origin WebSocket with a cookie: send the token instead")
+    if not same_origin(ws, state.settings.server.public_url):
+        reason = "cross-origin WebSocket refused: open the dashboard's own page"
+        await ws.close(WS_FORBIDDEN, reason)
         return None
     user = await asyncio.to_thread(resolve_user, state.store, token_from(ws))
     if user is None:
@@ -113,15 +123,20 @@ async def websocket_user(ws: WebSocket, state: AppState) -> User | None:
     return user
 
 
-def cross_site_cookie(ws: WebSocket) -> bool:
-    """A browser page of another origin trying to ride on our session cookie.
+def same_origin(ws: WebSocket, public_url: str | None = None) -> bool:
+    """Whether the handshake comes from our own origin, or from no browser page at all.
 
-    Browsers send cookies with WebSocket handshakes and no CORS applies, so a
-    handshake authenticated only by the cookie must come from our own origin.
-    Scripts that pass the token explicitly (header or query) are not affected.
+    Browsers always send ``Origin`` with a WebSocket handshake, attach our
+    cookie to it and apply no CORS, so any page could otherwise open a socket
+    as the logged-in user; and a page that passes a token explicitly is still
+    another site's page. Non-browser clients (scripts, the operator app) send
+    no ``Origin`` and are authenticated by their token alone. Our origin is the
+    ``Host`` the client connected to or the host of ``server.public_url``.
     """
     origin = ws.headers.get("origin")
-    explicit = ws.headers.get("authorization") or ws.query_params.get("token")
-    if origin is None or explicit or COOKIE_NAME not in ws.cookies:
-        return False
-    return urlsplit(origin).netloc.lower() != ws.headers.get("host", "").lower()
+    if origin is None:
+        return True
+    ours = {ws.headers.get("host", "").lower()}
+    if public_url:
+        ours.add(urlsplit(public_url).netloc.lower())
+    return urlsplit(origin).netloc.lower() in ours - {""}

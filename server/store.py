@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -371,11 +372,10 @@ class EpisodeStore:
         role = m.Role(role)
         if not name or not password:
             raise ValueError("operator name and password must not be empty")
+        password_hash = self._hasher.hash(password)  # before the write transaction
         try:
             with self.session() as s:
-                row = m.Operator(
-                    name=name, role=role.value, password_hash=self._hasher.hash(password)
-                )
+                row = m.Operator(name=name, role=role.value, password_hash=password_hash)
                 s.add(row)
                 s.flush()
                 return OperatorOut.model_validate(row)
@@ -393,18 +393,42 @@ class EpisodeStore:
             return [OperatorOut.model_validate(r) for r in rows]
 
     def verify_password(self, name: str, password: str) -> OperatorOut | None:
-        """The operator when ``password`` matches, else None (constant-time by argon2)."""
+        """The operator when ``password`` matches, else None.
+
+        argon2 runs outside any transaction (SQLite transactions here take the
+        write lock), and an unknown name is verified against a dummy hash, so
+        it costs as long as a wrong password and does not reveal the name.
+        """
         with self.session() as s:
             row = s.scalar(select(m.Operator).where(m.Operator.name == name))
-            if row is None:
-                return None
-            try:
-                self._hasher.verify(row.password_hash, password)
-            except (VerificationError, InvalidHashError):
-                return None
-            if self._hasher.check_needs_rehash(row.password_hash):
-                row.password_hash = self._hasher.hash(password)
-            return OperatorOut.model_validate(row)
+            found = None if row is None else (OperatorOut.model_validate(row), row.password_hash)
+        if found is None:
+            self._password_matches(self.dummy_hash, password)
+            return None
+        operator, stored = found
+        if not self._password_matches(stored, password):
+            return None
+        if self._hasher.check_needs_rehash(stored):
+            self._rehash(operator.id, stored, self._hasher.hash(password))
+        return operator
+
+    def _password_matches(self, stored_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    @cached_property
+    def dummy_hash(self) -> str:
+        """What an unknown name is verified against; made on first use (the app warms it)."""
+        return self._hasher.hash(secrets.token_hex(16))
+
+    def _rehash(self, operator_id: int, old_hash: str, new_hash: str) -> None:
+        """Store ``new_hash`` unless the password changed since ``old_hash`` was read."""
+        with self.session() as s:
+            row = s.get(m.Operator, operator_id)
+            if row is not None and row.password_hash == old_hash:
+                row.password_hash = new_hash
 
     def issue_token(self, operator_id: int, ttl_s: float, one_time: bool = False) -> str:
         """A new random bearer token; only its sha256 is stored."""

@@ -1,12 +1,63 @@
-"""One logging set-up for every process: level from settings, role in every line."""
+"""One logging set-up for every process: level from settings, role in every line.
+
+No secret reaches a log: every handler installed here rewrites ``token=<value>``
+(query strings, one-time login links, access-log lines) and ``Bearer <value>``
+to ``<redacted>``, and log files are created readable by their owner only.
+A process started by ``tandem up`` writes no log file of its own: the
+supervisor already copies its output into ``<role>.log`` (``LOG_CAPTURED_ENV``).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
+from io import TextIOWrapper
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)-7s [{role}] %(name)s: %(message)s"
+LOG_FILE_MODE = 0o600
+LOG_CAPTURED_ENV = "TANDEM_LOG_CAPTURED"  # set by the supervisor for its children
+REDACTED = "<redacted>"
+_SECRET = re.compile(r"(?i)(token=|bearer\s+)[^\s&\"'#;,]+")
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with every ``token=...`` value and bearer token replaced by ``<redacted>``."""
+    return _SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class RedactTokens(logging.Filter):
+    """A handler filter that removes tokens from the formatted message and the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_tokens(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_tokens(record.exc_text)
+        return True
+
+
+def open_private(path: str | Path) -> int:
+    """Open ``path`` for appending, created (with its folder) readable by the owner only; an fd."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE)
+    os.fchmod(fd, LOG_FILE_MODE)  # an older file may have been world-readable
+    return fd
+
+
+class _PrivateFileHandler(logging.FileHandler):
+    """A ``FileHandler`` whose file is created (or made) 0600."""
+
+    def _open(self) -> TextIOWrapper:
+        fd = open_private(self.baseFilename)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -22,19 +73,20 @@ class _StderrHandler(logging.StreamHandler):
 def setup_logging(role: str, level: str = "INFO", log_file: str | Path | None = None) -> None:
     """Configure the root logger for a process playing ``role`` (bridge, learner, ...).
 
-    Lines go to stderr and, when ``log_file`` is given, to that file as well.
+    Lines go to stderr and, when ``log_file`` is given and no supervisor
+    captures this process's output already, to that file as well (mode 0600).
     Calling it again replaces the previous configuration.
     """
     formatter = logging.Formatter(FORMAT.format(role=role))
     handlers: list[logging.Handler] = [_StderrHandler(sys.stderr)]
-    if log_file is not None:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
+    if log_file is not None and not os.environ.get(LOG_CAPTURED_ENV):
+        handlers.append(_PrivateFileHandler(log_file))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
         old.close()
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(RedactTokens())
         root.addHandler(handler)
     root.setLevel(level)

@@ -2,7 +2,10 @@
 
 Each child runs in its own process group with stdout and stderr merged; every
 line is forwarded to the console and to ``<log_dir>/<role>.log``, prefixed by
-the role. A child that exits is restarted with exponential back-off (reset
+the role. The log file (mode 0600) gets every line with its tokens redacted (the
+console still shows the one-time login link); children are told, through
+``LOG_CAPTURED_ENV``, not to write that file themselves, so each line is
+written once. A child that exits is restarted with exponential back-off (reset
 after it has stayed up for a while). ``stop`` sends SIGTERM to the children
 group by group (``ChildSpec.stop_group``, ascending: ``tandem up`` stops the
 bridges before the server and the learner that consume their messages), waits
@@ -28,6 +31,8 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from pydantic import BaseModel, Field
+
+from tandem.logs import LOG_CAPTURED_ENV, open_private, redact_tokens
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +104,7 @@ class _Child:
         self._pump: threading.Thread | None = None
 
     def start(self) -> None:
-        env = {**os.environ, **self.spec.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.spec.env, "PYTHONUNBUFFERED": "1", LOG_CAPTURED_ENV: "1"}
         self.proc = subprocess.Popen(
             self.spec.argv,
             stdout=subprocess.PIPE,
@@ -118,11 +123,11 @@ class _Child:
     def _forward(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
         prefix = f"[{self.spec.role}] "
-        with open(self._log_path, "ab") as file:
+        with open(open_private(self._log_path), "ab") as file:
             for raw in proc.stdout:
-                file.write(raw)
-                file.flush()
                 line = raw.decode(errors="replace").rstrip("\n")
+                file.write((redact_tokens(line) + "\n").encode())
+                file.flush()
                 self._console.write(prefix + line + "\n")
                 self._console.flush()
 

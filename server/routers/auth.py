@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
@@ -10,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from server.auth import COOKIE_NAME, User, resolve_user, token_from
 from server.db.models import Role
 from server.db.schemas import OperatorOut
-from server.deps import CurrentUser, OperatorUser, SettingsDep, StoreDep
+from server.deps import CurrentUser, LoginLimiterDep, OperatorUser, SettingsDep, StoreDep
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 page_router = APIRouter(tags=["auth"])
@@ -58,11 +62,36 @@ def _issue(store: StoreDep, settings: SettingsDep, user: User, response: Respons
     return TokenOut(token=token, expires_in_s=ttl, user=_user_out(user))
 
 
-@router.post("/login", response_model=TokenOut)
+@router.post(
+    "/login",
+    response_model=TokenOut,
+    responses={
+        401: {"description": "Wrong name or password."},
+        429: {"description": "Too many login attempts; see the Retry-After header."},
+    },
+)
 def login(
-    body: LoginRequest, response: Response, store: StoreDep, settings: SettingsDep
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    *,
+    store: StoreDep,
+    settings: SettingsDep,
+    limiter: LoginLimiterDep,
 ) -> TokenOut:
-    """Log in with name and password; returns a token and sets the cookie."""
+    """Log in with name and password; returns a token and sets the cookie.
+
+    Attempts are limited per name and per client address (``server.login_*``).
+    """
+    address = request.client.host if request.client else "unknown"
+    wait_s = limiter.attempt(body.name, address)
+    if wait_s:
+        log.info("login of %r from %s refused: too many attempts", body.name, address)
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many login attempts for this user or address: try again in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
     operator = store.verify_password(body.name, body.password)
     if operator is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong name or password")

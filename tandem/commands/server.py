@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+from typing import Any
 
 from tandem.cli_util import add_config_argument, settings_from_args
 from tandem.logs import setup_logging
+from tandem.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.app import create_app
+    from server.app import create_app, print_login_url
 
     settings = settings_from_args(args)
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -38,17 +39,19 @@ def _run(args: argparse.Namespace) -> int:
             update={"server": settings.server.model_copy(update=updates)}
         )
     setup_logging("server", settings.log_level, settings.data_dir / "logs" / "server.log")
-
-    def show_login(url: str) -> None:
-        sys.stdout.write(f"Tandem server: log in at {url}\n")
-        sys.stdout.flush()
-
-    app = create_app(settings, record=not args.no_record, on_login_url=show_login)
-    uvicorn.run(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.log_level.lower(),
-        ws="websockets-sansio",
-    )
+    app = create_app(settings, record=not args.no_record, on_login_url=print_login_url)
+    uvicorn.run(app, **uvicorn_options(settings))
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of ``uvicorn.run``/``uvicorn.Config``. With ``log_config=None``
+    uvicorn's loggers (access log included) go through ``setup_logging``'s handlers:
+    one format, each line written once, tokens redacted."""
+    return {
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,
+        "ws": "websockets-sansio",
+    }

@@ -1,6 +1,8 @@
 """Settings of the FastAPI server and the episode store."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ServerSettings(BaseModel):
@@ -37,6 +39,18 @@ class ServerSettings(BaseModel):
     login_token_ttl_s: float = Field(
         900.0, gt=0, description="Lifetime of the one-time login token printed at start-up, s."
     )
+    login_attempts_per_user: int = Field(
+        5, ge=1, le=1000, description="Logins allowed per user name per login window (429 beyond)."
+    )
+    login_attempts_per_address: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="Logins allowed per client address per login window (429 beyond).",
+    )
+    login_window_s: float = Field(
+        60.0, gt=0, le=86_400, description="Sliding window of the login rate limits, s."
+    )
 
     # --- FastAPI app, WebSockets and bridge link (server/app.py, server/bridge_link.py) ---
     web_dir: str = Field(
@@ -54,3 +68,12 @@ class ServerSettings(BaseModel):
     public_url: str | None = Field(
         None, description="Base URL printed in the login link (default http://HOST:PORT)."
     )
+
+    @model_validator(mode="after")
+    def _address_limit_covers_user_limit(self) -> Self:
+        if self.login_attempts_per_address < self.login_attempts_per_user:
+            raise ValueError(
+                "server.login_attempts_per_address must be >= login_attempts_per_user "
+                "(one address must be able to use one user's attempts)"
+            )
+        return self

@@ -187,3 +187,32 @@ while True:
     order = [line.split() for line in marks.read_text().splitlines()]
     assert [role for role, _ in order] == ["producer", "consumer"]
     assert float(order[1][1]) - float(order[0][1]) >= 0.3 + 0.2  # its exit, then the drain
+
+
+SERVER_LIKE = """
+import logging, sys, time
+from tandem.logs import setup_logging
+setup_logging("server", "INFO", sys.argv[1])
+logging.getLogger("server.app").warning("started once")
+print("Tandem server: log in at http://h:8000/login?token=Sup3rSecret", flush=True)
+time.sleep(60)
+"""
+
+
+def test_each_line_is_logged_once_and_the_log_file_has_no_token(tmp_path: Path):
+    """A child that sets up its own log file (as `tandem server` does) under `tandem up`."""
+    console = io.StringIO()
+    log_file = tmp_path / "logs" / "server.log"
+    sup = Supervisor(
+        [ChildSpec("server", [sys.executable, "-c", SERVER_LIKE, str(log_file)])],
+        tmp_path / "logs",
+        console=console,
+    )
+    thread = run_in_thread(sup)
+    assert wait_for(lambda: "Sup3rSecret" in console.getvalue())
+    sup.stop()
+    thread.join(20)
+    text = log_file.read_text()
+    assert text.count("started once") == 1, text
+    assert "Sup3rSecret" not in text and "login?token=<redacted>" in text
+    assert (log_file.stat().st_mode & 0o777) == 0o600
