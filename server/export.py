@@ -3,7 +3,9 @@
 ::
 
     data/                         attrs: total (int, sum of num_samples),
-                                         env_args (JSON: env_name, type, env_kwargs)
+                                         env_args (JSON, robomimic's: env_name, type 2 =
+                                         Gymnasium, env_kwargs), tandem (JSON: robots,
+                                         cameras, image_shape, state_dim, action_dim)
       demo_0/                     attrs: num_samples (N), episode_id, robot_id, kind
                                          (demo, rollout, evaluation), outcome, result
                                          ("" when none), success, complete; when known:
@@ -18,6 +20,8 @@
         terminated, truncated     (N,) bool        as recorded (time limit = truncated)
         interventions             (N,) bool        a human drove this step (HG-DAgger)
       demo_1/ ...
+    mask/train, mask/valid        demo names (bytes), robomimic's train/validation split:
+                                  every 10th demo validates (at least one of two or more)
 
 Demos are numbered in the order given. The file is written to a temporary name
 and renamed, so a reader never sees half a file.
@@ -36,13 +40,15 @@ import h5py
 import numpy as np
 
 from tandem.episodes import CAM_PREFIX, Episode
+from tandem.gym_ids import GYM_IDS
 
 if TYPE_CHECKING:
     from server.db.schemas import EpisodeOut
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+ROBOMIMIC_GYM_TYPE = 2  # robomimic.envs.env_base.EnvType.GYM_TYPE
 
 
 def write_hdf5(items: Sequence[tuple[EpisodeOut, Episode]], path: Path) -> Path:
@@ -59,7 +65,10 @@ def write_hdf5(items: Sequence[tuple[EpisodeOut, Episode]], path: Path) -> Path:
             total += _write_demo(data.create_group(f"demo_{i}"), row, episode)
         data.attrs["total"] = total
         data.attrs["env_args"] = json.dumps(_env_args(items))
+        data.attrs["tandem"] = json.dumps(_tandem_info(items))
         data.attrs["tandem_export_version"] = EXPORT_VERSION
+        for name, demos in split_train_valid(len(items)).items():
+            f.create_dataset(f"mask/{name}", data=np.array(demos, dtype="S"))
     os.replace(tmp, path)
     log.info("exported %d episodes (%d steps) to %s", len(items), total, path)
     return path
@@ -127,16 +136,33 @@ def _shift(values: np.ndarray, last: np.ndarray | None) -> np.ndarray:
     return np.concatenate([values[1:], tail.astype(values.dtype)])
 
 
+def split_train_valid(n: int) -> dict[str, list[str]]:
+    """robomimic's filter keys: every 10th demo validates; at least one when n >= 2."""
+    valid = [i for i in range(n) if i % 10 == 9] or ([n - 1] if n >= 2 else [])
+    names = {"train": [i for i in range(n) if i not in valid], "valid": valid}
+    return {key: [f"demo_{i}" for i in indices] for key, indices in names.items()}
+
+
 def _env_args(items: Sequence[tuple[EpisodeOut, Episode]]) -> dict[str, object]:
+    """robomimic's env metadata: a Gymnasium env (type 2) where the task is a sim task
+    (``sim:lift`` -> ``tandem/Lift-v0``, made after ``import tandem``), else the task's name."""
+    first = items[0][1].meta
+    task = first.task or "tandem"
+    gym_id = GYM_IDS.get(task.removeprefix("sim:")) if task.startswith("sim:") else None
+    kwargs: dict[str, object] = {}
+    if gym_id is not None:
+        kwargs["cameras"] = first.cameras
+        if first.image_shape:
+            kwargs["image_size"] = first.image_shape[0]
+    return {"env_name": gym_id or task, "type": ROBOMIMIC_GYM_TYPE, "env_kwargs": kwargs}
+
+
+def _tandem_info(items: Sequence[tuple[EpisodeOut, Episode]]) -> dict[str, object]:
     first = items[0][1].meta
     return {
-        "env_name": first.task or "tandem",
-        "type": "tandem",
-        "env_kwargs": {
-            "robots": sorted({row.robot_id for row, _ in items}),
-            "cameras": first.cameras,
-            "image_shape": first.image_shape,
-            "state_dim": first.state_dim,
-            "action_dim": int(items[0][1].steps["action"].shape[1]),
-        },
+        "robots": sorted({row.robot_id for row, _ in items}),
+        "cameras": first.cameras,
+        "image_shape": first.image_shape,
+        "state_dim": first.state_dim,
+        "action_dim": int(items[0][1].steps["action"].shape[1]),
     }

@@ -1,4 +1,4 @@
-"""``tandem export`` (episodes to HDF5) and ``tandem db upgrade`` (migrate the database)."""
+"""``tandem export`` (episodes to HDF5 or a LeRobot dataset) and ``tandem db upgrade``."""
 
 from __future__ import annotations
 
@@ -22,12 +22,25 @@ PAGE = 1000
 def register(sub: argparse._SubParsersAction) -> None:
     export = sub.add_parser(
         "export",
-        help="export recorded episodes to an HDF5 file (robomimic/IBRL layout)",
-        description="Select episodes by id or by filters and write data/demo_N/... to --out.",
+        help="export recorded episodes to HDF5 (robomimic/IBRL) or a LeRobot v3.0 dataset",
+        description="Select episodes by id or by filters and write them to --out: an HDF5 file "
+        "(data/demo_N/..., --format hdf5) or a LeRobot dataset directory (--format lerobot).",
     )
     add_config_argument(export)
     _add_store_arguments(export)
-    export.add_argument("--out", type=Path, required=True, help="HDF5 file to write")
+    export.add_argument("--out", type=Path, required=True, help="HDF5 file or dataset directory")
+    export.add_argument(
+        "--format",
+        choices=["hdf5", "lerobot"],
+        default="hdf5",
+        help="hdf5 (robomimic/IBRL layout) or lerobot (parquet + MP4, v3.0)",
+    )
+    export.add_argument(
+        "--fps",
+        type=int,
+        default=None,
+        help="lerobot: frames per second (default: the bridge's rate_hz)",
+    )
     export.add_argument("--ids", nargs="+", metavar="ID", help="episode ids (skips the filters)")
     export.add_argument(
         "--kind", choices=[k.value for k in EpisodeKind], help="only this episode kind"
@@ -88,6 +101,16 @@ def _fail(exc: Exception) -> int:
     return 1
 
 
+def _write(store: EpisodeStore, ids: list[str], args: argparse.Namespace) -> Path:
+    if args.format == "hdf5":
+        return Path(store.export_hdf5(ids, args.out))
+    from server.lerobot_export import write_lerobot
+
+    fps = args.fps or round(settings_from_args(args).bridge.rate_hz)
+    items = [(row, store.load(row.id)) for row in (store.get_episode(i) for i in ids)]
+    return write_lerobot(items, args.out, fps)
+
+
 def _export(args: argparse.Namespace) -> int:
     from server.store import NotFoundError
 
@@ -100,8 +123,8 @@ def _export(args: argparse.Namespace) -> int:
         if not ids:
             sys.stderr.write("tandem: no episode matches the selection\n")
             return 1
-        path = store.export_hdf5(ids, args.out)
-    except (NotFoundError, OSError) as exc:
+        path = _write(store, ids, args)
+    except (NotFoundError, OSError, ValueError) as exc:
         return _fail(exc)
     finally:
         store.close()

@@ -74,6 +74,7 @@ def write_episode(
     finish: bool = True,
     success: bool = True,
     extra: dict[str, object] | None = None,
+    task: str | None = None,
 ) -> Path:
     """Write an episode the way the recorder does (row at start, files, row at end)."""
     meta = EpisodeMeta(
@@ -86,6 +87,7 @@ def write_episode(
         operator=operator,
         started_wall=started if started is not None else time.time(),
         extra=extra or {},
+        task=task,
     )
     store.begin_episode(meta)
     writer = EpisodeWriter(store.episodes_root, meta)

@@ -28,9 +28,12 @@ def test_layout_and_values(store: EpisodeStore, tmp_path: Path) -> None:
         data = f["data"]
         assert sorted(data) == ["demo_0", "demo_1"]
         assert data.attrs["total"] == 10
-        env_args = json.loads(data.attrs["env_args"])
-        assert env_args["env_kwargs"]["cameras"] == ["front", "wrist"]
-        assert env_args["env_kwargs"]["state_dim"] == STATE_DIM
+        env_args = json.loads(data.attrs["env_args"])  # robomimic's env metadata
+        assert env_args == {"env_name": "tandem", "type": 2, "env_kwargs": {}}
+        info = json.loads(data.attrs["tandem"])
+        assert info["cameras"] == ["front", "wrist"] and info["state_dim"] == STATE_DIM
+        assert [m.decode() for m in f["mask/train"]] == ["demo_0"]
+        assert [m.decode() for m in f["mask/valid"]] == ["demo_1"]
         demo = data["demo_0"]
         assert demo.attrs["num_samples"] == 6 and demo.attrs["episode_id"] == "d0"
         assert demo.attrs["outcome"] == "success" and demo.attrs["complete"]
@@ -72,6 +75,37 @@ def test_evaluation_episodes_keep_result_and_batch(store: EpisodeStore, tmp_path
         assert taken["eval_index"] == 2 and not taken["success"]
         assert demo["kind"] == "demo" and demo["result"] == ""
         assert "eval_batch" not in demo and "weights_version" not in demo
+
+
+def test_robomimic_layout_of_a_sim_task(store: EpisodeStore, tmp_path: Path) -> None:
+    """What robomimic's SequenceDataset and env utilities read, checked against its format:
+    env_args with an int env type and kwargs the env accepts, masks naming existing demos,
+    per-demo num_samples matching the arrays."""
+    ids = [f"d{i}" for i in range(12)]
+    for i, eid in enumerate(ids):
+        write_episode(store, eid, n=3, started=100.0 + i, task="sim:lift")
+    out = store.export_hdf5(ids, tmp_path / "sim.hdf5")
+    with h5py.File(out, "r") as f:
+        env_args = json.loads(f["data"].attrs["env_args"])
+        assert env_args["type"] == 2 and env_args["env_name"] == "tandem/Lift-v0"
+        assert env_args["env_kwargs"] == {"cameras": ["front", "wrist"], "image_size": 96}
+        train = [m.decode() for m in f["mask/train"]]
+        valid = [m.decode() for m in f["mask/valid"]]
+        assert valid == ["demo_9"] and len(train) == 11 and not set(train) & set(valid)
+        assert set(train) | set(valid) == set(f["data"])
+        for name in f["data"]:
+            demo = f["data"][name]
+            n = demo.attrs["num_samples"]
+            assert all(demo[k].shape[0] == n for k in ("actions", "rewards", "dones"))
+            assert all(demo["obs"][k].shape[0] == n for k in demo["obs"])
+    import gymnasium
+
+    import tandem  # noqa: F401  (registers the ids robomimic's env_name refers to)
+
+    kwargs = {**env_args["env_kwargs"], "cameras": ()}  # no rendering needed here
+    env = gymnasium.make(env_args["env_name"], **kwargs)
+    assert env.reset(seed=0)[0]["state"].shape[0] > 0
+    env.close()
 
 
 def test_export_errors(store: EpisodeStore, tmp_path: Path) -> None:
