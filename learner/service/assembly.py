@@ -117,6 +117,27 @@ class AssembledEpisode:
     def discarded(self) -> bool:
         return self.outcome == Outcome.DISCARD
 
+    def problem(self) -> str | None:
+        """Why this episode cannot be learnt from (None when it can).
+
+        Every step, and the final observation, must carry the same cameras with
+        the same image shapes as the first step, states and actions of one shape,
+        and finite numbers. ``segments`` relies on it.
+        """
+        if not self.steps:
+            return None
+        ref = self.steps[0]
+        ref_cams = {c: np.shape(img) for c, img in ref.images.items()}
+        for s in self.steps:
+            found = _step_problem(s, ref.state.shape, ref.action.shape, ref_cams)
+            if found:
+                return f"step {s.step}: {found}"
+        if self.final is not None:
+            found = _obs_problem(self.final.state, self.final.images, ref.state.shape, ref_cams)
+            if found:
+                return f"final observation: {found}"
+        return None
+
     def segments(self) -> list[Segment]:
         """Cut the received steps into gap-free segments (see the module docstring)."""
         ordered = sorted(self.steps, key=lambda s: s.step)
@@ -260,6 +281,38 @@ class EpisodeAssembler:
             log.warning("episode %s/%s: no end event before the next episode", *key)
             out.append(ep)
         return out
+
+
+def _step_problem(
+    s: StepData,
+    state_shape: tuple[int, ...],
+    action_shape: tuple[int, ...],
+    cams: dict[str, tuple[int, ...]],
+) -> str | None:
+    if s.action.shape != action_shape:
+        return f"action shape {s.action.shape}, expected {action_shape}"
+    if not (np.all(np.isfinite(s.action)) and np.isfinite(s.reward)):
+        return "non-finite action or reward"
+    return _obs_problem(s.state, s.images, state_shape, cams)
+
+
+def _obs_problem(
+    state: np.ndarray,
+    images: dict[str, np.ndarray],
+    state_shape: tuple[int, ...],
+    cams: dict[str, tuple[int, ...]],
+) -> str | None:
+    if state.shape != state_shape:
+        return f"state shape {state.shape}, expected {state_shape}"
+    if not np.all(np.isfinite(state)):
+        return "non-finite state"
+    if set(images) != set(cams):
+        missing, extra = sorted(set(cams) - set(images)), sorted(set(images) - set(cams))
+        return f"cameras differ from the first step (missing {missing}, extra {extra})"
+    for cam, shape in cams.items():
+        if np.shape(images[cam]) != shape:
+            return f"camera {cam!r} image shape {np.shape(images[cam])}, expected {shape}"
+    return None
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -8,11 +8,19 @@ on its own thread: ingest never waits for training. An episode with missing
 steps waits a little for the recorder's copy in the episode store and is
 completed from it (``backfill_root``), so a gap in the live stream does not
 have to cost data.
+
+Every unit of work (one message, one episode routed, one backfill, the log
+flush, one poll) runs under the ``Supervisor``: an unexpected exception is
+counted (``threads/ingest/errors``), logged with what was being done, and ingest
+goes on with the next unit. A malformed episode (``AssembledEpisode.problem``:
+a step missing a camera, inconsistent shapes, non-finite numbers) is rejected
+with its reason in the log and counted (``ingest/episodes_malformed``).
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -27,6 +35,7 @@ import zmq
 from learner.service.assembly import AssembledEpisode, EpisodeAssembler
 from learner.service.routing import Routed, route
 from learner.service.sources import IngestLog, merge, read_episode
+from learner.service.supervise import Supervisor
 from tandem.episodes import EpisodeFormatError
 from tandem.messages import EpisodeEvent, StepRecord
 from tandem.streams import SeqTracker
@@ -51,6 +60,7 @@ class IngestCounters:
     backfilled_steps: int = 0
     episodes_routed: int = 0
     episodes_dropped: int = 0
+    episodes_malformed: int = 0
     acting_il: collections.deque[bool] = field(
         default_factory=lambda: collections.deque(maxlen=ACTING_WINDOW)
     )
@@ -79,6 +89,7 @@ class Ingest:
         backfill_root: Path | None = None,
         label_grace_s: float = 0.0,
         context: zmq.Context | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.endpoints = list(endpoints)
         self.assembler = assembler
@@ -94,6 +105,7 @@ class Ingest:
         self._grace = label_grace_s
         self._ctx = context or zmq.Context.instance()
         self._stop = threading.Event()
+        self.supervisor = supervisor or Supervisor(self._stop)
         self._thread: threading.Thread | None = None
         self._last_flush = time.monotonic()
 
@@ -112,6 +124,11 @@ class Ingest:
         self._thread.start()
         log.info("ingest subscribed to %s", ", ".join(self.endpoints))
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The ingest thread while started (the trainer checks that it is alive)."""
+        return self._thread
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -122,22 +139,26 @@ class Ingest:
         poller = zmq.Poller()
         for sock in sockets:
             poller.register(sock, zmq.POLLIN)
+        once = functools.partial(self._once, poller, sockets)
         try:
             while not self._stop.is_set():
-                if sockets:
-                    ready = dict(poller.poll(POLL_MS))
-                    for sock in sockets:
-                        if sock in ready:
-                            self._drain(sock)
-                else:  # no bridge configured: an empty poll returns at once and would spin
-                    self._stop.wait(POLL_MS / 1000)
-                self._housekeeping()
+                self.supervisor.guard("ingest", once, "polling the bridges")
         finally:
-            self._release_all()
+            self.supervisor.guard("ingest", self._release_all, "releasing held episodes")
             if self._log is not None:
-                self._log.close()
+                self.supervisor.guard("ingest", self._log.close, "closing the ingest log")
             for sock in sockets:
                 sock.close()
+
+    def _once(self, poller: zmq.Poller, sockets: list[zmq.Socket]) -> None:
+        if sockets:
+            ready = dict(poller.poll(POLL_MS))
+            for sock in sockets:
+                if sock in ready:
+                    self._drain(sock)
+        else:  # no bridge configured: an empty poll returns at once and would spin
+            self._stop.wait(POLL_MS / 1000)
+        self._housekeeping()
 
     def _drain(self, sock: zmq.Socket) -> None:
         for _ in range(MAX_BATCH):
@@ -154,6 +175,11 @@ class Ingest:
         except WireError as exc:
             self._count("malformed", exc)
             return
+        what = f"handling {type(decoded.msg).__name__} {_describe(decoded.msg)}"
+        dispatch = functools.partial(self._dispatch_counted, decoded)
+        self.supervisor.guard("ingest", dispatch, what, per_item=True)
+
+    def _dispatch_counted(self, decoded: Decoded) -> None:
         try:
             self._dispatch(decoded)
         except (EpisodeFormatError, OSError, ValueError) as exc:
@@ -237,37 +263,53 @@ class Ingest:
             self.deliver(self._held.pop(key)[1])
 
     def deliver(self, ep: AssembledEpisode) -> None:
-        """Route one finished episode and hand it to the trainer."""
+        """Route one finished episode and hand it to the trainer (errors: see module doc)."""
+        what = f"routing episode {ep.robot_id}/{ep.episode_id}"
+        self.supervisor.guard("ingest", functools.partial(self._route, ep), what, per_item=True)
+
+    def _route(self, ep: AssembledEpisode) -> None:
         routed = route(ep, **self._route_kwargs)
         with self.lock:
+            if routed.malformed:
+                self.counters.episodes_malformed += 1
             if routed.dropped_reason:
                 self.counters.episodes_dropped += 1
             else:
                 self.counters.episodes_routed += 1
-        if routed.dropped_reason:
-            log.info("episode %s/%s dropped: %s", ep.robot_id, ep.episode_id, routed.dropped_reason)
+        reason = routed.dropped_reason
+        if routed.malformed:
+            log.warning("episode %s/%s rejected, %s", ep.robot_id, ep.episode_id, reason)
+        elif reason:
+            log.info("episode %s/%s dropped: %s", ep.robot_id, ep.episode_id, reason)
         self._deliver(Delivery(ep, routed))
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if self._log is not None and now - self._last_flush >= self._log.flush_every_s:
             self._last_flush = now
-            self._log.flush()
+            self.supervisor.guard("ingest", self._log.flush, "flushing the ingest log")
         for item in list(self._pending):
-            deadline, ep = item
-            stored = self._stored_copy(ep)
-            if stored is None and now < deadline:
-                continue
-            self._pending.remove(item)
-            if stored is not None:
-                before = len(ep.steps)
-                ep = merge(ep, stored)
-                with self.lock:
-                    self.counters.backfilled_steps += len(ep.steps) - before
-            self._hold(ep)
+            what = f"backfilling episode {item[1].robot_id}/{item[1].episode_id}"
+            backfill = functools.partial(self._backfill, item, now)
+            done = self.supervisor.guard("ingest", backfill, what, per_item=True)
+            if not done and item in self._pending:  # keep the live copy rather than retry forever
+                self._pending.remove(item)
+                self._hold(item[1])
         for key, (deadline, _) in list(self._held.items()):
             if now >= deadline:
                 self.deliver(self._held.pop(key)[1])
+
+    def _backfill(self, item: tuple[float, AssembledEpisode], now: float) -> None:
+        """Complete a pending episode from the store's copy, or give up at its deadline."""
+        deadline, ep = item
+        stored = self._stored_copy(ep)
+        if stored is None and now < deadline:
+            return
+        merged = ep if stored is None else merge(ep, stored)
+        self._pending.remove(item)
+        with self.lock:
+            self.counters.backfilled_steps += len(merged.steps) - len(ep.steps)
+        self._hold(merged)
 
     def _stored_copy(self, ep: AssembledEpisode) -> AssembledEpisode | None:
         assert self._backfill_root is not None
@@ -284,6 +326,13 @@ class Ingest:
         log.warning("ingest: %s message: %s", counter, exc)
         with self.lock:
             setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+
+
+def _describe(msg: object) -> str:
+    """``robot/episode step N`` of a step or episode message, for log context."""
+    robot, episode = getattr(msg, "robot_id", "?"), getattr(msg, "episode_id", "?")
+    step = getattr(msg, "step", None)
+    return f"{robot}/{episode}" + ("" if step is None else f" step {step}")
 
 
 def _has_gaps(ep: AssembledEpisode) -> bool:

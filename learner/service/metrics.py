@@ -44,8 +44,10 @@ def collect(learner: OnlineLearner) -> tuple[int, int, dict[str, float | None]]:
             "hil/refits": float(p.refits),
             "hil/refit_weights_version": float(p.refit_weights_version),
             "hil/refit_running": float(learner.refit is not None and not learner.refit.done),
+            "learner/rejected_episodes": float(learner.rejected_episodes),
         }
     )
+    out.update(learner.supervisor.metrics())
     if learner.data is not None:
         out.update(learner.data.sizes())
         out["data/intervention_steps"] = float(learner.data.intervention_steps)
@@ -73,6 +75,7 @@ def _ingest_metrics(learner: OnlineLearner) -> dict[str, float | None]:
             "ingest/backfilled_steps": float(c.backfilled_steps),
             "ingest/episodes_routed": float(c.episodes_routed),
             "ingest/episodes_dropped": float(c.episodes_dropped),
+            "ingest/episodes_malformed": float(c.episodes_malformed),
         }
     stats = ingest.assembler.stats
     out.update(

@@ -5,7 +5,9 @@ are keep-latest: ``publish_weights`` replaces whatever is waiting. The weights
 socket is an XPUB, so a bridge that subscribes later (or reconnects after a
 restart) is sent the newest bundle at once instead of waiting for the next
 version. Metrics are sampled from ``metrics_fn`` every ``metrics_period_s``
-(at least once a second, whatever training is doing).
+(at least once a second, whatever training is doing). Each loop turn runs
+under the ``Supervisor``: an error is counted (``threads/outbox/errors``),
+logged and the next turn goes on.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import zmq
 
+from learner.service.supervise import Supervisor
 from tandem.messages import LearnerMetrics, PolicyWeights, Sequencer
 from tandem.wire import WireError, encode
 
@@ -40,6 +43,7 @@ class Outbox:
         *,
         metrics_period_s: float = 0.5,
         context: zmq.Context | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.run_id = run_id
         self._ctx = context or zmq.Context.instance()
@@ -50,6 +54,8 @@ class Outbox:
         self._waiting: list[bytes] | None = None
         self._latest: list[bytes] | None = None
         self._stop = threading.Event()
+        self.supervisor = supervisor or Supervisor(self._stop)
+        self._next_metrics = time.monotonic()
         self.weights = self._ctx.socket(zmq.XPUB)
         self.weights.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.weights.setsockopt(zmq.LINGER, 0)
@@ -97,19 +103,25 @@ class Outbox:
         log.info("publishing weights v%d (il v%d, %d bytes)", version, il_version, len(bundle))
         return digest
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def _run(self) -> None:
-        next_metrics = time.monotonic()
         while not self._stop.is_set():
-            if self.weights.poll(POLL_MS):
-                self._on_subscriptions()
-            with self._lock:
-                parts, self._waiting = self._waiting, None
-            if parts is not None:
-                self._latest = parts
-                self._send_weights(parts)
-            if time.monotonic() >= next_metrics:
-                next_metrics = time.monotonic() + self._period
-                self._send_metrics()
+            self.supervisor.guard("outbox", self._once, "publishing weights and metrics")
+
+    def _once(self) -> None:
+        if self.weights.poll(POLL_MS):
+            self._on_subscriptions()
+        with self._lock:
+            parts, self._waiting = self._waiting, None
+        if parts is not None:
+            self._latest = parts
+            self._send_weights(parts)
+        if time.monotonic() >= self._next_metrics:
+            self._next_metrics = time.monotonic() + self._period
+            self._send_metrics()
 
     def _on_subscriptions(self) -> None:
         resend = False

@@ -5,7 +5,8 @@
 * rollout episodes -> the online RL buffer, every step, human-driven ones included;
 * intervention segments (human actions during a rollout) -> imitation data as
   well (HG-DAgger);
-* discarded episodes -> nowhere.
+* discarded episodes -> nowhere;
+* malformed episodes (``AssembledEpisode.problem``) -> nowhere, with the reason.
 
 RLIF (optional): the step just before each takeover gets ``rlif_penalty`` added
 to its reward, marking the state the human judged the policy was failing in.
@@ -29,6 +30,7 @@ class Routed:
     online: list[Segment] = field(default_factory=list)
     intervention: list[Segment] = field(default_factory=list)
     dropped_reason: str | None = None
+    malformed: bool = False  # rejected: inconsistent cameras, shapes or non-finite numbers
 
     @property
     def num_transitions(self) -> int:
@@ -41,6 +43,9 @@ def route(
     """Decide where ``episode``'s transitions go (see the module docstring)."""
     if episode.discarded:
         return Routed(dropped_reason="discarded")
+    problem = episode.problem()
+    if problem is not None:
+        return Routed(dropped_reason=f"malformed: {problem}", malformed=True)
     segments = episode.segments()
     if not segments:
         return Routed(dropped_reason="no transitions")

@@ -6,6 +6,15 @@ metrics sockets, ``Outbox``), an optional IL refit job, and this one, which owns
 the agent and the buffers: it adds delivered episodes, updates, swaps refits in,
 publishes and checkpoints, all between two updates, so each of those is atomic
 with respect to training.
+
+Every thread runs under one ``Supervisor`` (``supervise.py``): errors are
+counted, logged and recovered from; a thread that cannot continue stops the
+service, which checkpoints and exits non-zero (``EXIT_FATAL``).
+
+Checkpoints (``checkpoint``): the networks at most every ``checkpoint_every_s``
+(<= 10 s) while they change, on stop (SIGTERM) first of all, and after
+pre-training; the replay index only when the replay changed, no more often
+than ``INDEX_COST_FACTOR`` times its own writing time, and on stop.
 """
 
 from __future__ import annotations
@@ -39,12 +48,15 @@ from learner.service.refit import Refit, train_il
 from learner.service.routing import route
 from learner.service.sources import IngestLog, load_roots, merge, session_roots
 from learner.service.stats import EpisodeStats, RateMeter
+from learner.service.supervise import Supervisor
 from tandem.messages import EpisodeKind
 from tandem.settings import Settings
 from tandem.settings.learner_service import LearnerServiceSettings
 
 log = logging.getLogger(__name__)
 IDLE_S = 0.02
+INDEX_COST_FACTOR = 20.0  # the replay index takes at most ~5 % of the time
+CHECKPOINT_COST_WARN = 0.1  # warn when a checkpoint takes over 10 % of its interval
 
 
 @dataclass
@@ -85,6 +97,7 @@ class OnlineLearner:
         runtime.configure(self.device, self.cfg.threads)
         self.progress = Progress()
         self.stop_event = threading.Event()
+        self.supervisor = Supervisor(self.stop_event)
         self.deliveries: deque[Delivery] = deque()
         self.spec: ObsSpec | None = None
         self.data: ServiceData | None = None
@@ -99,10 +112,15 @@ class OnlineLearner:
         self.state = "starting"
         self.last_metrics: dict[str, float] = {}
         self.last_checkpoint = time.monotonic()
+        self.rejected_episodes = 0
+        self.refit_failures = 0
+        self._index_mark: tuple[int, int, int] | None = None
+        self._index_written = 0.0
+        self._index_cost_s = 0.0
         self.rng = np.random.default_rng()
         self._metrics_lock = threading.Lock()
         self._ckpt: dict[str, Any] | None = None
-        self._checkpointed: tuple[int, int, int] | None = None
+        self._checkpointed: tuple[Any, ...] | None = None
         self.ingest: Ingest | None = None
         self.outbox: Outbox | None = None
         self._il_only_published = False
@@ -130,7 +148,7 @@ class OnlineLearner:
                 assembler.seed(ep)  # its remaining live steps will join it
         self.outbox = Outbox(
             self.progress.run_id, self.cfg.weights_endpoint, self.cfg.metrics_endpoint,
-            self.metrics, metrics_period_s=self.svc.metrics_period_s,
+            self.metrics, metrics_period_s=self.svc.metrics_period_s, supervisor=self.supervisor,
         )  # fmt: skip
         self.outbox.start()
         route_kwargs = {
@@ -141,7 +159,7 @@ class OnlineLearner:
             self.cfg.bridges, self.deliveries.append, assembler=assembler,
             ingest_log=IngestLog.new_session(self.run_dir, self.svc.ingest_flush_s),
             route_kwargs=route_kwargs, backfill_root=self.store_root,
-            label_grace_s=self.svc.label_grace_s,
+            label_grace_s=self.svc.label_grace_s, supervisor=self.supervisor,
         )  # fmt: skip
         self.ingest.start()
         self._set_metrics(self._gate_metrics())
@@ -164,6 +182,9 @@ class OnlineLearner:
             demos_require_success=self.svc.demos_require_success,
             rlif_penalty=self.svc.rlif_penalty,
         )
+        if routed.malformed:
+            log.warning("recorded episode %s/%s rejected, %s",
+                        ep.robot_id, ep.episode_id, routed.dropped_reason)  # fmt: skip
         started = ep.steps[0].t_wall if ep.steps else 0.0
         this_run = started >= self.progress.started_wall - 1.0
         self.deliveries.append(Delivery(ep, routed, env_steps=ep.kind != "demo" or this_run))
@@ -193,30 +214,43 @@ class OnlineLearner:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
-        """Train until ``stop_event`` is set; then checkpoint and close."""
+        """Train until ``stop_event`` is set (or a thread fails for good); then close."""
         try:
             while not self.stop_event.is_set():
-                self._take_deliveries()
-                if not self._ready():
-                    time.sleep(IDLE_S)
-                    continue
-                self._refit_step()
-                if not self._rl_step():
-                    time.sleep(IDLE_S)
-                if time.monotonic() - self.last_checkpoint >= self.svc.checkpoint_every_s:
-                    self.checkpoint()
+                self.supervisor.guard("trainer", self._iteration, self.state)
+                ingest, outbox = self.ingest, self.outbox
+                self.supervisor.check_alive({
+                    "ingest": None if ingest is None else ingest.thread,
+                    "outbox": None if outbox is None else outbox.thread,
+                })  # fmt: skip
         finally:
             self.close()
 
+    def _iteration(self) -> None:
+        self._take_deliveries()
+        if not self._ready():
+            time.sleep(IDLE_S)
+            return
+        self._refit_step()
+        if not self._rl_step():
+            time.sleep(IDLE_S)
+        if time.monotonic() - self.last_checkpoint >= self.svc.checkpoint_every_s:
+            self.checkpoint()
+
     def close(self) -> None:
+        """Checkpoint the networks first (a supervisor's stop timeout may follow SIGTERM),
+        then stop the threads, take what ingest delivered and write the replay index."""
+        guard = self.supervisor.guard
+        if not guard("trainer", self.checkpoint, "checkpointing on stop"):
+            self.supervisor.fatal("the checkpoint on stop failed")
         if self.refit is not None and not self.refit.done:
             self.refit.cancel()
         if self.ingest is not None:
             self.ingest.stop()
             self.ingest = None
-        self._take_deliveries()
-        if self.il is not None:
-            self.checkpoint()
+        guard("trainer", self._take_deliveries, "taking the last episodes")
+        if not guard("trainer", lambda: self.checkpoint(final=True), "the last checkpoint"):
+            self.supervisor.fatal("the last checkpoint failed")
         if self.outbox is not None:
             self.outbox.close()
             self.outbox = None
@@ -266,8 +300,12 @@ class OnlineLearner:
         data, routed = self.data, delivery.routed
         if data is None or routed.dropped_reason:
             return
-        added = sum(data.add_demo(seg) for seg in routed.demo)
-        added += sum(data.add_online(seg) for seg in routed.online)
+        try:
+            added = sum(data.add_demo(seg) for seg in routed.demo)
+            added += sum(data.add_online(seg) for seg in routed.online)
+        except (ValueError, KeyError, IndexError) as exc:  # the episode misfits the spec
+            self._reject(delivery, exc)
+            return
         if delivery.env_steps:
             self.env_steps += added
         for seg in routed.intervention:
@@ -278,6 +316,12 @@ class OnlineLearner:
         self._set_metrics(self._gate_metrics())
         if self.il is not None and self._warmup_ends():
             self.publish()
+
+    def _reject(self, delivery: Delivery, exc: Exception) -> None:
+        ep = delivery.episode
+        self.rejected_episodes += 1
+        log.warning("episode %s/%s rejected: it does not fit the observation spec %s: %s: %s",
+                    ep.robot_id, ep.episode_id, self.spec, type(exc).__name__, exc)  # fmt: skip
 
     # ------------------------------------------------------------------ gates
     @property
@@ -511,7 +555,8 @@ class OnlineLearner:
 
     def _swap_refit(self, job: Refit) -> None:
         if job.error is not None:
-            self._set_metrics({"hil/refit_failed": 1.0})
+            self.refit_failures += 1
+            self._set_metrics({"hil/refit_failed": float(self.refit_failures)})
             return
         self.il = job.policy
         if self.agent is not None and self.agent.il is not None:
@@ -542,19 +587,29 @@ class OnlineLearner:
         )  # fmt: skip
         self._save_run_info()
 
-    def checkpoint(self) -> None:
-        """Save the agent, the IL policy and the progress atomically, plus the replay index.
-
-        Skipped when nothing changed since the last one (no update, no new data, no refit).
-        """
+    def checkpoint(self, *, final: bool = False) -> None:
+        """Save the networks and the progress atomically when they changed, and the replay
+        index when it is due (see the module docstring; ``final``: whenever it changed)."""
+        self.last_checkpoint = time.monotonic()
         if self.il is None or self.spec is None:
             return
-        mark = (self.num_updates, self.env_steps, self.progress.il_version)
+        mark = (self.num_updates, *asdict(self.progress).values())
+        if mark != self._checkpointed:
+            t0 = time.monotonic()
+            save_checkpoint(self.ckpt_path, self._checkpoint_state())
+            self._checkpointed = mark
+            cost = time.monotonic() - t0
+            self._set_metrics({"learner/checkpoint_s": cost})
+            slow = cost > CHECKPOINT_COST_WARN * self.svc.checkpoint_every_s
+            log.log(logging.WARNING if slow else logging.INFO, "checkpoint at update %d in "
+                    "%.3f s (%s)", self.num_updates, cost, self.ckpt_path)  # fmt: skip
+        if self._index_due(final):
+            self._write_index()
         self.last_checkpoint = time.monotonic()
-        if mark == self._checkpointed:
-            return
-        self._checkpointed = mark
-        state = {
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        assert self.il is not None and self.spec is not None
+        return {
             "agent": None if self.agent is None else self.agent.state_dict(),
             "il": self.il.state_dict(),
             "il_arch": self.il.arch,
@@ -563,11 +618,24 @@ class OnlineLearner:
             "settings": self.settings.model_dump(mode="json"),
             "service": self.svc.model_dump(mode="json"),
         }
-        save_checkpoint(self.ckpt_path, state)
-        if self.data is not None:
-            _write_json(self.run_dir / "replay_index.json", self.data.index())
-        self.last_checkpoint = time.monotonic()
-        log.info("checkpoint at update %d (%s)", self.num_updates, self.ckpt_path)
+
+    def _index_due(self, final: bool) -> bool:
+        data = self.data
+        if data is None or self._index_mark == (len(data), data.duplicates, self.env_steps):
+            return False
+        wait = max(self.svc.checkpoint_every_s, INDEX_COST_FACTOR * self._index_cost_s)
+        return final or time.monotonic() - self._index_written >= wait
+
+    def _write_index(self) -> None:
+        """``replay_index.json``: every transition the replay holds (diagnostics, tests)."""
+        assert self.data is not None
+        t0 = time.monotonic()
+        self._index_mark = (len(self.data), self.data.duplicates, self.env_steps)
+        _write_json(self.run_dir / "replay_index.json", self.data.index())
+        self._index_written = time.monotonic()
+        self._index_cost_s = self._index_written - t0
+        self._set_metrics({"learner/replay_index_s": self._index_cost_s})
+        log.debug("replay index of %d transitions in %.3f s", len(self.data), self._index_cost_s)
 
     def _set_metrics(self, metrics: dict[str, float]) -> None:
         with self._metrics_lock:

@@ -11,6 +11,7 @@ from tandem.cli_util import add_config_argument
 from tandem.logs import setup_logging
 
 log = logging.getLogger(__name__)
+HARD_EXIT_S = 60.0  # after a fatal thread failure, the process ends within this even if stuck
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,12 +42,18 @@ def _learner(args: argparse.Namespace) -> int:
 
     settings, service = load_service_settings(args.config, run_dir=args.run_dir)
     setup_logging("learner", settings.log_level)
+    from learner.service.supervise import EXIT_FATAL
     from learner.service.trainer import OnlineLearner
 
     learner = OnlineLearner(settings, service, resume=args.resume, demos_dir=args.demos)
+    learner.supervisor.hard_exit_s = HARD_EXIT_S
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: learner.stop_event.set())
     learner.start()
     learner.run()
+    reason = learner.supervisor.fatal_reason
+    if reason is not None:
+        log.error("learner stopped: %s (exit code %d)", reason, EXIT_FATAL)
+        return EXIT_FATAL
     log.info("learner stopped")
     return 0

@@ -63,7 +63,11 @@ class LearnerServiceSettings(BaseModel):
         "one) for a relabel, e.g. discard, before its data is used.",
     )
     checkpoint_every_s: float = Field(
-        60.0, gt=0, description="Seconds between periodic checkpoints."
+        10.0,
+        gt=0,
+        le=10.0,
+        description="Seconds between periodic checkpoints of the networks while they change "
+        "(at most 10: a crash loses at most this much training); also on SIGTERM.",
     )
     metrics_period_s: float = Field(
         0.5, gt=0, le=1.0, description="Seconds between published metrics messages."

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import zmq
 
 from tandem.messages import EpisodeEvent, EpisodeKind, Outcome, PolicyInfo, StepRecord
+from tandem.wire import encode
 
 STATE_DIM = 5
 CAMS = ("front",)
@@ -81,3 +83,22 @@ def start(
         seq=seq, robot_id=robot, episode_id=episode, episode_kind=kind, event="start"
     )
     return msg, {}
+
+
+class Bridge:
+    """A stand-in bridge: an XPUB the ingest subscribes to."""
+
+    def __init__(self, ctx: zmq.Context) -> None:
+        self.sock = ctx.socket(zmq.XPUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind("tcp://127.0.0.1:*")
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def wait_subscribed(self) -> None:
+        for _ in range(2):  # the step and episode topics
+            assert self.sock.poll(10_000), "ingest never subscribed"
+            self.sock.recv()
+
+    def send(self, msgs: list) -> None:
+        for msg, images in msgs:
+            self.sock.send_multipart(encode(msg, {f"cam/{k}": v for k, v in images.items()}))

@@ -47,7 +47,7 @@ def _learner(tmp_path, **learner: object) -> OnlineLearner:
     }  # fmt: skip
     settings = load_settings(None, data_dir=tmp_path / "data", learner=cfg)
     svc = LearnerServiceSettings(
-        min_transitions=8, publish_every_updates=1000, checkpoint_every_s=60,
+        min_transitions=8, publish_every_updates=1000, checkpoint_every_s=10,
         max_updates_per_s=1000, refit_min_demo_steps=10_000,
     )  # fmt: skip
     return OnlineLearner(settings, svc)
