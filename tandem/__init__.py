@@ -4,4 +4,4 @@ from tandem import gym_ids as _gym_ids
 
 __version__ = "0.1.0"
 
-_gym_ids.register()  # gymnasium.make("tandem/Lift-v0") after ``import tandem``
+_gym_ids.register_now_or_on_import()  # gymnasium.make("tandem/Lift-v0") works

@@ -1,4 +1,5 @@
-"""``gymnasium.make("tandem/Lift-v0")`` in a fresh interpreter after ``import tandem``."""
+"""``gymnasium.make("tandem/Lift-v0")`` in a fresh interpreter after ``import tandem``,
+whichever of the two is imported first."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 
 SCRIPT = """
 import sys
-import gymnasium
 import tandem
+assert "gymnasium" not in sys.modules, "import tandem must not load Gymnasium"
+import gymnasium
 assert "mujoco" not in sys.modules, "registration must not import the simulator"
 for env_id in ("tandem/Lift-v0", "tandem/Drawer-v0"):
     env = gymnasium.make(env_id, cameras=())
@@ -23,10 +25,16 @@ for env_id in ("tandem/Lift-v0", "tandem/Drawer-v0"):
 
 
 @pytest.mark.timeout(120)
-def test_gym_ids_work_in_a_fresh_interpreter_after_import_tandem() -> None:
+@pytest.mark.parametrize("gymnasium_first", [False, True])
+def test_gym_ids_work_in_a_fresh_interpreter_after_import_tandem(gymnasium_first: bool) -> None:
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    script = SCRIPT
+    if gymnasium_first:
+        script = "import gymnasium\n" + script.replace(
+            'assert "gymnasium" not in sys.modules, "import tandem must not load Gymnasium"', ""
+        )
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=100,
