@@ -224,6 +224,23 @@ def sample_efficiency(records: list[Record]) -> list[Figure]:
     return figures
 
 
+# ------------------------------------------------------------------------- command_flood
+def command_flood(records: list[Record]) -> list[Figure]:
+    """Issue 17: under a flood the loop keeps its rate, p99 lateness < 10 ms, e-stop in 1 tick."""
+    quiet, flood = one(records, phase="quiet"), one(records, phase="flood")
+    rate = flood["rate_hz"]
+    return [
+        Figure("tick rate, command flood", flood["tick_rate_hz"], "Hz",
+               bound(">=", 0.98 * rate, "Hz", f"{rate:g} Hz kept")),
+        Figure("lateness p99, command flood", flood["lateness_p99_ms"], "ms",
+               bound("<", 10, "ms", "issue 17")),
+        Figure("e-stop latency max, command flood", flood["estop_ticks_max"], "ticks",
+               bound("<=", 1, "ticks", "issue 17")),
+        Figure("e-stop latency max (ms), command flood", flood["estop_ms_max"], "ms"),
+        Figure("e-stop latency max, quiet", quiet["estop_ticks_max"], "ticks"),
+    ]  # fmt: skip
+
+
 SUITE = [
     Bench("bridge_timing", bridge_timing, "--seconds 1", "--seconds 10", "--seconds 20"),
     Bench("sim_render", sim_render, "--steps 20", "--steps 300", "--steps 300"),
@@ -240,6 +257,7 @@ SUITE = [
         quick="--seconds 3 --probes 150",
     ),
     Bench("weights_swap", weights_swap, smoke="--seconds 1", quick="--seconds 10"),
+    Bench("command_flood", command_flood, "--seconds 1 --estop-every 0.5", "--seconds 5"),
     Bench(
         "learner_throughput",
         learner_throughput,

@@ -58,6 +58,7 @@ class ArmClient:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.RECONNECT_IVL, 50)
+            sock.setsockopt(zmq.MAXMSGSIZE, wire.MEDIA_MSG_BYTES)  # replies carry images
             sock.connect(self.endpoint)
             self._sock = sock
         return self._sock

@@ -1,6 +1,7 @@
 """The bridge: one control tick at a fixed rate, wiring backend, modes, commands, safety, publisher.
 
-Per tick: answer waiting commands (zero-timeout poll), check the robot link,
+Per tick: answer waiting commands (zero-timeout poll within a budget, e-stops
+first), check the robot link,
 observe, and in an active episode (teleop, rollout, intervention) choose,
 validate and apply one action and publish its ``StepRecord``. Live frames go
 out every tick, the status at least every ``status_period_s``. Outside an
@@ -30,6 +31,8 @@ from robot_bridge.pacer import Pacer, TimingStats, enable_realtime
 from robot_bridge.policy import PolicySlot
 from robot_bridge.publisher import Publisher
 from robot_bridge.types import RobotState
+from tandem import wire
+from tandem.clock import LinkClocks
 from tandem.messages import (
     BridgeStatus,
     Command,
@@ -95,7 +98,8 @@ class Bridge:
         self._clock = clock
         self.machine = ModeMachine()
         self.latch = safety.EStopLatch()
-        self.teleop: safety.KeepLatest[np.ndarray] = safety.KeepLatest()
+        self.teleop: safety.KeepLatest[np.ndarray] = safety.KeepLatest()  # stamped t_input
+        self.clocks = LinkClocks()  # sender clock -> ours, per command link
         self.timing = TimingStats(settings.rate_hz, timing_window)
         self.safety_events: deque[SafetyEvent] = deque(maxlen=20)
         self.episode: Episode | None = None
@@ -167,8 +171,11 @@ class Bridge:
     def tick(self) -> None:
         now = self._clock()
         assert self.cmds is not None and self.pub is not None, "start() first"
-        for incoming in self.cmds.poll():
+        polled = self.cmds.poll()
+        for incoming in polled.incoming:
             self._answer(incoming, now)
+        if polled.shed:
+            self._refuse_shed(polled.shed)
         if self._link_up(now):
             state = self._observe()
             if state is not None:
@@ -260,8 +267,11 @@ class Bridge:
         cmd = incoming.command
         if cmd is None:
             ok, reason, seq, kind = False, f"malformed command: {incoming.error}", 0, "invalid"
+        elif incoming.superseded:
+            ok, reason = False, "clear_estop superseded by an e-stop sent after it"
+            seq, kind = cmd.seq, cmd.body.type
         else:
-            ok, reason = self._on_command(cmd, now)
+            ok, reason = self._on_command(cmd, now, incoming.envelope[0])
             seq, kind = cmd.seq, cmd.body.type
             if not ok and kind != "teleop_action":
                 log.warning("command %s refused: %s", kind, reason)
@@ -277,12 +287,24 @@ class Bridge:
         )  # fmt: skip
         self.cmds.reply(incoming.envelope, reply)
 
-    def _on_command(self, cmd: Command, now: float) -> tuple[bool, str]:
+    def _refuse_shed(self, envelopes: list[list[bytes]]) -> None:
+        """Answer the commands over this tick's budget with one encoded refusal."""
+        assert self.cmds is not None
+        reply = CommandReply(
+            robot_id=self.s.robot_id, command_seq=0, command_type="shed", ok=False,
+            reason="command budget of this tick exceeded: not handled", mode=self.machine.mode,
+        )  # fmt: skip
+        parts = wire.encode(reply)
+        for envelope in envelopes:
+            self.cmds.reply_parts(envelope, parts)
+
+    def _on_command(self, cmd: Command, now: float, sender: bytes = b"") -> tuple[bool, str]:
         body = cmd.body
+        offset = self.clocks.update(sender, cmd.t_mono, now)  # the sender's clock -> ours
         if cmd.robot_id not in (None, self.s.robot_id):
             return False, f"command for robot {cmd.robot_id!r}; this bridge is {self.s.robot_id!r}"
         if isinstance(body, TeleopAction):
-            return self._on_teleop(body, now)
+            return self._on_teleop(body, now, body.t_input + offset)
         if isinstance(body, Ping):
             return True, "pong"
         if isinstance(body, LabelEpisode):
@@ -331,13 +353,25 @@ class Bridge:
         self._publish_status()
         return True, why
 
-    def _on_teleop(self, body: TeleopAction, now: float) -> tuple[bool, str]:
+    def _on_teleop(self, body: TeleopAction, now: float, t_input: float) -> tuple[bool, str]:
+        """Keep the operator's action, stamped with its input time on our clock (``t_input``).
+
+        A neutral input (``action`` None) clears the kept action in any mode; an
+        action older than the watchdog, aged from its input time, is refused.
+        """
+        if body.action is None:
+            self.teleop.clear()
+            self._human_fresh = False  # a release, not a stale link: no safety event
+            return True, "neutral input: holding"
         if self.machine.mode not in HUMAN_DRIVEN:
             return False, f"teleop_action ignored: mode is {self.machine.mode.value}"
         bad = safety.out_of_range(body.action)
         if bad:
             return False, f"teleop_action components {bad} are outside [-1, 1]"
-        self.teleop.put(np.asarray(body.action, dtype=np.float64), now)
+        if safety.is_stale(t_input, now, self.s.watchdog_s):
+            age, limit = now - t_input, self.s.watchdog_s
+            return False, f"teleop_action stale: input {age:.3f} s old (watchdog {limit} s)"
+        self.teleop.put(np.asarray(body.action, dtype=np.float64), t_input)
         return True, "ok"
 
     def _on_label(self, body: LabelEpisode) -> tuple[bool, str]:

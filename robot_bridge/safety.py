@@ -147,7 +147,11 @@ class EStopLatch:
 
 
 class KeepLatest(Generic[T]):
-    """Keep-latest slot stamped with the receipt time (monotonic seconds) for a watchdog."""
+    """Keep-latest slot stamped with a time (monotonic seconds) for a watchdog.
+
+    The bridge stamps teleop actions with the operator's input time on its clock
+    (``tandem.clock``), so an action ages from when it was made, not received.
+    """
 
     def __init__(self) -> None:
         self._value: T | None = None

@@ -28,7 +28,7 @@ import zmq
 
 from robot_bridge.policy import Policy, PolicySlot
 from tandem.messages import PolicyWeights
-from tandem.wire import Decoded, WireError, decode
+from tandem.wire import MAX_FRAME_BYTES, Decoded, WireError, decode
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class LearnerPolicySlot(PolicySlot):
         sock = self._ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, RCV_HWM)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         sock.setsockopt(zmq.SUBSCRIBE, PolicyWeights.TOPIC.encode())
         sock.connect(self.endpoint)
         log.info("weights subscriber connected to %s", self.endpoint)

@@ -201,6 +201,8 @@ class BridgeLink:
         assert self._ctx is not None
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        big = kind != zmq.DEALER  # replies are small; the bridge publishes images
+        sock.setsockopt(zmq.MAXMSGSIZE, wire.MEDIA_MSG_BYTES if big else wire.SMALL_MSG_BYTES)
         if kind == zmq.DEALER:
             sock.setsockopt(zmq.SNDHWM, 100)
             sock.setsockopt(zmq.IMMEDIATE, 1)  # do not queue commands for a bridge not there

@@ -3,7 +3,9 @@
 The header is the message's ``model_dump_json``; its ``frames`` list describes
 every binary frame that follows (raw numpy arrays, JPEG images or opaque
 bytes). Decoding validates everything and raises ``WireError`` with a precise
-message; nothing is ever pickled.
+message; nothing is ever pickled. The cheap limits come first (frame count, the
+header size the message type allows, the declared frame count), so a hostile
+message costs little before it is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from tandem.messages.base import DType
 MAX_FRAMES = 64
 MAX_HEADER_BYTES = 4 * 1024 * 1024
 MAX_FRAME_BYTES = 512 * 1024 * 1024
+# ZMQ_MAXMSGSIZE (per frame; a peer sending a larger one is disconnected) by traffic kind:
+SMALL_MSG_BYTES = 64 * 1024  # commands, replies, arm requests
+MEDIA_MSG_BYTES = 64 * 1024 * 1024  # observations and steps with raw or JPEG images
 _DTYPES = {name: np.dtype(name) for name in get_args(DType)}
 
 M = TypeVar("M", bound=Message)
@@ -115,11 +120,7 @@ def _decode(parts: Sequence[Buffer], expect: type[M] | None, max_frame_bytes: in
     cls = MESSAGE_TYPES[topic]
     if expect is not None and cls is not expect:
         raise WireError(f"expected topic {expect.TOPIC!r}, got {topic!r}")
-    msg = _header(topic, cls, parts[1])
-    if len(msg.frames) != len(parts) - 2:
-        raise WireError(
-            f"{topic}: header declares {len(msg.frames)} frames, message has {len(parts) - 2}"
-        )
+    msg = _header(topic, cls, parts[1], len(parts) - 2)
     names = [spec.name for spec in msg.frames]
     if len(set(names)) != len(names):
         raise WireError(f"{topic}: duplicate frame names in {names}")
@@ -140,15 +141,21 @@ def _topic(raw: Buffer) -> str:
     return topic
 
 
-def _header(topic: str, cls: type[Message], raw: Buffer) -> Message:
-    if len(raw) > MAX_HEADER_BYTES:
-        raise WireError(f"{topic}: header of {len(raw)} bytes exceeds {MAX_HEADER_BYTES}")
+def _header(topic: str, cls: type[Message], raw: Buffer, nframes: int) -> Message:
+    """Parse and validate the header; the cheap limits come before full validation."""
+    limit = header_limit(cls)
+    if len(raw) > limit:
+        raise WireError(f"{topic}: header of {len(raw)} bytes exceeds {limit}")
     try:
         data: Any = json.loads(bytes(raw))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError(f"{topic}: header is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise WireError(f"{topic}: header must be a JSON object, got {type(data).__name__}")
+    declared = data.get("frames", [])
+    if not isinstance(declared, list) or len(declared) != nframes:
+        count = len(declared) if isinstance(declared, list) else type(declared).__name__
+        raise WireError(f"{topic}: header declares {count} frames, message has {nframes}")
     version = data.get("v")
     if version != SCHEMA_VERSION:
         raise WireError(
@@ -158,6 +165,11 @@ def _header(topic: str, cls: type[Message], raw: Buffer) -> Message:
         return cls.model_validate(data)
     except ValidationError as exc:
         raise WireError(f"{topic}: invalid header: {_errors(exc)}") from None
+
+
+def header_limit(cls: type[Message]) -> int:
+    """The largest header ``cls`` accepts: its ``MAX_HEADER_BYTES``, else the codec's."""
+    return int(getattr(cls, "MAX_HEADER_BYTES", MAX_HEADER_BYTES))
 
 
 def _errors(exc: ValidationError) -> str:

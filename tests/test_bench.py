@@ -58,6 +58,13 @@ EXPECTED = {
         "ticks while a bundle loaded",
     ],
     "learner_throughput": ["critic updates/s, state config"],
+    "command_flood": [
+        "tick rate, command flood",
+        "lateness p99, command flood",
+        "e-stop latency max, command flood",
+        "e-stop latency max (ms), command flood",
+        "e-stop latency max, quiet",
+    ],
     "sample_efficiency": [
         "mean success at the end, sim:lift, ibrl",
         "mean success at the end, sim:lift, bc",

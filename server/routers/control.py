@@ -4,7 +4,12 @@ One connection is one client. ``claim`` asks for the robot's control lease
 (operators only; one client at a time); while holding it, device input
 (``gamepad``, ``xr``, ``keyboard``, ``xr_event``) is mapped by
 ``teleop.InputMapper`` and the action goes keep-latest to the bridge as a
-``TeleopAction``; ``command`` goes to the bridge and its reply comes back as an
+``TeleopAction`` stamped with the operator's input time on the server's
+monotonic clock (the browser's ``t_input`` plus a clock-offset estimate per
+connection, ``tandem.clock``), so that input held up by a frozen server is
+refused as stale by the bridge; the first neutral input after an action (deadman
+released) goes as ``action=None`` and clears the bridge's pending action;
+``command`` goes to the bridge and its reply comes back as an
 ``ack``. ``estop`` works for every logged-in user without the lease;
 ``clear_estop`` needs an operator (no lease). The lease expires after
 ``teleop.lease_timeout_s`` without input and is released when the socket
@@ -31,6 +36,7 @@ from starlette.websockets import WebSocketDisconnect
 from server.auth import WS_FORBIDDEN, User
 from server.bridge_link import BridgeError
 from server.deps import AppState, get_state, websocket_user
+from tandem.clock import ClockOffset
 from tandem.messages import (
     ClearEStop,
     CommandBody,
@@ -125,6 +131,8 @@ class _Client:
     had_lease: bool = False
     session_id: int | None = None
     last_not_holding_error: float = 0.0
+    clock: ClockOffset = field(default_factory=ClockOffset)  # browser ms / 1000 -> monotonic
+    driving: bool = False  # the last action sent to the bridge moved the robot
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def send(self, msg: BaseModel) -> None:
@@ -278,6 +286,8 @@ def _claim(client: _Client, registry: _Registry, msg: Claim) -> None:
 
 def _release(client: _Client, registry: _Registry) -> None:
     client.mapper.release()
+    if client.driving:
+        _forward(client, None, time.monotonic(), 0)
     if client.state.leases.release(client.key, client.id):
         log.info("control lease of %s released by %s", client.key, client.user.name)
         registry.broadcast_lease(client.state, client.key)
@@ -300,13 +310,20 @@ def _input(client: _Client, msg: GamepadInput | KeyboardInput | XRInput | XREven
         _not_holding(client, msg.seq)
         return
     mapped = _map(client, msg)
-    if mapped.action is None:
+    t_input = client.clock.local(msg.t_input / 1000.0, time.monotonic())
+    if mapped.action is None and not client.driving:
         return
-    action = TeleopAction(action=mapped.action, t_input=time.monotonic(), operator=client.user.name)
+    _forward(client, mapped.action, t_input, msg.seq)
+
+
+def _forward(client: _Client, act: list[float] | None, t_input: float, seq: int) -> None:
+    """Send an action (None: neutral, clears the bridge's pending one) keep-latest."""
+    client.driving = act is not None
+    action = TeleopAction(action=act, t_input=t_input, operator=client.user.name)
     try:
         client.state.link.send_action(action, client.robot)
     except BridgeError as exc:
-        client.send(ErrorReply(message=str(exc), ref_seq=msg.seq))
+        client.send(ErrorReply(message=str(exc), ref_seq=seq))
 
 
 def _map(client: _Client, msg: GamepadInput | KeyboardInput | XRInput | XREvent) -> MappedInput:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from tandem.messages.base import ACTION_DIM, ControlMode, Message, Outcome, finite_vector
 
 MAX_EVAL_EPISODES = 1000
+MAX_COMMAND_HEADER_BYTES = 16 * 1024  # a command header is a few hundred bytes
 
 
 class _Cmd(BaseModel):
@@ -48,13 +49,25 @@ class HandBack(_Cmd):
 
 
 class TeleopAction(_Cmd):
-    """A mapped 7-D operator action (keep-latest; stale ones are not applied)."""
+    """A mapped 7-D operator action (keep-latest), or ``None``: the input is neutral.
+
+    The bridge refuses an action older than its watchdog, aged from ``t_input``
+    (through a clock-offset estimate per link), and a neutral input clears the
+    action it holds (docs/bridge.md).
+    """
 
     type: Literal["teleop_action"] = "teleop_action"
-    action: list[float]
-    t_input: float = Field(description="Sender monotonic time the input was read, s.")
+    action: list[float] | None = Field(
+        description="7-D action in [-1, 1]; None: neutral input (deadman released), hold."
+    )
+    t_input: float = Field(
+        description="When the operator made the input, on the sender's monotonic clock, s."
+    )
 
-    _check = field_validator("action")(lambda v: finite_vector(v, length=ACTION_DIM, what="action"))
+    @field_validator("action")
+    @classmethod
+    def _check(cls, v: list[float] | None) -> list[float] | None:
+        return None if v is None else finite_vector(v, length=ACTION_DIM, what="action")
 
 
 class EndEpisode(_Cmd):
@@ -109,6 +122,7 @@ class Command(Message):
     """Envelope of one command to a bridge."""
 
     TOPIC: ClassVar[str] = "cmd"
+    MAX_HEADER_BYTES: ClassVar[int] = MAX_COMMAND_HEADER_BYTES
 
     robot_id: str | None = Field(None, description="Target robot; None for the only one.")
     body: CommandBody
@@ -118,6 +132,7 @@ class CommandReply(Message):
     """The bridge's answer to one command: accepted or refused with a reason."""
 
     TOPIC: ClassVar[str] = "reply"
+    MAX_HEADER_BYTES: ClassVar[int] = MAX_COMMAND_HEADER_BYTES
 
     robot_id: str
     command_seq: int = Field(ge=0, description="seq of the command answered.")

@@ -1,5 +1,6 @@
 import contextlib
 import json
+import time
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from tandem.messages import (
     TeleopAction,
 )
 from tandem.messages.arm import ApplyAction, ArmReply, ArmRequest, ArmState
-from tandem.wire import WireError, decode, encode
+from tandem.wire import MAX_HEADER_BYTES, WireError, decode, encode, header_limit
 
 RAW_DTYPES = [
     "bool",
@@ -347,3 +348,17 @@ def test_bytes_frames_are_not_copied():
     assert decode(parts).blob("bundle") is parts[2]
     view = decode([bytearray(p) for p in parts]).blob("bundle")  # e.g. a zmq.Frame buffer
     assert isinstance(view, memoryview) and view.readonly and bytes(view) == parts[2]
+
+
+def test_header_limits_are_checked_before_validation() -> None:
+    """A header declaring 60k frames is refused on the count, before pydantic sees it."""
+    spec = {"name": "x", "encoding": "bytes", "nbytes": 0}
+    header = {"v": 1, "frames": [spec] * 60_000, "body": {"type": "ping"}}
+    raw = json.dumps(header).encode()
+    t0 = time.perf_counter()
+    with pytest.raises(WireError, match="declares 60000 frames, message has 0"):
+        decode([b"status", raw])
+    assert time.perf_counter() - t0 < 0.5  # json.loads only: full validation takes seconds
+    with pytest.raises(WireError, match=f"exceeds {Command.MAX_HEADER_BYTES}"):
+        decode([b"cmd", raw], expect=Command)  # a command header is refused on its size
+    assert header_limit(Command) == 16 * 1024 and header_limit(StepRecord) == MAX_HEADER_BYTES

@@ -158,13 +158,17 @@ def test_gamepad_input_reaches_bridge_as_teleop_action(
         body = got[0].command.body
         assert isinstance(body, TeleopAction) and body.operator == "op"
         assert len(body.action) == 7 and any(abs(a) > 0.1 for a in body.action[:3])
-        # deadman released: no action is sent (the bridge holds / hands back on its own)
+        # deadman released: one neutral input (action None) clears the bridge's pending
+        # action, then nothing more is sent while the deadman stays released
         count = len(bridge.wait_for("teleop_action"))
         send(ws, 3, "gamepad", **gamepad(False, x=0.8))
-        send(ws, 4, "ping", t_client=now_ms())
+        send(ws, 4, "gamepad", **gamepad(False, x=0.8))
+        send(ws, 5, "ping", t_client=now_ms())
         recv_type(ws, "pong")
         time.sleep(0.1)
-        assert len(bridge.wait_for("teleop_action", timeout=0)) == count
+        after = bridge.wait_for("teleop_action", timeout=0)[count:]
+        assert [r.command.body.action for r in after] == [None]  # type: ignore[union-attr]
+        assert abs(after[0].command.body.t_input - time.monotonic()) < 5  # type: ignore[union-attr]
 
 
 def test_keyboard_and_xr_inputs_are_mapped(
