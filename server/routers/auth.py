@@ -13,6 +13,7 @@ from server.auth import COOKIE_NAME, User, resolve_user, token_from
 from server.db.models import Role
 from server.db.schemas import OperatorOut
 from server.deps import CurrentUser, LoginLimiterDep, OperatorUser, SettingsDep, StoreDep
+from server.responses import CONFLICT, LOGIN, OPERATOR, ErrorOut
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ def _issue(store: StoreDep, settings: SettingsDep, user: User, response: Respons
     "/login",
     response_model=TokenOut,
     responses={
-        401: {"description": "Wrong name or password."},
-        429: {"description": "Too many login attempts; see the Retry-After header."},
+        401: {"model": ErrorOut, "description": "Wrong name or password."},
+        429: {"model": ErrorOut, "description": "Too many login attempts; see Retry-After."},
     },
 )
 def login(
@@ -99,7 +100,7 @@ def login(
     return _issue(store, settings, user, response)
 
 
-@router.post("/exchange", response_model=TokenOut)
+@router.post("/exchange", response_model=TokenOut, responses=LOGIN)
 def exchange(
     body: ExchangeRequest, response: Response, store: StoreDep, settings: SettingsDep
 ) -> TokenOut:
@@ -110,7 +111,7 @@ def exchange(
     return _issue(store, settings, user, response)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=LOGIN)
 def logout(request: Request, response: Response, user: CurrentUser, store: StoreDep) -> None:
     """Revoke the token used for this request and clear the cookie."""
     token = token_from(request)
@@ -119,23 +120,36 @@ def logout(request: Request, response: Response, user: CurrentUser, store: Store
     response.delete_cookie(COOKIE_NAME, path="/")
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=UserOut, responses=LOGIN)
 def me(user: CurrentUser) -> UserOut:
     return _user_out(user)
 
 
-@router.get("/operators", response_model=list[OperatorOut])
+@router.get("/operators", response_model=list[OperatorOut], responses=OPERATOR)
 def list_operators(user: OperatorUser, store: StoreDep) -> list[OperatorOut]:
     return store.list_operators()
 
 
-@router.post("/operators", response_model=OperatorOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/operators",
+    response_model=OperatorOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=OPERATOR | CONFLICT,
+)
 def create_operator(body: NewOperator, user: OperatorUser, store: StoreDep) -> OperatorOut:
     """Create an operator or viewer account (operators only; 409 if the name exists)."""
     return store.create_operator(body.name, body.role, body.password)
 
 
-@page_router.get("/login", include_in_schema=True, response_class=RedirectResponse)
+@page_router.get(
+    "/login",
+    response_class=RedirectResponse,
+    status_code=status.HTTP_303_SEE_OTHER,
+    responses={
+        303: {"description": "Logged in: the cookie is set, on to the dashboard."},
+        401: {"model": ErrorOut, "description": "The link is unknown, expired or used."},
+    },
+)
 async def login_link(
     request: Request,
     store: StoreDep,

@@ -15,12 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from server.bridge_link import BridgeError
 from server.db.schemas import EpisodeDetail, EpisodeOut
 from server.deps import CurrentUser, LinkDep, OperatorUser, StoreDep
+from server.responses import BAD_REQUEST, CONFLICT, LOGIN, NOT_FOUND, OPERATOR
 from tandem.episodes import MODES, SOURCES
 from tandem.messages import EpisodeKind, EpisodeResult, LabelEpisode, Outcome
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/episodes", tags=["episodes"])
+router = APIRouter(prefix="/api/episodes", tags=["episodes"], responses=LOGIN)
 
 EpisodeId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -104,7 +105,7 @@ def list_episodes(
     return EpisodePage(items=items, total=total, offset=offset, limit=limit)
 
 
-@router.get("/{episode_id}", response_model=EpisodeDetail)
+@router.get("/{episode_id}", response_model=EpisodeDetail, responses=NOT_FOUND)
 def get_episode(episode_id: EpisodeId, user: CurrentUser, store: StoreDep) -> EpisodeDetail:
     """One episode with its intervention spans."""
     return store.get_episode(episode_id)
@@ -113,7 +114,7 @@ def get_episode(episode_id: EpisodeId, user: CurrentUser, store: StoreDep) -> Ep
 @router.get(
     "/{episode_id}/frames/{camera}/{step}",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "The JPEG image."}},
+    responses={**NOT_FOUND, 200: {"content": {"image/jpeg": {}}, "description": "The JPEG image."}},
 )
 def get_frame(
     episode_id: EpisodeId,
@@ -130,7 +131,7 @@ def get_frame(
 @router.get(
     "/{episode_id}/arrays",
     response_model=EpisodeArrays,
-    responses={200: {"content": {"application/x-npz": {}}}},
+    responses={**NOT_FOUND, 200: {"content": {"application/x-npz": {}}}},
 )
 def get_arrays(
     episode_id: EpisodeId,
@@ -173,7 +174,9 @@ def _nan_to_none(array: np.ndarray) -> list[list[float | None]]:
     return [[None if np.isnan(x) else float(x) for x in row] for row in array.tolist()]
 
 
-@router.post("/{episode_id}/label", response_model=EpisodeOut)
+@router.post(
+    "/{episode_id}/label", response_model=EpisodeOut, responses=OPERATOR | NOT_FOUND | CONFLICT
+)
 async def label_episode(
     episode_id: EpisodeId, body: LabelRequest, user: OperatorUser, store: StoreDep, link: LinkDep
 ) -> EpisodeOut:
@@ -191,7 +194,7 @@ async def label_episode(
     return out
 
 
-@router.post("/{episode_id}/notes", response_model=EpisodeOut)
+@router.post("/{episode_id}/notes", response_model=EpisodeOut, responses=OPERATOR | NOT_FOUND)
 def annotate_episode(
     episode_id: EpisodeId, body: NotesRequest, user: OperatorUser, store: StoreDep
 ) -> EpisodeOut:
@@ -199,19 +202,23 @@ def annotate_episode(
     return store.annotate(episode_id, body.notes)
 
 
-@router.post("/{episode_id}/discard", response_model=EpisodeOut)
+@router.post("/{episode_id}/discard", response_model=EpisodeOut, responses=OPERATOR | NOT_FOUND)
 def discard_episode(episode_id: EpisodeId, user: OperatorUser, store: StoreDep) -> EpisodeOut:
     """Mark as discarded (files are kept; ``restore`` undoes it)."""
     return store.discard(episode_id)
 
 
-@router.post("/{episode_id}/restore", response_model=EpisodeOut)
+@router.post("/{episode_id}/restore", response_model=EpisodeOut, responses=OPERATOR | NOT_FOUND)
 def restore_episode(episode_id: EpisodeId, user: OperatorUser, store: StoreDep) -> EpisodeOut:
     """Undo a discard."""
     return store.restore(episode_id)
 
 
-@router.delete("/{episode_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{episode_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=OPERATOR | NOT_FOUND | BAD_REQUEST,
+)
 def delete_episode(
     episode_id: EpisodeId,
     user: OperatorUser,

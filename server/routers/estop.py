@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from server.bridge_link import BridgeError
 from server.deps import CurrentUser, LinkDep, OperatorUser
+from server.responses import LOGIN, OPERATOR
 from tandem.messages import ClearEStop, CommandBody, CommandReply, EStop
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ async def _send(
     return EStopResult(ok=bool(results) and all(r.ok for r in results), results=results)
 
 
-@router.post("", response_model=EStopResult, responses={502: {"model": EStopResult}})
+@router.post("", response_model=EStopResult, responses={**LOGIN, 502: {"model": EStopResult}})
 async def estop(
     body: EStopRequest, user: CurrentUser, link: LinkDep, response: Response
 ) -> EStopResult:
@@ -75,7 +76,9 @@ async def estop(
     return result
 
 
-@router.post("/clear", response_model=EStopResult, responses={502: {"model": EStopResult}})
+@router.post(
+    "/clear", response_model=EStopResult, responses={**OPERATOR, 502: {"model": EStopResult}}
+)
 async def clear_estop(
     body: EStopRequest, user: OperatorUser, link: LinkDep, response: Response
 ) -> EStopResult:

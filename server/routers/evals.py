@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.db.schemas import EvalBatchOut
 from server.deps import CurrentUser, OperatorUser, StateDep, StoreDep
+from server.responses import CONFLICT, LOGIN, NOT_FOUND, OPERATOR, UNAVAILABLE
 from server.store import Conflict, NotFound
 from tandem.messages import CommandBody, EvalProgress, StartEval, StopEval
 from tandem.messages.commands import MAX_EVAL_EPISODES
@@ -24,6 +25,7 @@ from tandem.messages.commands import MAX_EVAL_EPISODES
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/evals", tags=["evals"])
+COMMAND = OPERATOR | NOT_FOUND | CONFLICT | UNAVAILABLE
 
 
 class StartEvalRequest(BaseModel):
@@ -55,7 +57,7 @@ class EvalCommandResult(BaseModel):
     )
 
 
-@router.get("", response_model=list[EvalBatchOut])
+@router.get("", response_model=list[EvalBatchOut], responses=LOGIN)
 def list_evals(
     user: CurrentUser,
     store: StoreDep,
@@ -65,7 +67,7 @@ def list_evals(
     return store.list_evals(robot)
 
 
-@router.post("", response_model=EvalCommandResult, responses={404: {}, 409: {}, 503: {}})
+@router.post("", response_model=EvalCommandResult, responses=COMMAND)
 async def start_eval(
     body: StartEvalRequest, user: OperatorUser, state: StateDep
 ) -> EvalCommandResult:
@@ -74,7 +76,7 @@ async def start_eval(
     return await _send(state, body.robot_id, command, user.name)
 
 
-@router.post("/stop", response_model=EvalCommandResult, responses={404: {}, 409: {}, 503: {}})
+@router.post("/stop", response_model=EvalCommandResult, responses=COMMAND)
 async def stop_eval(
     body: StopEvalRequest, user: OperatorUser, state: StateDep
 ) -> EvalCommandResult:

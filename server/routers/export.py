@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from server.deps import OperatorUser, StoreDep
+from server.responses import NOT_FOUND, OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,11 @@ class ExportRequest(BaseModel):
 @router.post(
     "",
     response_class=FileResponse,
-    responses={200: {"content": {"application/x-hdf5": {}}, "description": "The HDF5 file."}},
+    responses={
+        **OPERATOR,
+        **NOT_FOUND,
+        200: {"content": {"application/x-hdf5": {}}, "description": "The HDF5 file."},
+    },
 )
 def export_hdf5(body: ExportRequest, user: OperatorUser, store: StoreDep) -> FileResponse:
     """Write the episodes as ``data/demo_N/{obs/<key>, actions, rewards, dones}`` and download it.

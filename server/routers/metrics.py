@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 from server.bridge_link import metrics_row
 from server.db.schemas import LearnerRunOut
 from server.deps import CurrentUser, LinkDep, StoreDep
+from server.responses import LOGIN
 
-router = APIRouter(prefix="/api/metrics", tags=["metrics"])
+router = APIRouter(prefix="/api/metrics", tags=["metrics"], responses=LOGIN)
 
 
 class MetricsHistory(BaseModel):

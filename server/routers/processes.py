@@ -17,11 +17,12 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, ValidationError
 
 from server.deps import CurrentUser, SettingsDep
+from server.responses import LOGIN
 from tandem.supervisor import ChildState, ProcessTable
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api", tags=["processes"])
+router = APIRouter(prefix="/api", tags=["processes"], responses=LOGIN)
 
 STATUS_FILE = "processes.json"
 

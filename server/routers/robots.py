@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from server.bridge_link import finite_json
 from server.db.schemas import ResetOut
 from server.deps import CurrentUser, StateDep, StoreDep
+from server.responses import LOGIN
 
-router = APIRouter(prefix="/api", tags=["robots"])
+router = APIRouter(prefix="/api", tags=["robots"], responses=LOGIN)
 
 
 class LeaseOut(BaseModel):
