@@ -36,7 +36,7 @@ from tandem.episodes import (
     StepData,
     check_name,
 )
-from tandem.messages import BridgeStatus, EpisodeEvent, StepRecord
+from tandem.messages import BridgeStatus, EpisodeEvent, Outcome, StepRecord
 from tandem.streams import SeqTracker
 from tandem.wire import Decoded, WireError, decode
 
@@ -57,6 +57,7 @@ class RecorderStats:
     episodes_started: int = 0
     episodes_finished: int = 0
     labels: int = 0
+    refused_labels: int = 0  # success labels for episodes stored incomplete
     flushes: int = 0
     malformed: int = 0
     dropped_steps: int = 0
@@ -363,8 +364,16 @@ class Recorder:
                      final=final, **updates)  # fmt: skip
 
     def _on_label(self, msg: EpisodeEvent) -> None:
+        """A label from the bridge. An episode cut short (stored incomplete) never becomes a
+        success this way: it would be used as a full demo. A person can still relabel it
+        (``POST /api/episodes/{id}/label``); failure and discard labels apply as usual."""
         if msg.outcome is None:
             raise EpisodeFormatError(f"label event for {msg.episode_id} carries no outcome")
+        if msg.outcome is Outcome.SUCCESS and not self.store.get_episode(msg.episode_id).complete:
+            log.warning("episode %s was cut short (incomplete): the bridge's success label is "
+                        "not applied; a person can relabel it", msg.episode_id)  # fmt: skip
+            self._bump("refused_labels")
+            return
         self.store.label(msg.episode_id, msg.outcome, msg.operator)
         self._bump("labels")
 

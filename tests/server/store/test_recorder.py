@@ -249,3 +249,37 @@ def test_app_reads_and_writes_while_recording(
     assert not errors, errors
     assert recording.stats().errors == 0
     assert all(store.get_episode(f"c{k}").length == 15 for k in range(6))
+
+
+def test_an_episode_cut_short_is_never_made_a_success_by_the_bridge(
+    store: EpisodeStore, tmp_path: Path
+) -> None:
+    """The recorder stops mid-demo (a crash or restart); the bridge's late end event and
+    success label must not turn the cut-short episode into a full demo. Failure labels
+    still apply, and a person can relabel it through the API (store.label)."""
+    bridge = FakeBridge("robot0")
+    try:
+        first = Recorder(store, [bridge.endpoint], flush_every_s=0.2)
+        first.start()
+        bridge.wait_connected(store)
+        bridge.start("cut")
+        for i in range(4):
+            bridge.step("cut", i)
+        wait_until(lambda: first.stats().steps == 4, what="steps")
+        first.stop()
+        second = Recorder(store, [bridge.endpoint], flush_every_s=0.2)
+        second.start()
+        bridge.wait_connected(store)
+        bridge.end("cut", 10)  # the bridge finished the demo while nobody recorded
+        bridge.event("cut", "label", reason="relabel", outcome=Outcome.SUCCESS, operator="ann")
+        wait_until(lambda: second.stats().refused_labels == 2, what="the refused labels")
+        row = store.get_episode("cut")
+        assert not row.complete and row.outcome is None
+        demos = store.list_episodes(kind=EpisodeKind.DEMO, outcome=Outcome.SUCCESS)
+        assert "cut" not in [e.id for e in demos[0]]
+        bridge.event("cut", "label", reason="relabel", outcome=Outcome.FAILURE, operator="ann")
+        wait_until(lambda: store.get_episode("cut").outcome == Outcome.FAILURE, what="failure")
+        second.stop()
+    finally:
+        bridge.close()
+    assert store.label("cut", Outcome.SUCCESS, "ann").outcome == Outcome.SUCCESS  # a person
