@@ -1,7 +1,9 @@
 """The arm-server: hosts one ``ArmDriver`` behind the ZeroMQ arm protocol (docs/arm_protocol.md).
 
-A ROUTER socket answers one reply per request. A watchdog stops the arm when
-no request of any kind arrives for ``arm_timeout_s`` (re-armed by the next one).
+A ROUTER socket answers one reply per request. A watchdog stops the arm when the
+peer that holds the link (the last to send ``hello``, ``apply_action`` or ``home``)
+sends nothing for ``arm_timeout_s`` (re-armed by its next request). Other peers may
+read the state or stop the arm, but never keep it alive.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class ArmServer:
         self._sock.bind(bind)
         self.endpoint: str = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._reply_seq = 0
+        self._holder: bytes | None = None  # routing id of the peer that drives the arm
         self.requests = 0
         self.errors = 0
 
@@ -130,9 +133,17 @@ class ArmServer:
             return
         req = decoded.msg
         assert isinstance(req, ArmRequest)
-        self.watchdog.feed(time.monotonic())
+        self._feed(envelope[0], req)
         reply, frames = self._execute(req)
         self._reply(envelope, reply, frames)
+
+    def _feed(self, peer: bytes, req: ArmRequest) -> None:
+        """Driving requests take the link; only the link's holder re-arms the watchdog."""
+        if isinstance(req.body, Hello | ApplyAction | Home) and peer != self._holder:
+            log.info("arm link now held by peer %s (%s)", peer.hex(), req.body.type)
+            self._holder = peer
+        if peer == self._holder:
+            self.watchdog.feed(time.monotonic())
 
     def _execute(self, req: ArmRequest) -> tuple[ArmReply, dict[str, np.ndarray]]:
         body = req.body

@@ -72,6 +72,23 @@ def test_arm_server_stops_the_arm_when_commands_stop(procs, ctx) -> None:
     arm.heartbeat()
 
 
+def test_only_the_peer_driving_the_arm_keeps_it_alive(procs, ctx) -> None:
+    ep = endpoint()
+    procs.append(spawn(["arm-server", "--driver", "mock", "--bind", ep, "--timeout", "0.3"]))
+    monitor = wait_hello(ep, ctx)
+    monitor.client.reset()  # from now on a connection that never drives, like a dashboard
+    driver = wait_hello(ep, ctx)  # hello: this peer holds the link
+    driver.step(np.array([0.01, 0, 0]), np.zeros(3), -1.0)
+    deadline = time.monotonic() + 0.9
+    while time.monotonic() < deadline:  # the driver fell silent; the monitor polls
+        reply, _ = monitor.client.request(GetState(images=False))
+        time.sleep(0.05)
+    assert reply.state is not None and reply.state.stopped, "a reader kept the arm alive"
+    assert reply.state.watchdog_trips == 1
+    state = driver.step(np.array([0.01, 0, 0]), np.zeros(3), -1.0)  # the driver resumes
+    assert not state.stopped
+
+
 def bridge_status(sub: Collector):
     return sub.last_status()
 
