@@ -70,6 +70,19 @@ class _StderrHandler(logging.StreamHandler):
         super().emit(record)
 
 
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def _route_to_root(names: tuple[str, ...]) -> None:
+    """Send these loggers' lines through the root's handlers (redacted, one file), undoing
+    what a library's own logging config may have set: its handlers, no propagation, off."""
+    for name in names:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.propagate, logger.disabled = True, False
+
+
 def setup_logging(role: str, level: str = "INFO", log_file: str | Path | None = None) -> None:
     """Configure the root logger for a process playing ``role`` (bridge, learner, ...).
 
@@ -90,3 +103,4 @@ def setup_logging(role: str, level: str = "INFO", log_file: str | Path | None = 
         handler.addFilter(RedactTokens())
         root.addHandler(handler)
     root.setLevel(level)
+    _route_to_root(UVICORN_LOGGERS)

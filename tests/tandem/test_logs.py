@@ -80,3 +80,22 @@ def test_a_supervised_process_leaves_its_log_file_to_the_supervisor(
     logging.getLogger("t").info("once")
     assert not (tmp_path / "server.log").exists()
     assert capsys.readouterr().err.count("once") == 1
+
+
+def test_uvicorns_own_logging_config_is_undone(
+    tmp_path: Path, root_restored: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone applied uvicorn's default config first (its own handlers, no propagation):
+    access lines must still go through ours, once and redacted."""
+    import logging.config
+
+    import uvicorn.config
+
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
+    path = tmp_path / "server.log"
+    setup_logging("server", "INFO", path)
+    access = logging.getLogger("uvicorn.access")
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", f"/x?token={SECRET}", "1.1", 200)
+    text = path.read_text()
+    assert 'GET /x?token=<redacted> HTTP/1.1" 200' in text and SECRET not in text
+    assert SECRET not in capsys.readouterr().out + capsys.readouterr().err
