@@ -18,6 +18,7 @@ from tandem import wire
 from tandem.messages import BridgeStatus, CameraFrame, EpisodeEvent, Message, Sequencer, StepRecord
 
 log = logging.getLogger(__name__)
+CLOSE_LINGER_S = 1.0  # at shutdown, how long queued messages may still go out
 
 
 class Publisher:
@@ -70,5 +71,8 @@ class Publisher:
             except zmq.Again:
                 self.dropped += 1
 
-    def close(self) -> None:
-        self._sock.close(linger=0)
+    def close(self, linger_s: float = CLOSE_LINGER_S) -> None:
+        """Close, first giving what is queued (the last steps, the end event) up to
+        ``linger_s`` to reach the subscribers: a bridge that stops ends its episode and
+        closes at once, and ``linger=0`` dropped that end under load."""
+        self._sock.close(linger=int(linger_s * 1000))

@@ -81,6 +81,7 @@ def _bridge(args: argparse.Namespace) -> int:
     from robot_bridge.app import build_bridge
     from robot_bridge.driver import DriverError
     from robot_bridge.pacer import enable_realtime
+    from robot_bridge.publisher import CLOSE_LINGER_S
 
     if settings.bridge.realtime:
         # Before anything starts threads (renderer workers, ZMQ I/O): they inherit it.
@@ -96,6 +97,9 @@ def _bridge(args: argparse.Namespace) -> int:
         bridge.run(stop)
     finally:
         bridge.close()
+        # Flush what is still queued (the end of the open episode) before the process
+        # exits: at exit pyzmq does not terminate the context, so the I/O thread dies.
+        zmq.Context.instance().destroy(linger=int(CLOSE_LINGER_S * 1000))
     return 0
 
 
