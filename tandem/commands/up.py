@@ -10,6 +10,7 @@ import sys
 from types import FrameType
 from urllib.parse import urlsplit, urlunsplit
 
+from tandem import ports
 from tandem.cli_util import add_config_argument, settings_from_args
 from tandem.logs import setup_logging
 from tandem.settings import Settings, save_settings
@@ -17,6 +18,7 @@ from tandem.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger(__name__)
 
+EXIT_PORT_TAKEN = 3
 PORTS_PER_ROBOT = 10  # robot i uses the bridge ports shifted by 10 * i
 
 
@@ -98,10 +100,37 @@ def plan(
     return specs
 
 
+def planned_ports(settings: Settings, robots: list[str], *, learner: bool) -> list[ports.Port]:
+    """Every TCP port the children of ``plan`` will bind."""
+    endpoints = [
+        (shift_port(getattr(settings.bridge, f"{kind}_endpoint"), PORTS_PER_ROBOT * i),
+         f"bridge {i} {kind}")
+        for i in range(len(robots)) for kind in ("pub", "cmd")
+    ]  # fmt: skip
+    if learner:
+        endpoints += [(settings.learner.weights_endpoint, "learner weights"),
+                      (settings.learner.metrics_endpoint, "learner metrics")]  # fmt: skip
+    found = (ports.from_endpoint(endpoint, what) for endpoint, what in endpoints)
+    server = ports.Port(settings.server.host, settings.server.port, "server HTTP")
+    return [server, *(p for p in found if p is not None)]
+
+
+def _ports_taken(settings: Settings, robots: list[str], *, learner: bool) -> bool:
+    taken = ports.busy(planned_ports(settings, robots, learner=learner))
+    for b in taken:
+        log.error("cannot start: %s", b)
+    if taken:
+        log.error("stop that program, or give Tandem other ports (server.port, "
+                  "bridge.pub_endpoint / cmd_endpoint, learner.*_endpoint)")  # fmt: skip
+    return bool(taken)
+
+
 def _up(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     setup_logging("up", settings.log_level, settings.data_dir / "logs" / "up.log")
     robots = args.robot or [settings.bridge.robot]
+    if _ports_taken(settings, robots, learner=not args.no_learner):
+        return EXIT_PORT_TAKEN
     save_settings(settings, settings.data_dir / "settings.json")
     specs = plan(settings, robots, learner=not args.no_learner, config_file=args.config)
     supervisor = Supervisor(specs, settings.data_dir / "logs", settings.data_dir / "processes.json")
