@@ -46,12 +46,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of ``uvicorn.run``/``uvicorn.Config``. With ``log_config=None``
-    uvicorn's loggers (access log included) go through ``setup_logging``'s handlers:
-    one format, each line written once, tokens redacted."""
+    uvicorn's loggers go through ``setup_logging``'s handlers: one format, each line
+    written once, tokens redacted. The access log is off unless ``server.access_log``."""
     return {
         "host": settings.server.host,
         "port": settings.server.port,
         "log_level": settings.log_level.lower(),
         "log_config": None,
+        "access_log": settings.server.access_log,
         "ws": "websockets-sansio",
     }

@@ -9,6 +9,11 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field("127.0.0.1", description="Interface the HTTP server listens on.")
+    access_log: bool = Field(
+        False,
+        description="Log every HTTP request (uvicorn's access log, tokens redacted). Off: the "
+        "console shows what matters (the login link, errors) instead of static files and polls.",
+    )
     port: int = Field(8000, ge=1, le=65535, description="TCP port of the HTTP server.")
     database_url: str | None = Field(
         None,

@@ -40,9 +40,8 @@ def server_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     root.setLevel(level)
 
 
-def test_access_log_lines_are_written_once_without_tokens(
-    settings: Settings, server_log: Path
-) -> None:
+def _serve_and_get(settings: Settings) -> tuple[str, int]:
+    """Serve on a free port, follow the one-time link, ask with a bad token; (token, port)."""
     shown: list[str] = []
     app = create_app(settings, record=False, on_login_url=shown.append)
     options = {**uvicorn_options(settings), "host": "127.0.0.1", "port": 0}
@@ -60,8 +59,26 @@ def test_access_log_lines_are_written_once_without_tokens(
     finally:
         server.should_exit = True
         thread.join(10.0)
+    return one_time, port
+
+
+def test_access_log_lines_are_written_once_without_tokens(
+    settings: Settings, server_log: Path
+) -> None:
+    on = settings.model_copy(
+        update={"server": settings.server.model_copy(update={"access_log": True})}
+    )
+    one_time, _ = _serve_and_get(on)
     text = server_log.read_text()
     assert one_time not in text and "not-a-real-token" not in text
     assert text.count('"GET /login?token=<redacted> HTTP/1.1" 303') == 1, text
     assert text.count("one-time login link issued") == 1
     assert stat.S_IMODE(server_log.stat().st_mode) == 0o600
+
+
+def test_the_access_log_is_off_by_default(settings: Settings, server_log: Path) -> None:
+    assert not settings.server.access_log
+    _serve_and_get(settings)
+    text = server_log.read_text()
+    assert "GET /login" not in text and "GET /api/auth/me" not in text
+    assert text.count("one-time login link issued") == 1  # what matters is still there
