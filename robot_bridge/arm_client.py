@@ -16,7 +16,7 @@ import zmq
 
 from robot_bridge.driver import ArmDriver, DriverError
 from robot_bridge.types import RobotState
-from tandem import wire
+from tandem import security, wire
 from tandem.messages import Sequencer
 from tandem.messages.arm import (
     ApplyAction,
@@ -59,7 +59,7 @@ class ArmClient:
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.RECONNECT_IVL, 50)
             sock.setsockopt(zmq.MAXMSGSIZE, wire.MEDIA_MSG_BYTES)  # replies carry images
-            sock.connect(self.endpoint)
+            security.connect(sock, self.endpoint)
             self._sock = sock
         return self._sock
 

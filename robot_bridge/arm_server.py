@@ -19,7 +19,7 @@ import zmq
 from robot_bridge.driver import ArmDriver, DriverError
 from robot_bridge.mock import MockDriver
 from robot_bridge.types import RobotState
-from tandem import wire
+from tandem import security, wire
 from tandem.messages.arm import (
     ApplyAction,
     ArmReply,
@@ -88,8 +88,7 @@ class ArmServer:
         self._sock = self._ctx.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, wire.SMALL_MSG_BYTES)  # requests are small
-        self._sock.bind(bind)
-        self.endpoint: str = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint: str = security.bind(self._sock, bind)  # CURVE + allow-list with keys
         self._reply_seq = 0
         self._holder: bytes | None = None  # routing id of the peer that drives the arm
         self.requests = 0

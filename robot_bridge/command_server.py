@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from tandem import wire
+from tandem import security, wire
 from tandem.messages import Command, CommandReply
 from tandem.messages.commands import MAX_COMMAND_HEADER_BYTES
 
@@ -77,8 +77,7 @@ class CommandServer:
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.setsockopt(zmq.RCVHWM, RCV_HWM)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_MSG_BYTES)
-        self._sock.bind(endpoint)
-        self.endpoint: str = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint: str = security.bind(self._sock, endpoint)
         self._skipping = False  # inside an over-long message, its rest still unread
         self.received = 0
         self.malformed = 0

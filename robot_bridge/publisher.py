@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import zmq
 
-from tandem import wire
+from tandem import security, wire
 from tandem.messages import BridgeStatus, CameraFrame, EpisodeEvent, Message, Sequencer, StepRecord
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ class Publisher:
         self._sock = context.socket(zmq.PUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
-        self._sock.bind(endpoint)
-        self.endpoint: str = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, wire.SMALL_MSG_BYTES)  # it receives subscriptions
+        self.endpoint: str = security.bind(self._sock, endpoint)
         self._seq = Sequencer()
         self._quality = jpeg_quality
         self._frame_seq: dict[str, int] = {}

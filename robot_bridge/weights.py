@@ -27,6 +27,7 @@ from typing import Any
 import zmq
 
 from robot_bridge.policy import Policy, PolicySlot
+from tandem import security
 from tandem.messages import PolicyWeights
 from tandem.wire import MAX_FRAME_BYTES, Decoded, WireError, decode
 
@@ -113,7 +114,7 @@ class LearnerPolicySlot(PolicySlot):
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         sock.setsockopt(zmq.SUBSCRIBE, PolicyWeights.TOPIC.encode())
-        sock.connect(self.endpoint)
+        security.connect(sock, self.endpoint)
         log.info("weights subscriber connected to %s", self.endpoint)
         try:
             while not self._stop.is_set():

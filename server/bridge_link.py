@@ -35,7 +35,7 @@ import zmq
 import zmq.asyncio
 
 from server.fanout import Hubs
-from tandem import wire
+from tandem import security, wire
 from tandem.messages import (
     SCHEMA_VERSION,
     BridgeStatus,
@@ -209,7 +209,7 @@ class BridgeLink:
         if subscribe:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
             sock.setsockopt(zmq.RCVHWM, 1000)
-        sock.connect(endpoint)
+        security.connect(sock, endpoint)
         return sock
 
     def _spawn(self, loop: Callable[[], Awaitable[None]], name: str) -> None:

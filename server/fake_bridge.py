@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from tandem import wire
+from tandem import security, wire
 from tandem.messages import (
     ActionSource,
     BridgeStatus,
@@ -75,13 +75,13 @@ class FakeBridge:
         self._ctx = zmq.Context()
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
-        port = self._router.bind_to_random_port("tcp://127.0.0.1")
-        self.cmd_endpoint = f"tcp://127.0.0.1:{port}"
+        self._router.setsockopt(zmq.MAXMSGSIZE, wire.SMALL_MSG_BYTES)
+        self.cmd_endpoint = security.bind(self._router, "tcp://127.0.0.1:*")
         self._pub = self._ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.LINGER, 0)
         self._pub.setsockopt(zmq.SNDHWM, 10_000)
-        port = self._pub.bind_to_random_port("tcp://127.0.0.1")
-        self.pub_endpoint = f"tcp://127.0.0.1:{port}"
+        self._pub.setsockopt(zmq.MAXMSGSIZE, wire.SMALL_MSG_BYTES)  # it receives subscriptions
+        self.pub_endpoint = security.bind(self._pub, "tcp://127.0.0.1:*")
         self._seq = Sequencer()
         self._pub_lock = threading.Lock()
         self._cond = threading.Condition()

@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server.db.schemas import ReconcileReport
 from server.store import EpisodeStore
+from tandem import security, wire
 from tandem.episodes import (
     CAM_PREFIX,
     EpisodeFormatError,
@@ -37,6 +38,7 @@ from tandem.episodes import (
     check_name,
 )
 from tandem.messages import BridgeStatus, EpisodeEvent, Outcome, StepRecord
+from tandem.settings import load_settings
 from tandem.streams import SeqTracker
 from tandem.wire import Decoded, WireError, decode
 
@@ -119,9 +121,10 @@ class Recorder:
             sock = self._context.socket(zmq.SUB)
             sock.setsockopt(zmq.RCVHWM, RCV_HWM)
             sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, wire.MEDIA_MSG_BYTES)  # steps carry camera frames
             for topic in TOPICS:
                 sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-            sock.connect(endpoint)
+            security.connect(sock, endpoint)
             sockets.append(sock)
         self._thread = threading.Thread(target=self._run, args=(sockets,), name="recorder")
         self._thread.daemon = True
@@ -443,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flush-every", type=float, default=1.0, help="seconds between flushes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    security.configure(load_settings(None, data_dir=args.data_dir))  # its keys, if any
     store = EpisodeStore(args.database_url, args.data_dir)
     recorder = Recorder(store, args.endpoint, flush_every_s=args.flush_every)
     done = threading.Event()

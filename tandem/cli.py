@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "learner_service",
     "up",
     "operator",
+    "keys",
+    "login_link",
 ]
 EXIT_CONFIG_ERROR = 2
 

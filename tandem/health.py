@@ -15,8 +15,10 @@ from collections.abc import Sequence
 
 import zmq
 
+from tandem import security
 from tandem.messages import MESSAGE_TYPES
-from tandem.wire import WireError, decode
+from tandem.settings import load_settings
+from tandem.wire import MEDIA_MSG_BYTES, WireError, decode
 
 
 def wait_for_message(topic: str, endpoint: str, timeout_s: float) -> bool:
@@ -24,8 +26,9 @@ def wait_for_message(topic: str, endpoint: str, timeout_s: float) -> bool:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, MEDIA_MSG_BYTES)
     sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    sock.connect(endpoint)
+    security.connect(sock, endpoint)
     deadline = time.monotonic() + timeout_s
     try:
         while (left := deadline - time.monotonic()) > 0:
@@ -47,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("endpoint", help="PUB endpoint to connect to, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
     args = parser.parse_args(argv)
+    security.configure(load_settings())  # the keys of $TANDEM_DATA_DIR, as the service's
     ok = wait_for_message(args.topic, args.endpoint, args.timeout)
     sys.stderr.write(f"{args.topic} on {args.endpoint}: {'ok' if ok else 'nothing received'}\n")
     return 0 if ok else 1

@@ -12,9 +12,11 @@ import pytest
 import yaml
 import zmq
 
+from tandem import security
 from tandem.cli import build_parser
 from tandem.health import wait_for_message
 from tandem.settings import load_settings
+from tests.polling import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -39,9 +41,9 @@ def host_port(endpoint: str) -> tuple[str, int]:
 
 
 def test_compose_names_the_services_with_health_checks_and_data():
-    assert set(SERVICES) == {"postgres", *TANDEM_SERVICES}
+    assert set(SERVICES) == {"postgres", "keys", *TANDEM_SERVICES}
     for name, service in SERVICES.items():
-        assert service["healthcheck"]["test"], name
+        assert name == "keys" or service["healthcheck"]["test"], name
     for name in TANDEM_SERVICES:
         assert "tandem-data:/data" in SERVICES[name]["volumes"], name
     gpu = SERVICES["learner"]["deploy"]["resources"]["reservations"]["devices"][0]
@@ -49,7 +51,19 @@ def test_compose_names_the_services_with_health_checks_and_data():
     assert SERVICES["server"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("name", TANDEM_SERVICES)
+def test_every_service_waits_for_the_keys_in_the_shared_volume():
+    """The one-shot ``keys`` service writes the CurveZMQ keys into the data volume the
+    others read them from, before any of them binds or connects (docs/security.md)."""
+    keys = SERVICES["keys"]
+    assert keys["command"] == ["tandem", "keys", "--if-missing"] and keys["restart"] == "no"
+    assert "tandem-data:/data" in keys["volumes"]
+    for name in TANDEM_SERVICES:
+        assert SERVICES[name]["depends_on"]["keys"] == {
+            "condition": "service_completed_successfully"
+        }, name
+
+
+@pytest.mark.parametrize("name", [*TANDEM_SERVICES, "keys"])
 def test_each_command_is_a_valid_tandem_command(name, monkeypatch):
     command = [
         part.replace("${TANDEM_ROBOT:-sim:lift}", "sim:lift") for part in SERVICES[name]["command"]
@@ -98,6 +112,31 @@ def test_health_probe_sees_a_real_bridge_and_fails_without_one(tmp_path):
     try:
         probe = [sys.executable, "-m", "tandem.health", "status", endpoint, "--timeout", "20"]
         assert subprocess.run(probe, cwd=ROOT, check=False, timeout=60).returncode == 0
+    finally:
+        bridge.terminate()
+        bridge.wait(20)
+
+
+def test_health_probe_uses_the_keys_of_its_data_dir(tmp_path):
+    """As in the compose file: the bridge and its probe find the keys in TANDEM_DATA_DIR;
+    a probe without them sees nothing."""
+    security.generate(tmp_path / "keys")
+    endpoint, cmd = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")},
+        "TANDEM_DATA_DIR": str(tmp_path),
+        "TANDEM_BRIDGE__PUB_ENDPOINT": endpoint,
+        "TANDEM_BRIDGE__CMD_ENDPOINT": cmd,
+    }
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "tandem", "bridge", "--robot", "mock"],
+        cwd=ROOT, env=env, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        probe = [sys.executable, "-m", "tandem.health", "status", endpoint, "--timeout", "20"]
+        assert subprocess.run(probe, cwd=ROOT, env=env, check=False, timeout=60).returncode == 0
+        with security.using(security.Policy()):
+            assert not wait_for_message("status", endpoint, 2.0)
     finally:
         bridge.terminate()
         bridge.wait(20)

@@ -36,6 +36,7 @@ from learner.service.assembly import AssembledEpisode, EpisodeAssembler
 from learner.service.routing import Routed, route
 from learner.service.sources import IngestLog, merge, read_episode
 from learner.service.supervise import Supervisor
+from tandem import security, wire
 from tandem.episodes import EpisodeFormatError
 from tandem.messages import EpisodeEvent, StepRecord
 from tandem.streams import SeqTracker
@@ -115,9 +116,10 @@ class Ingest:
             sock = self._ctx.socket(zmq.SUB)
             sock.setsockopt(zmq.RCVHWM, RCV_HWM)
             sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, wire.MEDIA_MSG_BYTES)  # steps carry camera frames
             for topic in (StepRecord.TOPIC, EpisodeEvent.TOPIC):
                 sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-            sock.connect(endpoint)
+            security.connect(sock, endpoint)
             sockets.append(sock)
         self._thread = threading.Thread(target=self._run, args=(sockets,), name="ingest")
         self._thread.daemon = True

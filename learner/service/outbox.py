@@ -22,6 +22,7 @@ from typing import Any
 import zmq
 
 from learner.service.supervise import Supervisor
+from tandem import security, wire
 from tandem.messages import LearnerMetrics, PolicyWeights, Sequencer
 from tandem.wire import WireError, encode
 
@@ -60,12 +61,13 @@ class Outbox:
         self.weights.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.weights.setsockopt(zmq.LINGER, 0)
         self.weights.setsockopt(zmq.SNDHWM, 8)
-        self.weights.bind(weights_endpoint)
+        # MAXMSGSIZE bounds what a PUB receives: subscriptions only (bundles go out, unbounded)
+        self.weights.setsockopt(zmq.MAXMSGSIZE, wire.SMALL_MSG_BYTES)
+        self.weights_endpoint = security.bind(self.weights, weights_endpoint)
         self.metrics = self._ctx.socket(zmq.PUB)
         self.metrics.setsockopt(zmq.LINGER, 0)
-        self.metrics.bind(metrics_endpoint)
-        self.weights_endpoint = self.weights.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.metrics_endpoint = self.metrics.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.metrics.setsockopt(zmq.MAXMSGSIZE, wire.SMALL_MSG_BYTES)
+        self.metrics_endpoint = security.bind(self.metrics, metrics_endpoint)
         self.published_versions: list[int] = []
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import zmq
 
+from tandem import security
 from tandem.cli_util import add_config_argument
 from tandem.logs import setup_logging
 from tandem.settings import Settings, load_settings
@@ -87,6 +88,7 @@ def _bridge(args: argparse.Namespace) -> int:
         # Before anything starts threads (renderer workers, ZMQ I/O): they inherit it.
         enable_realtime(settings.bridge.realtime_priority)
     try:
+        security.configure(settings)
         bridge = build_bridge(settings.bridge)
         bridge.start()
     except (ValueError, DriverError, zmq.ZMQError) as exc:
@@ -111,6 +113,7 @@ def _arm_server(args: argparse.Namespace) -> int:
     from robot_bridge.driver import DriverError
 
     try:
+        security.configure(settings)
         driver = make_driver(args.driver or settings.bridge.robot, settings.bridge)
         server = ArmServer(driver, settings.bridge.arm_bind)
     except (ValueError, DriverError, zmq.ZMQError) as exc:

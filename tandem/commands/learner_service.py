@@ -7,6 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
+from tandem import security
 from tandem.cli_util import add_config_argument
 from tandem.logs import setup_logging
 
@@ -42,6 +43,7 @@ def _learner(args: argparse.Namespace) -> int:
 
     settings, service = load_service_settings(args.config, run_dir=args.run_dir)
     setup_logging("learner", settings.log_level)
+    security.configure(settings)
     from learner.service.supervise import EXIT_FATAL
     from learner.service.trainer import OnlineLearner
 

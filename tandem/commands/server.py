@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import Any
 
+from tandem import security
 from tandem.cli_util import add_config_argument, settings_from_args
 from tandem.logs import setup_logging
 from tandem.settings import Settings
@@ -39,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
             update={"server": settings.server.model_copy(update=updates)}
         )
     setup_logging("server", settings.log_level, settings.data_dir / "logs" / "server.log")
+    security.configure(settings)
     app = create_app(settings, record=not args.no_record, on_login_url=print_login_url)
     uvicorn.run(app, **uvicorn_options(settings))
     return 0

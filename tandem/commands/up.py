@@ -10,7 +10,7 @@ import sys
 from types import FrameType
 from urllib.parse import urlsplit, urlunsplit
 
-from tandem import ports
+from tandem import ports, security
 from tandem.cli_util import add_config_argument, settings_from_args
 from tandem.logs import setup_logging
 from tandem.settings import Settings, save_settings
@@ -100,6 +100,14 @@ def plan(
     return specs
 
 
+def ensure_keys(settings: Settings) -> None:
+    """Make the deployment's keys when there are none: every child uses them, on loopback too."""
+    folder = security.keys_dir(settings)
+    if security.load_keys(folder) is None:
+        security.generate(folder)
+        log.info("generated ZMQ keys in %s (tandem keys)", folder)
+
+
 def planned_ports(settings: Settings, robots: list[str], *, learner: bool) -> list[ports.Port]:
     """Every TCP port the children of ``plan`` will bind."""
     endpoints = [
@@ -132,6 +140,7 @@ def _up(args: argparse.Namespace) -> int:
     if _ports_taken(settings, robots, learner=not args.no_learner):
         return EXIT_PORT_TAKEN
     save_settings(settings, settings.data_dir / "settings.json")
+    ensure_keys(settings)
     specs = plan(settings, robots, learner=not args.no_learner, config_file=args.config)
     supervisor = Supervisor(specs, settings.data_dir / "logs", settings.data_dir / "processes.json")
 

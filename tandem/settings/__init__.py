@@ -23,6 +23,7 @@ from pydantic_settings import (
 from tandem.settings.bridge import BridgeSettings
 from tandem.settings.learner import LearnerSettings
 from tandem.settings.learner_service import LearnerServiceSettings
+from tandem.settings.security import SecuritySettings
 from tandem.settings.server import ServerSettings
 from tandem.settings.teleop import TeleopSettings
 
@@ -30,6 +31,7 @@ __all__ = [
     "BridgeSettings",
     "LearnerServiceSettings",
     "LearnerSettings",
+    "SecuritySettings",
     "ServerSettings",
     "Settings",
     "SettingsError",
@@ -62,6 +64,9 @@ class Settings(BaseSettings):
         default_factory=LearnerServiceSettings, description="Online learner service."
     )
     server: ServerSettings = Field(default_factory=ServerSettings, description="Server and store.")
+    security: SecuritySettings = Field(
+        default_factory=SecuritySettings, description="ZMQ authentication (CurveZMQ)."
+    )
     teleop: TeleopSettings = Field(default_factory=TeleopSettings, description="Teleop mapping.")
 
     @classmethod

@@ -63,7 +63,10 @@ def test_operator_demos_rollouts_take_over_and_resume(tmp_path: Path, ctx):
     up.start()
     try:
         up.wait_ready()
-        bridge, weights = Collector(up.tcp["pub"], ctx), Collector(up.tcp["w"], ctx)
+        bridge, weights = (
+            Collector(up.tcp["pub"], ctx, up.policy),
+            Collector(up.tcp["w"], ctx, up.policy),
+        )
         first = up.operator(
             "--demos", str(DEMOS), "--rollouts", str(ROLLOUTS),
             "--take-over-after", str(TAKE_OVER_AFTER), report=tmp_path / "first.json",
@@ -81,7 +84,10 @@ def test_operator_demos_rollouts_take_over_and_resume(tmp_path: Path, ctx):
     try:
         up.wait_ready()
         wait_for(lambda: up.logged("resuming run"), 60, "the learner to resume")
-        bridge, weights = Collector(up.tcp["pub"], ctx), Collector(up.tcp["w"], ctx)
+        bridge, weights = (
+            Collector(up.tcp["pub"], ctx, up.policy),
+            Collector(up.tcp["w"], ctx, up.policy),
+        )
         second = up.operator(
             "--demos", "0", "--rollouts", "1", "--take-over-after", str(TAKE_OVER_AFTER),
             report=tmp_path / "second.json",
@@ -169,7 +175,7 @@ def crash_and_restart_bridge(up: TandemUp) -> None:
 
 def start_demo_nobody_drives(up: TandemUp, ctx: zmq.Context) -> str:
     """A demo that is still running when ``tandem up`` is stopped."""
-    client = CommandClient(up.tcp["cmd"], ctx)
+    client = CommandClient(up.tcp["cmd"], ctx, up.policy)
     try:
         reply = wait_for(lambda: client.send(StartDemo(operator="test"), timeout=5), 30, "a start")
         assert reply.ok, reply.reason

@@ -113,7 +113,7 @@ def test_the_last_evaluation_batch_beats_the_first(tmp_path: Path) -> None:
     try:
         up.wait_ready()
         api = Api(up)
-        metrics = Collector(up.tcp["m"], ctx)
+        metrics = Collector(up.tcp["m"], ctx, up.policy)
         up.operator("--demos", "5", "--rollouts", "0", report=tmp_path / "demos.json")
         wait_for(api.policy_ready, 120, "the first policy", interval=0.5)
         first = api.evaluate(EVAL_EPISODES)

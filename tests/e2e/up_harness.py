@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tandem import security
 from tests.polling import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,13 @@ class TandemUp:
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self._reader: threading.Thread | None = None
+
+    @property
+    def policy(self) -> security.Policy:
+        """The keys ``tandem up`` made in the data directory (its sockets accept no other)."""
+        keys = security.load_keys(self.data / "keys")
+        assert keys is not None, "tandem up made no keys"
+        return security.Policy(keys)
 
     @property
     def url(self) -> str:

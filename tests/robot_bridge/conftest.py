@@ -21,7 +21,7 @@ from robot_bridge.backend import RobotBackend, make_backend
 from robot_bridge.bridge import Bridge
 from robot_bridge.cameras import CameraSet
 from robot_bridge.policy import ExpertPolicy, PolicySlot
-from tandem import wire
+from tandem import security, wire
 from tandem.messages import Command, CommandBody, CommandReply
 from tandem.settings import BridgeSettings
 
@@ -58,11 +58,11 @@ def bridge_settings(**over: Any) -> BridgeSettings:
 class Collector:
     """SUB socket drained by a thread; messages kept by topic, in arrival order."""
 
-    def __init__(self, ep: str, ctx: zmq.Context) -> None:
+    def __init__(self, ep: str, ctx: zmq.Context, policy: security.Policy | None = None) -> None:
         self._sock = ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         self._sock.setsockopt(zmq.RCVHWM, 100000)
-        self._sock.connect(ep)
+        security.connect(self._sock, ep, policy)  # None: the process's keys, if any
         self.by_topic: dict[str, list[wire.Decoded]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -105,10 +105,10 @@ class Collector:
 class CommandClient:
     """DEALER client: one command, one reply."""
 
-    def __init__(self, ep: str, ctx: zmq.Context) -> None:
+    def __init__(self, ep: str, ctx: zmq.Context, policy: security.Policy | None = None) -> None:
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(ep)
+        security.connect(self.sock, ep, policy)
         self.seq = 0
 
     def send(self, body: CommandBody, timeout: float = 3.0, **kw: Any) -> CommandReply:
