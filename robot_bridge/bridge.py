@@ -33,6 +33,7 @@ from robot_bridge.publisher import Publisher
 from robot_bridge.types import RobotState
 from tandem import wire
 from tandem.clock import LinkClocks
+from tandem.logs import Throttle, held_note
 from tandem.messages import (
     BridgeStatus,
     Command,
@@ -102,6 +103,7 @@ class Bridge:
         self.clocks = LinkClocks()  # sender clock -> ours, per command link
         self.timing = TimingStats(settings.rate_hz, timing_window)
         self.safety_events: deque[SafetyEvent] = deque(maxlen=20)
+        self._log_throttle = Throttle(period_s=5.0)
         self.episode: Episode | None = None
         self.recent: OrderedDict[str, EpisodeKind] = OrderedDict()
         self.last_kind: EpisodeKind | None = None
@@ -563,8 +565,10 @@ class Bridge:
         self._record(safety.event(kind, detail, time.time()))
 
     def _record(self, ev: SafetyEvent) -> None:
-        if ev.kind != "clipped":
-            log.warning("safety: %s: %s", ev.kind, ev.detail)
+        held = self._log_throttle(("safety", ev.kind)) if ev.kind != "clipped" else None
+        if held is not None:  # at most one line per kind and period (a limit holds for ticks)
+            note = held_note(held, self._log_throttle.period_s)
+            log.warning("safety: %s: %s%s", ev.kind, ev.detail, note)
         self.safety_events.append(ev)
 
     # ----------------------------------------------------------------- status

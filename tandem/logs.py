@@ -13,6 +13,8 @@ import logging
 import os
 import re
 import sys
+import time
+from collections.abc import Callable, Hashable
 from io import TextIOWrapper
 from pathlib import Path
 
@@ -26,6 +28,31 @@ _SECRET = re.compile(r"(?i)(token=|bearer\s+)[^\s&\"'#;,]+")
 def redact_tokens(text: str) -> str:
     """``text`` with every ``token=...`` value and bearer token replaced by ``<redacted>``."""
     return _SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class Throttle:
+    """At most one log line per key and ``period_s``: ``__call__`` returns None to skip a
+    line, else how many lines of that key were held back since the last one (0 at first).
+    For conditions that repeat every tick (a workspace limit, refused input)."""
+
+    def __init__(self, period_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.period_s, self.clock = period_s, clock
+        self._last: dict[Hashable, float] = {}
+        self._held: dict[Hashable, int] = {}
+
+    def __call__(self, key: Hashable) -> int | None:
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.period_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+
+def held_note(held: int, period_s: float) -> str:
+    """`` (and N more in the last P s)`` after a throttled line, or nothing."""
+    return f" (and {held} more in the last {period_s:g} s)" if held else ""
 
 
 class RedactTokens(logging.Filter):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -185,3 +186,22 @@ def test_take_over_starts_from_the_measured_pose(run_bridge) -> None:
     assert late[-1].policy_info.weights_version == 7
     reply = run.cmd.send(HandBack())
     assert reply.ok and reply.mode == "rollout"
+
+
+def test_a_limit_held_for_many_ticks_is_logged_once(run_bridge, caplog) -> None:
+    """Pushing against the workspace edge for 3 s at 20 Hz: one warning, not 60."""
+    run = run_bridge(bridge_settings(rate_hz=20.0))
+    assert run.cmd.send(StartDemo()).ok
+    deadline = time.monotonic() + 3.0
+    with caplog.at_level(logging.WARNING, logger="robot_bridge.bridge"):
+        while time.monotonic() < deadline:
+            run.cmd.send(teleop([1.0, 0, 0, 0, 0, 0, 1.0]))  # full speed forward, held
+            time.sleep(0.04)
+        clipped = run.sub.wait_for(
+            lambda: (
+                (s := run.sub.last_status()) and any(e.kind == "workspace" for e in s.safety_events)
+            )
+        )
+    assert clipped
+    lines = [r.getMessage() for r in caplog.records if "safety: workspace" in r.getMessage()]
+    assert len(lines) == 1, lines

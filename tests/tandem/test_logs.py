@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.logs import LOG_CAPTURED_ENV, redact_tokens, setup_logging
+from tandem.logs import LOG_CAPTURED_ENV, Throttle, held_note, redact_tokens, setup_logging
 
 SECRET = "s3cr3t-Tok_en"
 
@@ -99,3 +99,14 @@ def test_uvicorns_own_logging_config_is_undone(
     text = path.read_text()
     assert 'GET /x?token=<redacted> HTTP/1.1" 200' in text and SECRET not in text
     assert SECRET not in capsys.readouterr().out + capsys.readouterr().err
+
+
+def test_throttle_lets_one_line_per_key_and_period_through() -> None:
+    now = [100.0]
+    throttle = Throttle(period_s=5.0, clock=lambda: now[0])
+    assert throttle("workspace") == 0  # the first line goes out
+    assert [throttle("workspace") for _ in range(49)] == [None] * 49  # 10 Hz for 4.9 s
+    assert throttle("watchdog") == 0  # another key is not held back
+    now[0] += 5.0
+    assert throttle("workspace") == 49  # the next line says how many were held back
+    assert held_note(49, 5.0) == " (and 49 more in the last 5 s)" and held_note(0, 5.0) == ""
