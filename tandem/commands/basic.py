@@ -1,4 +1,4 @@
-"""``tandem version`` and ``tandem config show``."""
+"""``tandem version`` and ``tandem config show [--role ROLE]``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import sys
 
 import tandem
 from tandem.cli_util import add_config_argument, settings_from_args
+
+ROLES = ["up", "server", "bridge", "learner"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "show", help="print the resolved settings (defaults < TOML file < environment) as JSON"
     )
     add_config_argument(show)
+    show.add_argument(
+        "--role", choices=ROLES, default=None,
+        help="resolve as that process does (learner: its network profile applied); each "
+        "process also saves what it runs with in <data_dir>/settings/<role>.json",
+    )  # fmt: skip
     show.set_defaults(func=_config_show)
 
 
@@ -29,5 +36,9 @@ def _version(args: argparse.Namespace) -> int:
 
 def _config_show(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    if args.role == "learner":
+        from learner.service.config import load_service_settings
+
+        settings = load_service_settings(args.config)[0]
     sys.stdout.write(settings.model_dump_json(indent=2) + "\n")
     return 0

@@ -13,7 +13,7 @@ import zmq
 from tandem import security
 from tandem.cli_util import add_config_argument
 from tandem.logs import setup_logging
-from tandem.settings import Settings, load_settings
+from tandem.settings import Settings, load_settings, save_role_settings
 
 log = logging.getLogger(__name__)
 EXIT_START_ERROR = 3
@@ -79,6 +79,7 @@ def _stop_on_signals() -> threading.Event:
 def _bridge(args: argparse.Namespace) -> int:
     settings = _bridge_settings(args)
     setup_logging("bridge", settings.log_level)
+    save_role_settings(settings, f"bridge-{settings.bridge.robot_id}")
     from robot_bridge.app import build_bridge
     from robot_bridge.driver import DriverError
     from robot_bridge.pacer import enable_realtime

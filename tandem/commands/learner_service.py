@@ -10,6 +10,7 @@ from pathlib import Path
 from tandem import security
 from tandem.cli_util import add_config_argument
 from tandem.logs import setup_logging
+from tandem.settings import save_role_settings
 
 log = logging.getLogger(__name__)
 HARD_EXIT_S = 60.0  # after a fatal thread failure, the process ends within this even if stuck
@@ -43,6 +44,7 @@ def _learner(args: argparse.Namespace) -> int:
 
     settings, service = load_service_settings(args.config, run_dir=args.run_dir)
     setup_logging("learner", settings.log_level)
+    save_role_settings(settings, "learner")
     security.configure(settings)
     from learner.service.supervise import EXIT_FATAL
     from learner.service.trainer import OnlineLearner

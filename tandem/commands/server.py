@@ -9,7 +9,7 @@ from typing import Any
 from tandem import security
 from tandem.cli_util import add_config_argument, settings_from_args
 from tandem.logs import setup_logging
-from tandem.settings import Settings
+from tandem.settings import Settings, save_role_settings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
             update={"server": settings.server.model_copy(update=updates)}
         )
     setup_logging("server", settings.log_level, settings.data_dir / "logs" / "server.log")
+    save_role_settings(settings, "server")
     security.configure(settings)
     app = create_app(settings, record=not args.no_record, on_login_url=print_login_url)
     uvicorn.run(app, **uvicorn_options(settings))

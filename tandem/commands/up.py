@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tandem import ports, security
 from tandem.cli_util import add_config_argument, settings_from_args
 from tandem.logs import setup_logging
-from tandem.settings import Settings, save_settings
+from tandem.settings import Settings, save_role_settings
 from tandem.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def _up(args: argparse.Namespace) -> int:
     robots = args.robot or [settings.bridge.robot]
     if _ports_taken(settings, robots, learner=not args.no_learner):
         return EXIT_PORT_TAKEN
-    save_settings(settings, settings.data_dir / "settings.json")
+    save_role_settings(settings, "up")  # each child saves its own (settings/<role>.json)
     ensure_keys(settings)
     specs = plan(settings, robots, learner=not args.no_learner, config_file=args.config)
     supervisor = Supervisor(specs, settings.data_dir / "logs", settings.data_dir / "processes.json")

@@ -114,6 +114,12 @@ def save_settings(settings: Settings, path: str | Path) -> Path:
     return path
 
 
+def save_role_settings(settings: Settings, role: str) -> Path:
+    """What a process really runs with, once resolved (a profile applied, overrides in):
+    ``<data_dir>/settings/<role>.json``, the same as ``tandem config show --role ROLE``."""
+    return save_settings(settings, Path(settings.data_dir) / "settings" / f"{role}.json")
+
+
 def _check_toml(path: Path) -> None:
     if not path.is_file():
         raise SettingsError(f"config file {str(path)!r} does not exist")

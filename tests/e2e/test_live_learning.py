@@ -133,6 +133,17 @@ def test_the_last_evaluation_batch_beats_the_first(tmp_path: Path) -> None:
         first["successes"], first["episodes"], first["weights_version"], last["successes"],
         last["episodes"], last["weights_version"], elapsed,
     )  # fmt: skip
+    check_saved_settings(up.data)
     assert first["episodes"] == last["episodes"] == EVAL_EPISODES
     assert last["weights_version"] > first["weights_version"]
     assert last["success_rate"] > first["success_rate"]
+
+
+def check_saved_settings(data: Path) -> None:
+    """Each process saved what it really ran with: the learner its profile and overrides."""
+    saved = {p.stem: json.loads(p.read_text()) for p in (data / "settings").glob("*.json")}
+    assert set(saved) == {"up", "server", "bridge-robot0", "learner"}, sorted(saved)
+    learner = saved["learner"]["learner"]
+    assert (learner["hidden_dim"], learner["bc_steps"]) == (256, 600)  # cpu profile + env
+    assert saved["bridge-robot0"]["bridge"]["sim_rate_hz"] == 40
+    assert saved["up"]["learner"]["hidden_dim"] == 1024  # up itself does not train
