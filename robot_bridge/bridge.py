@@ -38,6 +38,7 @@ from tandem.messages import (
     BridgeStatus,
     Command,
     CommandReply,
+    EndEpisode,
     EpisodeEvent,
     EpisodeKind,
     EStop,
@@ -311,6 +312,8 @@ class Bridge:
             return True, "pong"
         if isinstance(body, LabelEpisode):
             return self._on_label(body)
+        if isinstance(body, EndEpisode) and self.machine.mode is M.AWAIT_RESET:
+            return self._label_last(body)
         if isinstance(body, EStop):
             self._estop(_why("operator e-stop", body.operator, body.reason), kind="estop")
             return True, "e-stop latched"
@@ -375,6 +378,17 @@ class Bridge:
             return False, f"teleop_action stale: input {age:.3f} s old (watchdog {limit} s)"
         self.teleop.put(np.asarray(body.action, dtype=np.float64), t_input)
         return True, "ok"
+
+    def _label_last(self, body: EndEpisode) -> tuple[bool, str]:
+        """A label while awaiting reset applies to the episode that just ended (e.g. at the
+        time limit). Evaluation episodes are scored by the robot, not relabelled here."""
+        last = next(reversed(self.recent), None)
+        if last is None:
+            return False, "no episode has ended yet: nothing to label"
+        if self.recent[last] is EpisodeKind.EVALUATION:
+            return False, f"evaluation episode {last} is scored by the robot, not labelled"
+        relabel = LabelEpisode(episode_id=last, label=body.label, operator=body.operator)
+        return self._on_label(relabel)
 
     def _on_label(self, body: LabelEpisode) -> tuple[bool, str]:
         kind = self.recent.get(body.episode_id)
@@ -577,8 +591,9 @@ class Bridge:
         return BridgeStatus(
             robot_id=self.s.robot_id, robot=self.backend.name, mode=self.machine.mode,
             episode_id=ep.id if ep else None, episode_kind=ep.kind if ep else None,
-            step=ep.step if ep else 0,
+            step=ep.step if ep else 0, horizon=self.s.horizon,
             ee_pos=None if st is None else [float(x) for x in st.ee_pos],
+            ee_quat=None if st is None else [float(x) for x in st.ee_quat],
             gripper=None if st is None else float(st.gripper), link_ok=self.backend.link_ok,
             policy_ready=self.policy.ready, weights_version=self.policy.version,
             weights_lag=getattr(self.policy, "lag", None),

@@ -13,7 +13,10 @@ released) goes as ``action=None`` and clears the bridge's pending action;
 ``ack``. ``estop`` works for every logged-in user without the lease;
 ``clear_estop`` needs an operator (no lease). The lease expires after
 ``teleop.lease_timeout_s`` without input and is released when the socket
-closes. ``ping`` is answered with ``pong`` at once.
+closes. ``ping`` is answered with ``pong`` at once. Input that would move the
+robot while its last reported mode is not teleop or intervention is not
+forwarded (the bridge would refuse it): the client gets an ``error`` saying why,
+at most once a second.
 
 Query parameters: ``robot`` (robot id; default: the first bridge), ``token``.
 """
@@ -40,6 +43,7 @@ from tandem.clock import ClockOffset
 from tandem.messages import (
     ClearEStop,
     CommandBody,
+    ControlMode,
     EndEpisode,
     EStop,
     HandBack,
@@ -77,6 +81,15 @@ router = APIRouter(tags=["control"])
 OUTBOX_LIMIT = 256
 WATCHDOG_PERIOD_S = 0.1
 NOT_HOLDING_ERROR_EVERY_S = 1.0
+INPUT_REFUSED_EVERY_S = 1.0
+HUMAN_DRIVEN = {ControlMode.TELEOP, ControlMode.INTERVENTION}
+# What to do about input refused in each mode, for the operator.
+MODE_HINTS = {
+    ControlMode.IDLE: "press Start demo to drive",
+    ControlMode.ROLLOUT: "hold Take over to drive",
+    ControlMode.AWAIT_RESET: "label the episode, then press Reset done",
+    ControlMode.ESTOP: "clear the e-stop first",
+}
 NO_LEASE_COMMANDS = {"estop", "clear_estop"}
 
 
@@ -131,6 +144,7 @@ class _Client:
     had_lease: bool = False
     session_id: int | None = None
     last_not_holding_error: float = 0.0
+    last_input_refused: float = 0.0
     clock: ClockOffset = field(default_factory=ClockOffset)  # browser ms / 1000 -> monotonic
     driving: bool = False  # the last action sent to the bridge moved the robot
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -313,7 +327,25 @@ def _input(client: _Client, msg: GamepadInput | KeyboardInput | XRInput | XREven
     t_input = client.clock.local(msg.t_input / 1000.0, time.monotonic())
     if mapped.action is None and not client.driving:
         return
+    if mapped.action is not None and _refuse_input(client, msg.seq):
+        return
     _forward(client, mapped.action, t_input, msg.seq)
+
+
+def _refuse_input(client: _Client, seq: int) -> bool:
+    """True when the robot's last reported mode refuses teleop input; tells the client why
+    (at most once per ``INPUT_REFUSED_EVERY_S``). Without a status the bridge decides."""
+    status = client.state.link.status(client.robot)
+    if status is None or status.mode in HUMAN_DRIVEN:
+        return False
+    now = time.monotonic()
+    if now - client.last_input_refused >= INPUT_REFUSED_EVERY_S:
+        client.last_input_refused = now
+        mode = status.mode
+        hint = MODE_HINTS.get(mode, "the robot only moves in teleop or intervention")
+        message = f"input refused: the robot is in {mode.value.replace('_', ' ')}; {hint}"
+        client.send(ErrorReply(message=message, ref_seq=seq))
+    return True
 
 
 def _forward(client: _Client, act: list[float] | None, t_input: float, seq: int) -> None:

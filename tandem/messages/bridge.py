@@ -177,6 +177,7 @@ class BridgeStatus(Message):
     episode_id: str | None = None
     episode_kind: EpisodeKind | None = None
     step: int = 0
+    horizon: int | None = Field(None, description="Episode step limit (the time limit), steps.")
     ee_pos: list[float] | None = Field(None, description="End-effector position, m, base frame.")
     ee_quat: list[float] | None = Field(
         None, description="End-effector orientation quaternion (w, x, y, z), base frame."

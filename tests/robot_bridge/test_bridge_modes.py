@@ -100,6 +100,23 @@ def test_time_limit_truncates(run_bridge) -> None:
     assert all(s.action_source == "hold" for s in steps)
 
 
+def test_label_while_awaiting_reset_applies_to_the_episode_that_ended(run_bridge) -> None:
+    """An episode that hit the time limit is labelled from await_reset with the same
+    success/failure/discard commands used during it; the status reports the limit."""
+    run = run_bridge(bridge_settings(rate_hz=50.0, horizon=5))
+    status = run.sub.wait_for(run.sub.last_status)
+    assert status.horizon == 5 and len(status.ee_quat) == 4
+    assert not run.cmd.send(EndEpisode(label="success")).ok  # idle: nothing ended yet
+    assert run.cmd.send(StartDemo()).ok
+    end = run.sub.wait_for(lambda: run.sub.events("end"), timeout=5)[0]
+    assert end.reason == "time_limit" and end.outcome is None
+    reply = run.cmd.send(EndEpisode(label="success", operator="ann"))
+    assert reply.ok and reply.mode == "await_reset", reply.reason
+    label = run.sub.wait_for(lambda: run.sub.events("label"))[0]
+    assert label.episode_id == end.episode_id and label.outcome == "success"
+    assert label.operator == "ann"
+
+
 def test_illegal_transitions_are_refused_with_a_reason(run_bridge) -> None:
     run = run_bridge(expert=False)
     for body in (TakeOver(), HandBack(), ResetDone(), ClearEStop(), EndEpisode(label="success")):

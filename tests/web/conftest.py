@@ -7,9 +7,10 @@ directory, SQLite database and a learner-metrics endpoint of its own. Tests
 observe the robot through the server (``/api/robots``) and reset it between
 tests with an e-stop and clear.
 
-``page`` opens a fresh browser context logged in as the default operator,
-fails the test on any page error or console error, and saves a screenshot
-to ``tests/web/artifacts/<test>.png`` (git-ignored). Chromium is Debian's
+``open_stack`` builds it; a test module may override ``stack`` with one of its
+own (e.g. a short episode limit). ``page`` opens a fresh browser context logged
+in as the default operator, fails the test on any page error or console error,
+and saves a screenshot to ``tests/web/artifacts/<test>.png`` (git-ignored). Chromium is Debian's
 (``$CHROMIUM`` or ``/usr/bin/chromium``); when it is missing the fixture fails
 with instructions, it never skips.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -43,15 +45,15 @@ from tests.web.harness import (
 )
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("web-stack")
+@contextlib.contextmanager
+def open_stack(root: Path, horizon: int = 2000) -> Iterator[Stack]:
+    """A sim bridge (episode limit ``horizon`` steps) and the real server, until closed."""
     data_dir = root / "data"
     pub, cmd = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     metrics = f"tcp://127.0.0.1:{free_port()}"
     port = free_port()
     bridge_log = root / "bridge.log"
-    bridge = start_bridge(pub, cmd, data_dir, bridge_log)
+    bridge = start_bridge(pub, cmd, data_dir, bridge_log, horizon)
     settings = load_settings(
         data_dir=data_dir,
         server={
@@ -89,6 +91,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         except subprocess.TimeoutExpired:
             bridge.kill()
             bridge.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with open_stack(tmp_path_factory.mktemp("web-stack")) as st:
+        yield st
 
 
 @pytest.fixture

@@ -117,11 +117,14 @@ class Stack:
         self.wait_status(lambda s: s["mode"] == "idle", 10, "mode idle")
 
 
-def start_bridge(pub: str, cmd: str, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def start_bridge(
+    pub: str, cmd: str, data_dir: Path, log_path: Path, horizon: int = 2000
+) -> subprocess.Popen[bytes]:
+    """The sim bridge; by default episodes end by the tests' labels, not by time (``horizon``)."""
     env = {
         **os.environ,
         "TANDEM_DATA_DIR": str(data_dir),
-        "TANDEM_BRIDGE__HORIZON": "2000",  # episodes end by the tests' labels, not by time
+        "TANDEM_BRIDGE__HORIZON": str(horizon),
         "TANDEM_BRIDGE__SEED": "0",
     }
     args = [sys.executable, "-m", "tandem", "bridge", "--robot", "sim:lift", "--policy", "expert"]

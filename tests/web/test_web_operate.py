@@ -1,16 +1,20 @@
-"""Operate page against the sim bridge: gamepad teleop, take-over, labels, reset done."""
+"""Operate page against the sim bridge: gamepad teleop, take-over, labels, reset done,
+buttons that say why they are disabled, refused input that says why."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.devices import install_gamepad, set_pad
-from tests.web.harness import Stack, wait_for
+from tests.web.harness import REPO, Stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+DOCS = REPO / "docs"
 
 RB = 5  # the deadman button of the standard mapping (teleop.deadman_button)
 LEFT_STICK_UP = [0.0, -1.0, 0.0, 0.0]  # standard mapping: y is positive down
@@ -143,9 +147,97 @@ def test_estop_latches_and_clears_from_the_dashboard(page: Page, robot: Stack) -
     robot.wait_status(lambda s: s["mode"] == "estop", 10, "mode estop")
     expect(page.locator("#mode")).to_have_attribute("data-mode", "estop")
     expect(page.locator("#estop")).to_have_class("estop latched")
-    page.click("#start-demo")  # refused while latched
-    expect(page.locator("#toast")).to_contain_text("start demo")
-    assert robot.status()["mode"] == "estop"  # type: ignore[index]
+    expect(page.locator("#start-demo")).to_be_disabled()  # nothing starts while latched
+    expect(page.locator("#why-disabled")).to_contain_text(
+        "Start demo, Start rollout, Take over, Success, Failure, Discard, Reset done: "
+        "the e-stop is latched: clear it first"
+    )
     page.click("#clear-estop")
     robot.wait_status(lambda s: s["mode"] == "idle", 10, "mode idle")
     expect(page.locator("#clear-estop")).to_be_hidden()
+
+
+def why(page: Page, *ids: str) -> Any:
+    """The line that says why these buttons (together) are disabled."""
+    return page.locator(f'#why-disabled li[data-for="{" ".join(ids)}"]')
+
+
+def test_buttons_are_enabled_by_mode_and_say_why_not(page: Page, robot: Stack) -> None:
+    open_operate(page)
+    expect(page.locator("#mode")).to_have_attribute("data-mode", "idle")
+    for button in ("#success", "#failure", "#discard", "#reset-done", "#takeover"):
+        expect(page.locator(button)).to_be_disabled()
+    labels = why(page, "success", "failure", "discard")
+    expect(labels).to_have_text(
+        "Success, Failure, Discard: only while an episode runs or in await reset"
+    )
+    expect(why(page, "reset-done")).to_have_text(
+        "Reset done: only in await reset, after an episode"
+    )
+    expect(why(page, "takeover")).to_have_text("Take over: only during a rollout")
+    expect(page.locator("#start-demo")).to_be_enabled()  # pressing it takes control first
+
+    # Control held on another page: this one cannot start anything, and says so.
+    other = page.context.new_page()
+    other.goto("/")
+    other.click("#claim")
+    expect(other.locator("#lease")).to_have_text("You have control")
+    expect(page.locator("#start-demo")).to_be_disabled()
+    expect(why(page, "start-demo", "start-rollout")).to_have_text(
+        "Start demo, Start rollout: you have control on another page"
+    )
+    page.screenshot(path=str(DOCS / "operate_disabled_reasons.png"))
+    other.close()
+    expect(page.locator("#start-demo")).to_be_enabled()
+
+    # During a demo the labels work and starting another episode does not.
+    start(page, robot, "#start-demo", "teleop")
+    expect(page.locator("#success")).to_be_enabled()
+    expect(why(page, "start-demo", "start-rollout")).to_have_text(
+        "Start demo, Start rollout: an episode is running: label it first"
+    )
+
+
+def test_refused_input_says_why_and_nothing_reaches_the_bridge(page: Page, robot: Stack) -> None:
+    log_before = robot.bridge_log.read_text().count("teleop_action refused")
+    open_operate(page)
+    refused = page.locator("#input-refused")
+    expect(refused).to_be_hidden()
+    page.keyboard.down("KeyW")  # without control: the page does not send it
+    expect(refused).to_have_text("Keys ignored: take control first (Take control, or Start demo)")
+    page.keyboard.up("KeyW")
+    page.click("#claim")
+    expect(page.locator("#lease")).to_have_text("You have control")
+    page.keyboard.down("KeyW")  # with control, in idle: the server refuses it
+    expect(refused).to_have_text("Input refused: the robot is in idle; press Start demo to drive")
+    page.screenshot(path=str(DOCS / "operate_input_refused.png"))
+    page.keyboard.up("KeyW")
+    expect(refused).to_be_hidden()  # the notice goes once the input stops
+    assert robot.status()["mode"] == "idle"  # type: ignore[index]
+    # The server did not forward it, so the bridge logged no refusal.
+    assert robot.bridge_log.read_text().count("teleop_action refused") == log_before
+    # Driving is allowed in a demo: the notice does not come back.
+    start(page, robot, "#start-demo", "teleop")
+    before = ee(robot.wait_steps(2))
+    page.keyboard.down("KeyE")
+    robot.wait_status(lambda s: ee(s)[2] - before[2] > 0.02, 20, "the end effector to rise")
+    page.keyboard.up("KeyE")
+    expect(refused).to_be_hidden()
+
+
+def test_robot_panel_shows_step_limit_gripper_and_orientation(page: Page, robot: Stack) -> None:
+    open_operate(page)
+    start(page, robot, "#start-demo", "teleop")
+    expect(page.locator("#step")).to_have_text(re.compile(r"^\d+ / 2000$"))
+    expect(page.locator("#gripper")).to_have_text(re.compile(r"^open \(\d+ %\)$"))
+    rpy = page.locator("#ee-rpy")
+    expect(rpy).to_have_text(re.compile(r"^roll -?\d+\.\d° {2}pitch -?\d+\.\d° {2}yaw -?\d+\.\d°$"))
+    before = rpy.inner_text()
+    page.keyboard.down("ArrowLeft")  # +yaw
+    expect(rpy).not_to_have_text(before, timeout=20_000)
+    page.keyboard.up("ArrowLeft")
+    page.keyboard.down("Space")  # close the gripper (held for a few control ticks)
+    expect(page.locator("#gripper")).to_have_text(re.compile(r"^closed "), timeout=20_000)
+    page.keyboard.up("Space")
+    expect(page.locator("#keymap")).to_be_visible()
+    expect(page.locator("#keymap")).to_contain_text("1 success · 2 failure · 3 discard")

@@ -12,11 +12,14 @@ export function nowMs() {
   return performance.timeOrigin + performance.now();
 }
 
+const INPUT_SEQS_KEPT = 64; // recent device-input seqs, to tell refused input from other errors
+
 /**
  * Events (all optional callbacks in `handlers`):
  *   onlease({holder, you_hold, expires_in_s}), onack(ack), onerror(text),
- * command() always resolves (never rejects) to {ok, reason, ...}.
+ *   oninputrefused(text): an `error` answering device input (falls back to onerror),
  *   onrtt(ms), onopen(), onclose().
+ * command() always resolves (never rejects) to {ok, reason, ...}.
  */
 export class ControlClient {
   constructor(handlers = {}) {
@@ -26,6 +29,7 @@ export class ControlClient {
     this.rttMs = null;
     this.lastInputMs = null;
     this.pending = new Map();
+    this.inputSeqs = new Set();
     this.wantLease = false;
     this.socket = new Socket(
       "/ws/control",
@@ -78,7 +82,9 @@ export class ControlClient {
         this.handlers.onack?.(msg);
         break;
       case "error":
-        this.handlers.onerror?.(msg.message);
+        if (this.inputSeqs.has(msg.ref_seq) && this.handlers.oninputrefused)
+          this.handlers.oninputrefused(msg.message);
+        else this.handlers.onerror?.(msg.message);
         if (msg.ref_seq != null)
           this.settle({ ref_seq: msg.ref_seq, ok: false, reason: msg.message });
         break;
@@ -124,7 +130,13 @@ export class ControlClient {
   /** Send raw device input: type is "gamepad", "keyboard", "xr" or "xr_event". */
   input(type, body) {
     const t = nowMs();
-    if (this.send(type, { ...body, t_input: t }) !== null) this.lastInputMs = t;
+    const seq = this.send(type, { ...body, t_input: t });
+    if (seq === null) return;
+    this.lastInputMs = t;
+    this.inputSeqs.add(seq);
+    if (this.inputSeqs.size > INPUT_SEQS_KEPT) {
+      this.inputSeqs.delete(this.inputSeqs.values().next().value); // the oldest
+    }
   }
 
   close() {

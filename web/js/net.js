@@ -7,6 +7,11 @@ export function sessionToken() {
   return localStorage.getItem(SESSION_KEY);
 }
 
+/** Keep the session token for REST calls (the login response also sets the cookie). */
+export function storeSession(token) {
+  localStorage.setItem(SESSION_KEY, token);
+}
+
 /**
  * Exchange a one-time `?token=` from the URL for a session token, store it and
  * strip the token from the address bar. Resolves to the session token (or null).
@@ -24,7 +29,7 @@ export async function login() {
     });
     if (res.ok) {
       const body = await res.json();
-      localStorage.setItem(SESSION_KEY, body.token);
+      storeSession(body.token);
     } else {
       throw new ApiError(res.status, await errorText(res));
     }

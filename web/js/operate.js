@@ -1,4 +1,6 @@
 // Operate page: cameras, mode, e-stop, episode commands, control lease, device input, latency.
+// Buttons work only in the modes that allow them and say why not; an ended episode says how
+// it ended and how to label it; refused input says why (js/operate_view.js).
 
 import { setLink, startPage } from "./common.js";
 import { CameraView } from "./camera.js";
@@ -8,12 +10,25 @@ import { EvalControls } from "./evals.js";
 import { learnerStatus } from "./learner.js";
 import { api } from "./net.js";
 import { ProcessesPanel } from "./processes.js";
+import {
+  BUTTONS,
+  buttonReasons,
+  endMessage,
+  gripperText,
+  orientationText,
+  reasonLines,
+  stepText,
+} from "./operate_view.js";
 import { Telemetry } from "./telemetry.js";
 import { $, fmt, fmtMs, h, showMode, toast } from "./ui.js";
 
 const PAD_SEND_PERIOD_MS = 33; // ~30 Hz of gamepad samples while holding the lease
 const KEY_REPEAT_MS = 100; // keep held keys fresh for the server's input watchdog
 const HEARTBEAT_MS = 1000; // an empty keyboard sample keeps the lease of an idle, visible page
+const REFUSED_SHOWN_MS = 2500; // a refused-input notice stays this long after the last refusal
+const HUMAN_DRIVEN = ["teleop", "intervention"];
+// Keyboard shortcuts for labels (KeyboardEvent.code -> button id).
+const LABEL_KEYS = { Digit1: "success", Digit2: "failure", Digit3: "discard" };
 const DEADMAN_BUTTON = 5; // RB: hold-to-move (teleop.deadman_button); during a rollout, take over
 // Buttons the mapping leaves free (teleop/gamepad.py) act as episode commands on press.
 const PAD_COMMANDS = {
@@ -44,22 +59,35 @@ const page = {
   padPressed: [],
   evalControls: null,
   tookOverEval: false, // a take-over ends an evaluation episode: nothing to hand back
+  user: null, // the logged-in user's name
+  ended: null, // episode_summary of the episode that ended last (with its latest label)
+  refusedUntil: 0, // the refused-input notice is shown until then (nowMs)
 };
 // Read-only handle for the browser console and the browser tests.
 window.tandem = page;
 
 async function main() {
-  await startPage();
+  page.user = (await startPage())?.name ?? null;
   page.control = new ControlClient({
     onlease: showLease,
     onerror: (text) => toast(text, { error: true }),
-    onopen: () => setLink(true),
+    oninputrefused: showRefused,
+    onopen: () => {
+      setLink(true);
+      showButtons();
+    },
     onclose: () => {
       setLink(false);
       showLease({ holder: null, you_hold: false });
     },
   });
-  new Telemetry({ state: onState, metrics: onMetrics });
+  new Telemetry({
+    state: onState,
+    metrics: onMetrics,
+    episode_start: onEpisodeStart,
+    episode_summary: onEpisodeSummary,
+    episode_label: onEpisodeLabel,
+  });
   page.processes = new ProcessesPanel($("processes"));
   page.evalControls = new EvalControls($("eval-controls"), {
     robot: () => page.status?.robot_id ?? null,
@@ -69,6 +97,7 @@ async function main() {
   wireTakeover();
   page.keyboard = new KeyboardInput(onKeys);
   new GamepadPoller(onPad);
+  showButtons();
   setInterval(tick, 100);
 }
 
@@ -80,6 +109,43 @@ function showLease(lease) {
       : "Nobody has control";
   $("claim").hidden = Boolean(lease.you_hold);
   $("release").hidden = !lease.you_hold;
+  showButtons();
+}
+
+/** Enable the episode buttons that work now; say why the others do not. */
+function showButtons() {
+  const reasons = buttonReasons({
+    connected: page.control.connected,
+    status: page.status,
+    lease: page.control.lease,
+    user: page.user,
+    lastKind: page.ended?.episode_kind ?? null,
+  });
+  for (const { id, label } of BUTTONS) {
+    const button = $(id);
+    // A held take-over button stays live, so that letting go of it hands back.
+    button.disabled = Boolean(reasons[id]) && !(id === "takeover" && page.takeoverHeld);
+    button.title = reasons[id] ? `${label}: ${reasons[id]}` : "";
+  }
+  const lines = reasonLines(reasons).map(({ ids, text }) =>
+    h("li", { "data-for": ids.join(" ") }, text),
+  );
+  $("why-disabled").replaceChildren(...lines);
+}
+
+/** Show why device input was refused (by the server, or here without the lease). */
+function showRefused(text) {
+  const el = $("input-refused");
+  el.textContent = text.charAt(0).toUpperCase() + text.slice(1);
+  el.hidden = false;
+  page.refusedUntil = nowMs() + REFUSED_SHOWN_MS;
+}
+
+/** Input this page does not send: nobody gave it the lease. */
+function refuseLocally(what) {
+  const holder = page.control.lease.holder;
+  const who = holder ? `${holder} has control` : "take control first (Take control, or Start demo)";
+  showRefused(`${what} ignored: ${who}`);
 }
 
 /** Claim the lease if this page does not hold it; resolves to true once held. */
@@ -127,6 +193,13 @@ function wireButtons() {
   for (const [id, name] of Object.entries(commands)) {
     $(id).addEventListener("click", () => runCommand(name));
   }
+  window.addEventListener("keydown", (ev) => {
+    const id = LABEL_KEYS[ev.code];
+    const target = ev.target;
+    if (!id || ev.repeat || target instanceof HTMLInputElement) return;
+    if ($(id).disabled) toast($(id).title, { error: true });
+    else runCommand(commands[id]);
+  });
   $("claim").addEventListener("click", () => page.control.claim());
   $("release").addEventListener("click", () => page.control.release());
 }
@@ -147,6 +220,7 @@ function wireTakeover() {
     page.takeoverHeld = false;
     button.classList.remove("held");
     handBack();
+    showButtons();
   };
   button.addEventListener("pointerdown", press);
   button.addEventListener("pointerup", letGo);
@@ -169,7 +243,10 @@ function onPad(pad, changed) {
     .join(" ");
   $("device-input").textContent = `${held.filter(Boolean).join("+") || "no buttons"} | ${axes}`;
   const now = nowMs();
-  if (!page.control.lease.you_hold) return;
+  if (!page.control.lease.you_hold) {
+    if (pad.buttons[DEADMAN_BUTTON]?.pressed) refuseLocally("Gamepad");
+    return;
+  }
   if (!changed && now - page.padSentAt < PAD_SEND_PERIOD_MS) return;
   page.padSentAt = now;
   page.control.input("gamepad", {
@@ -229,7 +306,10 @@ function onKeys(keys) {
 }
 
 function sendKeys(keys) {
-  if (!page.control.lease.you_hold) return;
+  if (!page.control.lease.you_hold) {
+    if (keys.length) refuseLocally("Keys");
+    return;
+  }
   page.keysSentAt = nowMs();
   page.control.input("keyboard", { keys });
 }
@@ -243,9 +323,16 @@ function onState(msg) {
   $("clear-estop").hidden = !estopped;
   $("robot").textContent = `${msg.robot_id ?? "—"} (${msg.robot ?? "?"})`;
   $("episode").textContent = msg.episode_id ? `${msg.episode_kind ?? ""} ${msg.episode_id}` : "—";
-  $("step").textContent = msg.episode_id ? String(msg.step) : "—";
+  $("step").textContent = stepText(msg);
   $("ee").textContent = msg.ee_pos ? msg.ee_pos.map((x) => fmt(x, 3)).join(", ") : "—";
-  $("gripper").textContent = fmt(msg.gripper, 2);
+  $("ee-rpy").textContent = orientationText(msg.ee_quat);
+  $("gripper").textContent = gripperText(msg.gripper);
+  if (HUMAN_DRIVEN.includes(msg.mode)) {
+    page.refusedUntil = 0;
+    $("input-refused").hidden = true;
+  }
+  showButtons();
+  showEnded();
   const version = msg.weights_version ?? null;
   const policy = !msg.policy_ready
     ? "none loaded"
@@ -253,6 +340,41 @@ function onState(msg) {
       ? "ready"
       : `weights v${version}` + (msg.weights_lag ? ` (${msg.weights_lag} behind)` : "");
   $("policy").textContent = policy;
+}
+
+function ours(msg) {
+  return !page.status || msg.robot_id === page.status.robot_id;
+}
+
+function onEpisodeStart(msg) {
+  if (ours(msg)) page.ended = null;
+  showEnded();
+}
+
+function onEpisodeSummary(msg) {
+  if (!ours(msg)) return;
+  page.ended = { ...msg };
+  showEnded();
+  showButtons();
+}
+
+function onEpisodeLabel(msg) {
+  if (page.ended?.episode_id !== msg.episode_id) return;
+  page.ended.outcome = msg.outcome;
+  showEnded();
+}
+
+/** While the robot waits for a reset (or is stopped), say how the last episode ended. */
+function showEnded() {
+  const el = $("episode-end");
+  const mode = page.status?.mode;
+  el.hidden = mode !== "await_reset" && !(mode === "estop" && page.ended);
+  if (el.hidden) return;
+  const { text, needsLabel } = page.ended
+    ? endMessage(page.ended, page.status?.horizon)
+    : { text: "Episode ended. Label it if needed, then press Reset done.", needsLabel: false };
+  el.textContent = text;
+  el.classList.toggle("warn", needsLabel);
 }
 
 /** Learner metrics rows: say what the learner is doing or waiting for. */
@@ -287,6 +409,10 @@ function tick() {
   $("input-age").textContent = sent ? fmtMs(nowMs() - sent) : "—";
   $("frame-age").textContent = fmtMs(page.frameAgeMs);
   $("device").textContent = page.device;
+  if (page.refusedUntil && nowMs() > page.refusedUntil) {
+    page.refusedUntil = 0;
+    $("input-refused").hidden = true;
+  }
 }
 
 main();

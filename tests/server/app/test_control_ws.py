@@ -174,7 +174,7 @@ def test_gamepad_input_reaches_bridge_as_teleop_action(
 def test_keyboard_and_xr_inputs_are_mapped(
     client: TestClient, tokens: dict[str, str], bridge: FakeBridge
 ) -> None:
-    bridge.publish_status()
+    bridge.publish_status(mode=ControlMode.TELEOP)
     wait_until(lambda: client.app.state.tandem.link.status(None), what="bridge status")  # type: ignore[attr-defined]
     with connect(client, tokens["op"]) as ws:
         ws.receive_json()
@@ -190,6 +190,30 @@ def test_keyboard_and_xr_inputs_are_mapped(
         send(ws, 10, "ping", t_client=now_ms())
         recv_type(ws, "pong")
         wait_until(lambda: len(bridge.received) > before, what="an XR-driven action")
+
+
+def test_input_in_idle_is_refused_with_the_reason_once_a_second(
+    client: TestClient, tokens: dict[str, str], bridge: FakeBridge
+) -> None:
+    bridge.publish_status()  # idle
+    link = client.app.state.tandem.link  # type: ignore[attr-defined]
+    wait_until(lambda: link.status(None), what="bridge status")
+    with connect(client, tokens["op"]) as ws:
+        ws.receive_json()
+        claim(ws)
+        for seq in range(2, 7):
+            send(ws, seq, "keyboard", keys=["KeyW"], t_input=now_ms())
+        send(ws, 9, "ping", t_client=now_ms())
+        replies = []
+        while (msg := ws.receive_json())["type"] != "pong":
+            replies.append(msg)
+        errors = [m for m in replies if m["type"] == "error"]
+        assert len(errors) == 1, replies  # five refused inputs, one message
+        assert errors[0]["ref_seq"] == 2
+        assert errors[0]["message"] == (
+            "input refused: the robot is in idle; press Start demo to drive"
+        )
+    assert not bridge.wait_for("teleop_action", timeout=0.2)
 
 
 def test_input_without_lease_is_refused(
