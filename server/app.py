@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -36,6 +35,7 @@ from server.bridge_link import BridgeError, BridgeLink, finite_json
 from server.deps import AppState
 from server.fanout import Hubs
 from server.lease import LeaseTable
+from server.login_links import login_base
 from server.ratelimit import LoginLimiter
 from server.routers import (
     auth,
@@ -200,12 +200,8 @@ def _reset_sink(store: EpisodeStore) -> Callable[[str, float, float], Any]:
 
 def _login_url(settings: Settings, store: EpisodeStore) -> str:
     operator, token = store.ensure_default_operator(ttl_s=settings.server.login_token_ttl_s)
-    host = settings.server.host
-    if host in ("0.0.0.0", "::", ""):  # listening everywhere: name this machine instead
-        host = socket.gethostname()
-    base = settings.server.public_url or f"http://{host}:{settings.server.port}"
     log.info("default operator: %s", operator.name)
-    return f"{base.rstrip('/')}/login?token={token}"
+    return f"{login_base(settings.server)}/login?token={token}"
 
 
 def _add_error_handlers(app: FastAPI) -> None:

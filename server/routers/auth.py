@@ -13,6 +13,7 @@ from server.auth import COOKIE_NAME, User, resolve_user, token_from
 from server.db.models import Role
 from server.db.schemas import OperatorOut
 from server.deps import CurrentUser, LoginLimiterDep, OperatorUser, SettingsDep, StoreDep
+from server.login_links import is_loopback, issue_login_url, login_base
 from server.responses import CONFLICT, LOGIN, OPERATOR, ErrorOut
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,15 @@ class TokenOut(BaseModel):
     token: str = Field(description="Bearer token; also set as the tandem_token cookie.")
     expires_in_s: float
     user: UserOut
+
+
+class DeviceLinkOut(BaseModel):
+    url: str = Field(description="One-time login link: opens the dashboard logged in, once.")
+    expires_in_s: float = Field(description="The link stops working after this many seconds.")
+    local_only: bool = Field(
+        description="The link names a loopback address: only this machine can open it "
+        "(set server.public_url or listen on 0.0.0.0 for a headset or tablet)."
+    )
 
 
 class NewOperator(BaseModel):
@@ -139,6 +149,19 @@ def list_operators(user: OperatorUser, store: StoreDep) -> list[OperatorOut]:
 def create_operator(body: NewOperator, user: OperatorUser, store: StoreDep) -> OperatorOut:
     """Create an operator or viewer account (operators only; 409 if the name exists)."""
     return store.create_operator(body.name, body.role, body.password)
+
+
+@router.post("/device-link", response_model=DeviceLinkOut, responses=OPERATOR)
+def device_link(
+    request: Request, user: OperatorUser, store: StoreDep, settings: SettingsDep
+) -> DeviceLinkOut:
+    """A fresh one-time login link for the calling operator, to open on a second device
+    (headset, tablet): the dashboard shows it as a QR code."""
+    ttl = settings.server.login_token_ttl_s
+    seen = f"{request.url.scheme}://{request.url.netloc}"
+    url = issue_login_url(store, user.id, ttl, login_base(settings.server, seen))
+    log.info("device login link issued for %s", user.name)
+    return DeviceLinkOut(url=url, expires_in_s=ttl, local_only=is_loopback(url))
 
 
 @page_router.get(

@@ -15,16 +15,44 @@ const PALETTE = [
   "#c0c6cf",
 ];
 
-/** Chart groups, first match wins; metric names are documented in docs/metrics.md. */
+/**
+ * Chart groups, first match wins; metric names are documented in docs/metrics.md. One unit
+ * per chart (its y-axis label): rates in [0, 1] never share an axis with counts.
+ */
 export const GROUPS = [
-  { id: "success", title: "Success rate & return", match: /success|return/i },
-  { id: "intervention", title: "Intervention rate", match: /interven/i },
-  { id: "ibrl", title: "IL proposal selected (IBRL)", match: /bc_selected|selected_frac|^ibrl\//i },
-  { id: "q", title: "Q values & critic loss", match: /(^|[/_])q($|[/_])|critic|td_error|td\//i },
-  { id: "rate", title: "Updates per second", match: /per_s(ec)?$|\/s$|fps|throughput/i },
-  { id: "buffer", title: "Buffer sizes", match: /buffer|replay/i },
-  { id: "weights", title: "Weights version & lag", match: /weights|version|lag/i },
-  { id: "other", title: "Other metrics", match: /.*/ },
+  { id: "success", title: "Success rate", unit: "fraction", match: /success/i },
+  { id: "return", title: "Episode return", unit: "return", match: /return/i },
+  {
+    id: "intervention",
+    title: "Intervention rate",
+    unit: "fraction",
+    match: /interven\w*_(rate|frac)|episodes_with_intervention/i,
+  },
+  {
+    id: "ibrl",
+    title: "IL proposal selected (IBRL)",
+    unit: "fraction",
+    match: /bc_selected|selected_frac|^ibrl\//i,
+  },
+  {
+    id: "episodes",
+    title: "Episodes & interventions recorded",
+    unit: "count",
+    match: /^data\/\w*(episodes|segments)$|^hil\/refits$|^hil\/refit_failed$/i,
+  },
+  { id: "steps", title: "Human & demo steps", unit: "steps", match: /^(data|hil)\/\w*_steps$/i },
+  { id: "q", title: "Q values", unit: "Q", match: /(^|[/_])q($|[/_])|q_mean|target_mean/i },
+  { id: "loss", title: "Losses", unit: "loss", match: /loss|td_error|^td\//i },
+  {
+    id: "rate",
+    title: "Updates per second",
+    unit: "per s",
+    match: /per_s(ec)?$|\/s$|fps|throughput/i,
+  },
+  { id: "buffer", title: "Buffer sizes", unit: "transitions", match: /buffer|replay_size/i },
+  { id: "weights", title: "Weights version & lag", unit: "version", match: /weights|version|lag/i },
+  { id: "seconds", title: "Durations", unit: "s", match: /_s$|seconds$/i },
+  { id: "other", title: "Other metrics", unit: "", match: /.*/ },
 ];
 
 export function groupOf(name) {
@@ -47,6 +75,60 @@ export const X_AXES = {
   env_steps: { label: "env steps", time: false },
   weights_version: { label: "weights version", time: false },
 };
+
+// Tick steps of a time axis, s: never below a second (an empty or one-point chart once
+// showed sub-second ticks), and far enough apart that labels do not overlap.
+const TIME_INCRS = [
+  1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+  2 * 86400, 7 * 86400, 30 * 86400,
+];
+// Tick steps of a count axis (env steps, versions, rollout steps): whole numbers.
+const COUNT_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5]
+  .concat([2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7, 5e7, 1e8]);
+const pad2 = (n) => String(n).padStart(2, "0");
+
+/** Tick labels of a time axis: "14:05" (or "14:05:30" under a minute apart), the date
+ * only where the day changes ("3 May 14:05"). */
+export function timeLabels(splits, incr) {
+  let lastDay = null;
+  return splits.map((t) => {
+    const d = new Date(t * 1000);
+    const day = d.toDateString();
+    let text = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+    if (incr < 60) text += `:${pad2(d.getSeconds())}`;
+    if (incr >= 86400) text = "";
+    if (day !== lastDay && (lastDay !== null || incr >= 3600)) {
+      const date = d.toLocaleDateString(undefined, { day: "numeric", month: "short" });
+      text = text ? `${date} ${text}` : date;
+    }
+    lastDay = day;
+    return text;
+  });
+}
+
+/** An x range that is never empty: one point gets a minute (or ±1 step) around it. */
+function xRange(time) {
+  return (u, min, max) => {
+    if (min === null || max === null) {
+      const now = Date.now() / 1000;
+      return time ? [now - 60, now] : [0, 10];
+    }
+    if (max - min < (time ? 60 : 1)) return time ? [min - 30, max + 30] : [min - 1, max + 1];
+    return [min, max];
+  };
+}
+
+/** uPlot x scale and axis for a time axis or a count axis (env steps, versions, steps). */
+export function xAxisOptions(time, label) {
+  const axis = { stroke: "#9aa4b2", label, labelSize: 18, space: time ? 90 : 60 };
+  if (time) {
+    axis.incrs = TIME_INCRS;
+    axis.values = (u, splits, ax, space, incr) => timeLabels(splits, incr);
+  } else {
+    axis.incrs = COUNT_INCRS;
+  }
+  return { scale: { time, range: xRange(time) }, axis };
+}
 
 /**
  * One uPlot chart whose series appear as metric names arrive. Each row keeps its wall time
@@ -114,14 +196,19 @@ export class MetricChart {
     } else {
       this.plot.setData(this.data());
     }
+    this.showLatest();
   }
 
   options() {
     const axis = X_AXES[this.axis];
+    const x = xAxisOptions(axis.time, axis.label);
+    const unit = this.group.unit;
+    const y = unit === "fraction" ? { range: [0, 1] } : {};
+    const title = unit ? `${this.group.title} (${unit})` : this.group.title;
     return {
-      title: this.group.title,
+      title,
       ...sizeOf(this.el, 220),
-      scales: { x: { time: axis.time } },
+      scales: { x: x.scale, y },
       series: [
         { label: axis.label },
         ...this.names.map((name, i) => ({
@@ -131,9 +218,16 @@ export class MetricChart {
           spanGaps: true,
         })),
       ],
-      axes: [{ stroke: "#9aa4b2" }, { stroke: "#9aa4b2", size: 60 }],
+      axes: [x.axis, { stroke: "#9aa4b2", size: 60, label: unit, labelSize: 18 }],
       legend: { live: true },
+      hooks: { setCursor: [() => this.showLatest()] }, // the cursor left: back to the newest
     };
+  }
+
+  /** Legend values show the newest point unless the cursor is on the chart. */
+  showLatest() {
+    const n = this.plot?.data[0].length ?? 0;
+    if (n && this.plot.cursor.idx == null) this.plot.setLegend({ idx: n - 1 });
   }
 
   resize() {
@@ -145,9 +239,12 @@ export class MetricChart {
     return {
       title: this.group.title,
       names: [...this.names],
+      unit: this.group.unit,
       points: this.rows.length,
       plotted: this.plot ? this.plot.data[0].length : 0,
       axis: this.axis,
+      xTicks: this.plot ? [...(this.plot.axes[0]._values ?? [])] : [],
+      legend: [...(this.plot?.root.querySelectorAll(".u-value") ?? [])].map((e) => e.textContent),
     };
   }
 }
@@ -214,9 +311,9 @@ export class QStrip {
     return {
       title: "Current rollout: Q of the executed action (shaded: human driving)",
       ...sizeOf(this.el, 200),
-      scales: { x: { time: false } },
+      scales: { x: xAxisOptions(false, "step").scale },
       series: [{ label: "step" }, { label: "Q", stroke: "#4f9dff", width: 1.5 }],
-      axes: [{ stroke: "#9aa4b2" }, { stroke: "#9aa4b2", size: 60 }],
+      axes: [xAxisOptions(false, "step").axis, { stroke: "#9aa4b2", size: 60, label: "Q" }],
       hooks: { drawClear: [(u) => this.shade(u)] },
     };
   }

@@ -4,6 +4,7 @@
 import uPlot from "/node_modules/uplot/dist/uPlot.esm.js";
 import { startPage } from "./common.js";
 import { api } from "./net.js";
+import { endText, outcomeText } from "./outcomes.js";
 import { $, fmt, h, resultText, toast } from "./ui.js";
 
 const ACTION_NAMES = ["dx", "dy", "dz", "drx", "dry", "drz", "gripper"];
@@ -111,14 +112,6 @@ function weightsText(ep) {
   return `v${ep.weights_version}${steps}${batch}`;
 }
 
-function outcomeText(ep) {
-  const parts = [ep.outcome ?? "unlabeled"];
-  if (ep.discarded) parts.push("discarded");
-  if (ep.recording) parts.push("recording");
-  else if (!ep.complete) parts.push("incomplete");
-  return parts.join(", ");
-}
-
 async function select(id) {
   try {
     const [episode, arrays] = await Promise.all([
@@ -146,7 +139,7 @@ function renderDetail() {
   $("d-status").textContent = ep.recording
     ? "recording"
     : ep.complete
-      ? `complete (${ep.end_reason ?? "ended"}), return ${fmt(ep.episode_return, 2)}`
+      ? `complete (${endText(ep.end_reason)}), return ${fmt(ep.episode_return, 2)}`
       : "incomplete (recording stopped)";
   $("d-operator").textContent = ep.labeled_by
     ? `${ep.operator ?? "—"}, labelled by ${ep.labeled_by}`

@@ -1,12 +1,14 @@
-// Training page: the policy's three figures, evaluation batches (start, curve against env
-// steps), live learner metrics (grouped uPlot charts against time, env steps or weights
-// version), the rollout Q strip, recent episodes.
+// Training page: the learner's status in words, the policy's three figures, evaluation
+// batches (start, curve against env steps), learner metrics of the chosen run (grouped uPlot
+// charts, one unit each, against time, env steps or weights version), the rollout Q strip,
+// recent episodes (linked to their replay).
 
 import { setLink, startPage } from "./common.js";
 import { GROUPS, MetricChart, QStrip, X_AXES, groupOf } from "./charts.js";
 import { EvalChart, EvalControls } from "./evals.js";
-import { learnerStatus } from "./learner.js";
+import { LearnerTracker } from "./learner.js";
 import { api } from "./net.js";
+import { endText, outcomeText, replayHref } from "./outcomes.js";
 import { ProcessesPanel } from "./processes.js";
 import { Telemetry } from "./telemetry.js";
 import { $, fmt, h, resultText, showMode, toast } from "./ui.js";
@@ -15,6 +17,7 @@ const FLUSH_MS = 100; // batched setData at <= 10 Hz
 const RECENT_ROWS = 20;
 const HISTORY_POINTS = 500; // per metric
 const EVAL_RELOAD_MS = 1500; // after an evaluation episode ends: the recorder stores it first
+const STATUS_MS = 1000; // the status line's clock: "learner down" needs no message to appear
 // The three figures of docs/metrics.md, shown apart: never one "success rate" for both.
 const FIGURES = {
   "episode/autonomous_success_rate": "fig-autonomous",
@@ -28,7 +31,10 @@ const page = {
   processes: null,
   metricsReceived: 0,
   axis: "time",
-  runId: null,
+  runId: null, // the run the charts show
+  follow: true, // show the newest run, switching when a new one starts
+  runs: [], // GET /api/metrics/runs, newest first
+  learner: new LearnerTracker(), // the live learner (newest run), for the status line
   at: { env_steps: null, weights_version: null }, // the learner's latest, for state rows
   evals: null,
   evalControls: null,
@@ -46,18 +52,23 @@ async function main() {
   page.evalControls = new EvalControls($("eval-controls"), { robot: () => page.robot });
   page.evals = new EvalChart($("eval-chart"), $("eval-rows"));
   $("x-axis").addEventListener("change", (ev) => setAxis(ev.target.value));
-  await loadHistory();
+  $("run-select").addEventListener("change", (ev) => selectRun(ev.target.value));
+  await loadRuns();
+  await loadHistory(page.runs[0]?.id, { live: true });
   await loadRecent();
   await loadEvals();
   new Telemetry({
     metrics: onMetrics,
     rollout: onRollout,
     episode_summary: onEpisode,
+    episode_label: onLabel,
     state: onState,
     onopen: () => setLink(true),
     onclose: () => setLink(false),
   });
   setInterval(flush, FLUSH_MS);
+  setInterval(showLearner, STATUS_MS);
+  showLearner();
   window.addEventListener("resize", () => {
     for (const chart of page.charts.values()) chart.resize();
     page.qstrip.resize();
@@ -90,12 +101,44 @@ function percent(x) {
   return x === null || x === undefined || !Number.isFinite(x) ? "—" : `${Math.round(x * 100)} %`;
 }
 
-/** The newest run's stored metrics, so a page opened mid-training shows the history. */
-async function loadHistory() {
+/** Fill the run selector from GET /api/metrics/runs (newest first). */
+async function loadRuns() {
   try {
-    const runs = await api("/api/metrics/runs");
-    if (!runs.length) return;
-    const run = runs[0].id;
+    page.runs = await api("/api/metrics/runs");
+  } catch (err) {
+    toast(`Could not list the learner runs: ${err.message}`, { error: true });
+    return;
+  }
+  const select = $("run-select");
+  const options = page.runs.map((run, i) =>
+    h("option", { value: run.id }, runLabel(run, i === 0)),
+  );
+  select.replaceChildren(h("option", { value: "" }, "newest (live)"), ...options);
+  select.value = page.follow ? "" : (page.runId ?? "");
+}
+
+function runLabel(run, newest) {
+  const started = new Date(run.started_at).toLocaleString(undefined, {
+    dateStyle: "medium",
+    timeStyle: "short",
+  });
+  const method = run.method ? ` · ${run.method}` : "";
+  return `${run.id}${method} · ${started}${newest ? " (newest)" : ""}`;
+}
+
+/** Show one run's stored metrics ("" = the newest, following new runs as they start). */
+async function selectRun(value) {
+  page.follow = !value;
+  const run = value || page.runs[0]?.id || null;
+  clearCharts();
+  page.runId = run;
+  if (run) await loadHistory(run, { live: run === page.runs[0]?.id });
+}
+
+/** A run's stored metrics, so a page opened mid-training shows the history. */
+async function loadHistory(run, { live = false } = {}) {
+  if (!run) return;
+  try {
     const history = await api(
       `/api/metrics/${encodeURIComponent(run)}?max_points=${HISTORY_POINTS}`,
     );
@@ -107,11 +150,22 @@ async function loadHistory() {
       }
     }
     const times = [...rows.keys()].sort((a, b) => a - b);
-    for (const t of times) addRow({ run_id: run, t_wall: t, scalars: rows.get(t) });
+    page.runId = run;
+    for (const t of times) addRow({ run_id: run, t_wall: t, scalars: rows.get(t) }, { live });
     page.historyRows = times.length;
+    $("run").textContent = run;
   } catch (err) {
     toast(`Could not load the metrics history: ${err.message}`, { error: true });
   }
+}
+
+/** The status line: what the live learner does, or that it is down. */
+function showLearner() {
+  const status = page.learner.status();
+  const el = $("learner");
+  el.textContent = status.text;
+  el.dataset.state = status.state;
+  page.learnerState = status;
 }
 
 /** Robot state: mode badge, evaluation progress, the bridge's weights version and lag. */
@@ -136,18 +190,32 @@ function onState(msg) {
 /** One LearnerMetrics message, or a batch of them under `rows`. */
 function onMetrics(msg) {
   const rows = Array.isArray(msg.rows) ? msg.rows : [msg];
-  for (const row of rows) addRow(row);
+  for (const row of rows) {
+    const metrics = row?.scalars ?? row?.metrics;
+    if (typeof metrics !== "object" || metrics === null) continue;
+    page.learner.update(row.run_id, metrics, Date.now() / 1000);
+    if (row.run_id && !page.runs.some((r) => r.id === row.run_id)) {
+      page.runs.unshift({ id: row.run_id, method: null, started_at: new Date().toISOString() });
+      loadRuns(); // a new run: list it (the server stores it with this batch)
+    }
+    if (row.run_id && page.runId && row.run_id !== page.runId) {
+      if (!page.follow) continue; // another run than the chosen one: not drawn
+      newRun(row.run_id);
+    }
+    addRow(row);
+  }
+  showLearner();
 }
 
-function addRow(row) {
+/** Draw one metrics row of the shown run; `live`: it also feeds the status line. */
+function addRow(row, { live = false } = {}) {
   const metrics = row?.scalars ?? row?.metrics;
   if (typeof metrics !== "object" || metrics === null) return;
-  if (row.run_id && page.runId && row.run_id !== page.runId) newRun(row.run_id);
   page.runId = row.run_id ?? page.runId;
   page.metricsReceived += 1; // rows of the current run
   const at = rowPosition(row, metrics);
   showFigures(metrics);
-  $("learner").textContent = learnerStatus(metrics) ?? $("learner").textContent;
+  if (live) page.learner.update(row.run_id, metrics, Math.min(at.time, Date.now() / 1000));
   const byGroup = new Map();
   for (const [name, value] of Object.entries(metrics)) {
     const group = groupOf(name);
@@ -163,12 +231,18 @@ function addRow(row) {
 
 /** A learner run started (its env steps and versions count from zero): draw it alone. */
 function newRun(runId) {
+  clearCharts();
+  toast(`New learner run ${runId}: the charts start over`);
+}
+
+function clearCharts() {
   for (const chart of page.charts.values()) chart.plot?.destroy();
   page.charts.clear();
   $("charts").replaceChildren();
   page.at = { env_steps: null, weights_version: null };
   page.metricsReceived = 0;
-  toast(`New learner run ${runId}: the charts start over`);
+  for (const id of Object.values(FIGURES)) $(id).textContent = "—";
+  $("no-metrics").hidden = false;
 }
 
 /** Where a metrics row sits: wall time, the learner's env steps and weights version. */
@@ -230,6 +304,8 @@ async function loadRecent() {
         episode_id: e.id,
         episode_kind: e.kind,
         outcome: e.outcome,
+        discarded: e.discarded,
+        complete: e.complete,
         success: e.success,
         result: e.result,
         reason: e.end_reason,
@@ -243,15 +319,26 @@ async function loadRecent() {
   }
 }
 
+/** A label given after the episode ended (Episodes page, operate page): update its row. */
+function onLabel(msg) {
+  const cell = $("recent").querySelector(
+    `tr[data-episode="${CSS.escape(String(msg.episode_id))}"] td[data-role="outcome"]`,
+  );
+  if (cell) cell.textContent = outcomeText({ outcome: msg.outcome });
+}
+
 function onEpisode(msg) {
   if (msg.episode_kind === "evaluation") reloadEvalsSoon();
   const rate = msg.intervention_rate;
+  const id = String(msg.episode_id ?? "");
+  const link = h("a", { href: replayHref(id), title: "Replay on the Episodes page" }, id || "—");
   const row = h(
     "tr",
     {},
-    h("td", { class: "mono small" }, String(msg.episode_id ?? "—")),
+    h("td", { class: "mono small" }, link),
     h("td", {}, String(msg.episode_kind ?? "—")),
-    h("td", {}, String(msg.outcome ?? (msg.success ? "success" : msg.reason) ?? "—")),
+    h("td", { "data-role": "outcome" }, outcomeText(msg)),
+    h("td", {}, endText(msg.reason)),
     h("td", { class: "result", "data-result": msg.result ?? "" }, resultText(msg.result)),
     h("td", {}, String(msg.length ?? "—")),
     h("td", {}, fmt(msg.return, 2)),
@@ -272,6 +359,9 @@ function flush() {
 page.summary = () => ({
   metricsReceived: page.metricsReceived,
   axis: page.axis,
+  runId: page.runId,
+  follow: page.follow,
+  learner: page.learner.status(),
   charts: [...page.charts.values()].map((c) => c.summary()),
   qstrip: page.qstrip.summary(),
   evals: page.evals.summary(),
