@@ -1,32 +1,42 @@
 // Start-up shared by every page: header navigation, login from ?token=, who is logged in.
 
+import { wireDeviceLink } from "./devicelink.js";
+import { loginScreen } from "./login.js";
 import { ApiError, api, login } from "./net.js";
 import { $, markNav, toast } from "./ui.js";
 
-/** Mark the nav, exchange a one-time ?token=, and show the user; resolves to the user or null. */
+/**
+ * Mark the nav, exchange a one-time ?token=, and show the user; resolves to the user, or null
+ * when the server cannot be reached. Without a session the login screen covers the page and
+ * this resolves only once the user has logged in (js/login.js).
+ */
 export async function startPage() {
   markNav();
+  let problem = null;
   try {
     await login();
   } catch (err) {
-    toast(`Login failed: ${err.message}`, { error: true });
+    const why = err instanceof ApiError ? err.detail : err.message;
+    problem = `That login link did not work (${why}).`;
   }
   const badge = document.getElementById("user");
+  let user = null;
   try {
-    const user = await api("/api/auth/me");
-    if (badge) badge.textContent = `${user.name} (${user.role})`;
-    return user;
+    user = await api("/api/auth/me");
   } catch (err) {
-    const loggedOut = err instanceof ApiError && err.status === 401;
-    if (badge) badge.textContent = loggedOut ? "not logged in" : "server unreachable";
-    toast(
-      loggedOut
-        ? "Not logged in: open the login link that `tandem server` printed."
-        : `Cannot reach the server: ${err.message}`,
-      { error: true },
-    );
-    return null;
+    if (!(err instanceof ApiError && err.status === 401)) {
+      if (badge) badge.textContent = "server unreachable";
+      toast(`Cannot reach the server: ${err.message}`, { error: true });
+      return null;
+    }
+    if (badge) badge.textContent = "not logged in";
+    user = await loginScreen(problem);
+    problem = null;
   }
+  if (problem) toast(problem, { error: true });
+  if (badge) badge.textContent = `${user.name} (${user.role})`;
+  wireDeviceLink(user);
+  return user;
 }
 
 /** Show the connection state of the page's sockets on the #link badge. */
