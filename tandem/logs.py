@@ -102,12 +102,14 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 def _route_to_root(names: tuple[str, ...]) -> None:
     """Send these loggers' lines through the root's handlers (redacted, one file), undoing
-    what a library's own logging config may have set: its handlers, no propagation, off."""
+    what a library's own logging config may have set: its handlers, no propagation, off,
+    its own level (uvicorn's ``log_level`` sets one)."""
     for name in names:
         logger = logging.getLogger(name)
         for old in list(logger.handlers):
             logger.removeHandler(old)
         logger.propagate, logger.disabled = True, False
+        logger.setLevel(logging.NOTSET)  # the root's level decides, as for every logger
 
 
 def setup_logging(role: str, level: str = "INFO", log_file: str | Path | None = None) -> None:

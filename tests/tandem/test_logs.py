@@ -92,6 +92,7 @@ def test_uvicorns_own_logging_config_is_undone(
     import uvicorn.config
 
     logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
+    logging.getLogger("uvicorn.access").setLevel(logging.ERROR)  # as Config(log_level="error")
     path = tmp_path / "server.log"
     setup_logging("server", "INFO", path)
     access = logging.getLogger("uvicorn.access")
