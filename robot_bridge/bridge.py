@@ -153,6 +153,7 @@ class Bridge:
                 log.warning("while closing the backend: %s", exc)
         if self.cameras is not None:
             self.cameras.stop()
+        self.policy.close()  # its threads' sockets must be closed before the context goes
         for sock in (self.pub, self.cmds):
             if sock is not None:
                 sock.close()

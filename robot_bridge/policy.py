@@ -108,6 +108,9 @@ class PolicySlot:
         with self._lock:
             return self._version
 
+    def close(self) -> None:
+        """Release what feeds the slot (nothing here; the learner's slot stops its threads)."""
+
     def reset(self) -> None:
         """Start of an episode: the policy forgets its stacked history (call on every start)."""
         with self._lock:

@@ -35,7 +35,7 @@ class Publisher:
         self._frame_seq: dict[str, int] = {}
         self.dropped = 0
         self.sent = 0
-        log.info("publishing on %s (epoch %s)", self.endpoint, self._seq.epoch)
+        log.debug("publishing on %s (epoch %s)", self.endpoint, self._seq.epoch)
 
     def _send(self, msg: Message, images: Mapping[str, np.ndarray] | None = None) -> int:
         self._seq.stamp(msg)

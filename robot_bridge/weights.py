@@ -115,7 +115,7 @@ class LearnerPolicySlot(PolicySlot):
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         sock.setsockopt(zmq.SUBSCRIBE, PolicyWeights.TOPIC.encode())
         security.connect(sock, self.endpoint)
-        log.info("weights subscriber connected to %s", self.endpoint)
+        log.debug("weights subscriber connected to %s", self.endpoint)
         try:
             while not self._stop.is_set():
                 if sock.poll(POLL_MS):

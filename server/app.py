@@ -200,7 +200,7 @@ def _reset_sink(store: EpisodeStore) -> Callable[[str, float, float], Any]:
 
 def _login_url(settings: Settings, store: EpisodeStore) -> str:
     operator, token = store.ensure_default_operator(ttl_s=settings.server.login_token_ttl_s)
-    log.info("default operator: %s", operator.name)
+    log.debug("default operator: %s", operator.name)
     return f"{login_base(settings.server)}/login?token={token}"
 
 

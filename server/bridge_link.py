@@ -178,7 +178,7 @@ class BridgeLink:
             metrics_sub = self._socket(zmq.SUB, endpoint, subscribe=True)
             self._spawn(partial(self._metrics_loop, metrics_sub), "metrics-sub")
             self._spawn(self._metrics_flush_loop, "metrics-flush")
-        log.info("bridge link started: %d bridge(s), metrics from %s", len(self._bridges), endpoint)
+        log.debug("bridge link: %d bridge(s), metrics from %s", len(self._bridges), endpoint)
 
     async def stop(self) -> None:
         for task in [*self._tasks, *self._oneshots]:

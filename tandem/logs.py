@@ -98,6 +98,32 @@ class _StderrHandler(logging.StreamHandler):
 
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# Libraries whose INFO lines say nothing an operator needs (schema migration steps, a
+# missing optional OpenGL speed-up): warnings only.
+QUIET_LIBRARIES = ("alembic", "OpenGL")
+# uvicorn's lifecycle and per-connection lines (a WebSocket accepted, opened, closed):
+# requests in all but name, so they follow the access-log setting.
+_WEBSOCKET_LINE = '%s - "WebSocket %s"'
+_UVICORN_CHATTER = frozenset({
+    "connection open", "connection closed", "Started server process [%d]",
+    "Waiting for application startup.", "Waiting for application shutdown.",
+    "Application shutdown complete.", "Finished server process [%d]",
+})  # fmt: skip
+
+
+class _NoChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or not isinstance(record.msg, str):
+            return True
+        chatter = record.msg in _UVICORN_CHATTER or record.msg.startswith(_WEBSOCKET_LINE)
+        return not chatter
+
+
+def quiet_connection_lines() -> None:
+    """Drop uvicorn's per-connection and lifecycle INFO lines (the access log is off)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NoChatter) for f in logger.filters):
+        logger.addFilter(_NoChatter())
 
 
 def _route_to_root(names: tuple[str, ...]) -> None:
@@ -133,3 +159,5 @@ def setup_logging(role: str, level: str = "INFO", log_file: str | Path | None = 
         root.addHandler(handler)
     root.setLevel(level)
     _route_to_root(UVICORN_LOGGERS)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

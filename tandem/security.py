@@ -84,7 +84,7 @@ def configure(settings: Settings) -> Policy:
     if keys is None:
         log.info("no ZMQ keys in %s: sockets are plaintext and bind to loopback only", folder)
     else:
-        log.info("ZMQ sockets use CurveZMQ with the keys in %s", folder)
+        log.debug("ZMQ sockets use CurveZMQ with the keys in %s", folder)
     return set_policy(Policy(keys, settings.security.allow_plaintext))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from tandem import security
 from tandem.cli_util import add_config_argument, settings_from_args
-from tandem.logs import setup_logging
+from tandem.logs import quiet_connection_lines, setup_logging
 from tandem.settings import Settings, save_role_settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     setup_logging("server", settings.log_level, settings.data_dir / "logs" / "server.log")
     save_role_settings(settings, "server")
+    if not settings.server.access_log:
+        quiet_connection_lines()
     security.configure(settings)
     app = create_app(settings, record=not args.no_record, on_login_url=print_login_url)
     uvicorn.run(app, **uvicorn_options(settings))

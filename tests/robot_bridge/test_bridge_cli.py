@@ -80,6 +80,20 @@ def test_bridge_through_arm_server_with_sim_driver(ctx) -> None:
         stop_process(arm)
 
 
+def test_a_bridge_waiting_for_learner_weights_stops_cleanly(ctx) -> None:
+    """SIGTERM: the weights threads stop before the sockets go (no traceback, exit 0)."""
+    args = ["bridge", "--robot", "mock", "--policy", "learner", "--pub", endpoint(),
+            "--cmd", endpoint()]  # fmt: skip
+    proc = spawn(args, TANDEM_BRIDGE__WEIGHTS_ENDPOINT=endpoint())
+    sub = Collector(args[6], ctx)
+    try:
+        sub.wait_for(sub.last_status, timeout=20)  # running, its weights threads waiting
+    finally:
+        sub.close()
+        out = stop_process(proc)
+    assert proc.returncode == 0 and "Traceback" not in out, out
+
+
 def test_bad_robot_is_a_clear_error() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "tandem", "bridge", "--robot", "bogus"],

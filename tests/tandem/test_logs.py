@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tandem.logs import LOG_CAPTURED_ENV, Throttle, held_note, redact_tokens, setup_logging
+from tandem.logs import (
+    LOG_CAPTURED_ENV,
+    Throttle,
+    held_note,
+    quiet_connection_lines,
+    redact_tokens,
+    setup_logging,
+)
 
 SECRET = "s3cr3t-Tok_en"
 
@@ -111,3 +118,25 @@ def test_throttle_lets_one_line_per_key_and_period_through() -> None:
     now[0] += 5.0
     assert throttle("workspace") == 49  # the next line says how many were held back
     assert held_note(49, 5.0) == " (and 49 more in the last 5 s)" and held_note(0, 5.0) == ""
+
+
+def test_connection_chatter_is_dropped_but_warnings_stay(
+    tmp_path: Path, root_restored: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The access log is off: a dashboard's WebSocket handshakes and uvicorn's lifecycle lines
+    do not reach the console, the line that says where it runs and any warning do."""
+    setup_logging("server", "INFO", tmp_path / "server.log")
+    quiet_connection_lines()
+    uv = logging.getLogger("uvicorn.error")
+    uv.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5", "/ws/telemetry")
+    uv.info("connection open")
+    uv.info("Waiting for application startup.")
+    uv.info("Uvicorn running on %s", "http://127.0.0.1:8000")
+    uv.warning('%s - "WebSocket %s" 403', "127.0.0.1:6", "/ws/control")
+    logging.getLogger("alembic.runtime.migration").info("Running upgrade  -> 0001")
+    err = capsys.readouterr().err
+    uv.filters.clear()  # the filter is process-wide; leave the logger as found
+    assert "Uvicorn running on http://127.0.0.1:8000" in err
+    assert '"WebSocket /ws/control" 403' in err
+    for chatter in ("[accepted]", "connection open", "Waiting for", "Running upgrade"):
+        assert chatter not in err, chatter
