@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.web.harness import REPO, PageErrors, Stack
+from tests.web.docshots import doc_screenshot
+from tests.web.harness import PageErrors, Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -42,7 +43,7 @@ def test_every_page_shows_a_login_screen_without_a_session(
         expect(page.locator("#login-name")).to_be_focused()
         expect(page.locator("#user")).to_have_text("not logged in")
         if path == "/":
-            page.screenshot(path=str(REPO / "docs" / "operate_login.png"))
+            doc_screenshot(page, "operate_login.png")
     finally:
         page.context.close()
     assert not unexpected(errors), errors.messages

@@ -10,11 +10,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.devices import install_gamepad, set_pad
-from tests.web.harness import REPO, Stack, wait_for
+from tests.web.docshots import doc_screenshot
+from tests.web.harness import Stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
-DOCS = REPO / "docs"
 
 RB = 5  # the deadman button of the standard mapping (teleop.deadman_button)
 LEFT_STICK_UP = [0.0, -1.0, 0.0, 0.0]  # standard mapping: y is positive down
@@ -186,7 +186,7 @@ def test_buttons_are_enabled_by_mode_and_say_why_not(page: Page, robot: Stack) -
     expect(why(page, "start-demo", "start-rollout")).to_have_text(
         "Start demo, Start rollout: you have control on another page"
     )
-    page.screenshot(path=str(DOCS / "operate_disabled_reasons.png"))
+    doc_screenshot(page, "operate_disabled_reasons.png")
     other.close()
     expect(page.locator("#start-demo")).to_be_enabled()
 
@@ -210,7 +210,7 @@ def test_refused_input_says_why_and_nothing_reaches_the_bridge(page: Page, robot
     expect(page.locator("#lease")).to_have_text("You have control")
     page.keyboard.down("KeyW")  # with control, in idle: the server refuses it
     expect(refused).to_have_text("Input refused: the robot is in idle; press Start demo to drive")
-    page.screenshot(path=str(DOCS / "operate_input_refused.png"))
+    doc_screenshot(page, "operate_input_refused.png")
     page.keyboard.up("KeyW")
     expect(refused).to_be_hidden()  # the notice goes once the input stops
     assert robot.status()["mode"] == "idle"  # type: ignore[index]

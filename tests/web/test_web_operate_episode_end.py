@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.conftest import open_stack
-from tests.web.harness import REPO, Stack, wait_for
+from tests.web.docshots import doc_screenshot
+from tests.web.harness import Stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -38,7 +39,7 @@ def test_time_limit_message_and_label_from_await_reset(page: Page, robot: Stack)
         "(keys 1 / 2 / 3, gamepad Y / B / Back), then Reset done."
     )
     expect(page.locator("#success")).to_be_enabled()
-    page.screenshot(path=str(REPO / "docs" / "operate_episode_end.png"))
+    doc_screenshot(page, "operate_episode_end.png")
 
     def outcome(wanted: str) -> Any:
         res = robot.http.get(f"/api/episodes/{first}")
