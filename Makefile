@@ -33,6 +33,9 @@ $(STAMP): $(DEPS)
 	# The CPU build of torch, pinned first so nothing pulls a CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# robomimic, only to read our HDF5 export back in a test: its dataset code needs six and
+	# termcolor (pinned in dev); its declared deps (torchvision, egl_probe) are for training.
+	$(PY) -m pip install --quiet --no-deps robomimic==0.3.0
 	# The dashboard's JavaScript libraries (uPlot, IWER) from the npm registry.
 	npm ci --prefix web --no-audit --no-fund --loglevel=error
 	rm -f $(VENV)/.installed-*

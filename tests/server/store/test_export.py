@@ -108,6 +108,35 @@ def test_robomimic_layout_of_a_sim_task(store: EpisodeStore, tmp_path: Path) -> 
     env.close()
 
 
+def test_robomimic_sequence_dataset_reads_the_export(store: EpisodeStore, tmp_path: Path) -> None:
+    """robomimic's own SequenceDataset (installed by the Makefile) loads the export, split by
+    the mask/train and mask/valid filter keys."""
+    import robomimic.utils.obs_utils as obs_utils
+    from robomimic.utils.dataset import SequenceDataset
+
+    ids = [f"d{i}" for i in range(12)]
+    for i, eid in enumerate(ids):
+        write_episode(store, eid, n=5, started=100.0 + i, task="sim:lift")
+    out = store.export_hdf5(ids, tmp_path / "rm.hdf5")
+    obs_utils.initialize_obs_utils_with_obs_specs(
+        {"obs": {"low_dim": ["state"], "rgb": ["front_image", "wrist_image"]}}
+    )
+    sizes = {}
+    for split in ("train", "valid"):
+        data = SequenceDataset(
+            hdf5_path=str(out), obs_keys=("state", "front_image", "wrist_image"),
+            dataset_keys=("actions", "rewards", "dones"), load_next_obs=True, frame_stack=1,
+            seq_length=1, pad_frame_stack=True, pad_seq_length=True, get_pad_mask=False,
+            goal_mode=None, hdf5_cache_mode=None, hdf5_use_swmr=True, hdf5_normalize_obs=False,
+            filter_by_attribute=split,
+        )  # fmt: skip
+        sizes[split] = len(data)
+        item = data[0]
+        assert item["actions"].shape == (1, 7) and item["obs"]["state"].shape == (1, STATE_DIM)
+        assert item["obs"]["front_image"].shape[-3:] in ((96, 96, 3), (3, 96, 96))
+    assert sizes == {"train": 11 * 5, "valid": 5}
+
+
 def test_export_errors(store: EpisodeStore, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         store.export_hdf5(["missing"], tmp_path / "x.hdf5")
