@@ -111,7 +111,7 @@ def test_robomimic_layout_of_a_sim_task(store: EpisodeStore, tmp_path: Path) -> 
 def test_robomimic_sequence_dataset_reads_the_export(store: EpisodeStore, tmp_path: Path) -> None:
     """robomimic's own SequenceDataset (installed by the Makefile) loads the export, split by
     the mask/train and mask/valid filter keys."""
-    import robomimic.utils.obs_utils as obs_utils
+    from robomimic.utils import obs_utils
     from robomimic.utils.dataset import SequenceDataset
 
     ids = [f"d{i}" for i in range(12)]
