@@ -21,6 +21,7 @@ from typing import Any
 
 import zmq
 
+from learner.loggers import ScalarSink
 from learner.service.supervise import Supervisor
 from tandem import security, wire
 from tandem.messages import LearnerMetrics, PolicyWeights, Sequencer
@@ -45,8 +46,10 @@ class Outbox:
         metrics_period_s: float = 0.5,
         context: zmq.Context | None = None,
         supervisor: Supervisor | None = None,
+        sink: ScalarSink | None = None,
     ) -> None:
         self.run_id = run_id
+        self.sink = sink  # --logger: TensorBoard / W&B get what the metrics stream gets
         self._ctx = context or zmq.Context.instance()
         self._metrics_fn = metrics_fn
         self._period = metrics_period_s
@@ -75,9 +78,12 @@ class Outbox:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop; the last metrics (the state the run ends in) still go out and to the sink."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5.0)
+        if not self._thread.is_alive():
+            self.supervisor.guard("outbox", self._send_metrics, "sending the last metrics")
         self.weights.close()
         self.metrics.close()
 
@@ -154,3 +160,5 @@ class Outbox:
             self.metrics.send_multipart(encode(msg), flags=zmq.NOBLOCK)
         except (ValueError, WireError, zmq.Again) as exc:
             log.warning("metrics not sent: %s", exc)
+        if self.sink is not None:
+            self.sink.log(metrics, env_steps)

@@ -38,6 +38,7 @@ from learner.bc import BCPolicy
 from learner.bundle import make_bundle
 from learner.checkpoint import load_checkpoint, save_checkpoint
 from learner.ibrl import IBRLAgent, resolve_device
+from learner.loggers import make_sink
 from learner.obs import ObsSpec, to_torch
 from learner.replay import sampling
 from learner.service.assembly import AssembledEpisode, EpisodeAssembler, Segment
@@ -146,9 +147,11 @@ class OnlineLearner:
                 self._deliver(ep)
             elif self.resume:
                 assembler.seed(ep)  # its remaining live steps will join it
+        sink = make_sink(self.cfg.logger, self.run_dir, self.settings.model_dump(mode="json"))
         self.outbox = Outbox(
             self.progress.run_id, self.cfg.weights_endpoint, self.cfg.metrics_endpoint,
             self.metrics, metrics_period_s=self.svc.metrics_period_s, supervisor=self.supervisor,
+            sink=sink,
         )  # fmt: skip
         self.outbox.start()
         route_kwargs = {
@@ -253,6 +256,8 @@ class OnlineLearner:
             self.supervisor.fatal("the last checkpoint failed")
         if self.outbox is not None:
             self.outbox.close()
+            if self.outbox.sink is not None:
+                self.outbox.sink.close()
             self.outbox = None
 
     def _take_deliveries(self) -> None:

@@ -13,6 +13,7 @@ from tandem.logs import setup_logging
 from tandem.settings import save_role_settings
 
 log = logging.getLogger(__name__)
+EXIT_CONFIG = 2  # as the CLI exits on a bad setting
 HARD_EXIT_S = 60.0  # after a fatal thread failure, the process ends within this even if stuck
 
 
@@ -46,6 +47,7 @@ def _learner(args: argparse.Namespace) -> int:
     setup_logging("learner", settings.log_level)
     save_role_settings(settings, "learner")
     security.configure(settings)
+    from learner.loggers import LoggerError
     from learner.service.supervise import EXIT_FATAL
     from learner.service.trainer import OnlineLearner
 
@@ -53,7 +55,11 @@ def _learner(args: argparse.Namespace) -> int:
     learner.supervisor.hard_exit_s = HARD_EXIT_S
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: learner.stop_event.set())
-    learner.start()
+    try:
+        learner.start()
+    except LoggerError as exc:
+        log.error("cannot start the learner: %s", exc)
+        return EXIT_CONFIG
     learner.run()
     reason = learner.supervisor.fatal_reason
     if reason is not None:

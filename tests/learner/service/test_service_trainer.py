@@ -33,14 +33,14 @@ def _episode(asm, episode: str, n: int, kind=EpisodeKind.ROLLOUT, human=()):
     return Delivery(ep, route(ep, demos_require_success=True, rlif_penalty=None))
 
 
-def _learner(tmp_path, resume=False) -> OnlineLearner:
+def _learner(tmp_path, resume=False, logger="none") -> OnlineLearner:
     learner = {
         "device": "cpu", "obs": "pixels", "threads": 1, "hidden_dim": 16, "actor_layers": 1,
         "vit_dim": 16, "vit_heads": 2, "spatial_emb": 16, "actor_compress": 8, "batch_size": 8,
         "min_buffer": 8, "bc_steps": 5, "bc_hidden_dim": 16, "bc_resnet_width": 4,
         "update_freq": 1, "num_critic_updates": 1, "buffer_size": 2000, "online_min_demos": 1,
         "bridges": ["tcp://127.0.0.1:9"], "weights_endpoint": "tcp://127.0.0.1:*",
-        "metrics_endpoint": "tcp://127.0.0.1:*",
+        "metrics_endpoint": "tcp://127.0.0.1:*", "logger": logger,
     }  # fmt: skip
     settings = load_settings(None, data_dir=tmp_path / "data", learner=learner)
     svc = LearnerServiceSettings(
@@ -109,3 +109,21 @@ def test_demos_recorded_after_pretraining_reach_the_il_policy(tmp_path):
         thread.join(30)
     assert learner.progress.demo_steps_at_refit == 24 and learner.progress.il_version == 1
     assert learner.metrics()[2]["hil/new_demo_steps"] == 0
+
+
+@pytest.mark.timeout(180)
+def test_the_online_learner_sends_its_metrics_to_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    learner = _learner(tmp_path, logger="tensorboard")
+    learner.start()
+    asm = EpisodeAssembler()
+    learner.deliveries.append(_episode(asm, "demo", 12, kind=EpisodeKind.DEMO))
+    learner.deliveries.append(_episode(asm, "roll", 12, human=range(3, 9)))
+    _run_until(learner, lambda: learner.num_updates >= 10 and learner.progress.weights_version >= 2)
+    events = EventAccumulator(str(learner.run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"learner/update_step", "weights/version", "buffer/online", "hil/refits"} <= tags
+    versions = [e.value for e in events.Scalars("weights/version")]
+    assert versions == sorted(versions) and versions[-1] >= 2
