@@ -241,6 +241,29 @@ def command_flood(records: list[Record]) -> list[Figure]:
     ]  # fmt: skip
 
 
+# -------------------------------------------------------------------------------- faults
+NONE_LOST = bound("<=", 0, why="issue 17")
+
+
+def faults(records: list[Record]) -> list[Figure]:
+    """Issue 17: every fault survived, no episode lost or damaged, an interrupted episode
+    loses at most one flush interval of steps."""
+    episodes = one(records, fault="episodes")
+    kinds = [r for r in records if r["fault"] != "episodes"]
+    allowance = bound("<=", episodes["allowance"], "steps", "one flush interval")
+    return [
+        *(Figure(f"lost, {r['fault']}", r["lost"], f"of {r['tried']} tried", NONE_LOST)
+          for r in kinds),
+        Figure("faults tried", sum(r["tried"] for r in kinds), "faults"),
+        Figure("faults lost", sum(r["lost"] for r in kinds), "faults", NONE_LOST),
+        Figure("problems found", episodes["problems"], "problems", NONE_LOST),
+        Figure("finished episodes", episodes["finished"], "episodes"),
+        Figure("episodes lost or damaged", episodes["damaged"], "episodes", NONE_LOST),
+        Figure("most steps lost by an interrupted episode", episodes["max_lost_interrupted"],
+               "steps", allowance),
+    ]  # fmt: skip
+
+
 SUITE = [
     Bench("bridge_timing", bridge_timing, "--seconds 1", "--seconds 10", "--seconds 20"),
     Bench("sim_render", sim_render, "--steps 20", "--steps 300", "--steps 300"),
@@ -258,6 +281,13 @@ SUITE = [
     ),
     Bench("weights_swap", weights_swap, smoke="--seconds 1", quick="--seconds 10"),
     Bench("command_flood", command_flood, "--seconds 1 --estop-every 0.5", "--seconds 5"),
+    Bench(
+        "faults",
+        faults,
+        smoke="--kills 0 --stops 0 --garbage 0",  # start, record an episode, stop, check
+        quick="--kills 2 --stops 1 --garbage 1",
+        timeout_s={"smoke": 120, "quick": 600, "full": 3600},
+    ),
     Bench(
         "learner_throughput",
         learner_throughput,

@@ -65,6 +65,14 @@ EXPECTED = {
         "e-stop latency max (ms), command flood",
         "e-stop latency max, quiet",
     ],
+    "faults": [
+        "faults tried",
+        "faults lost",
+        "problems found",
+        "finished episodes",
+        "episodes lost or damaged",
+        "most steps lost by an interrupted episode",
+    ],
     "sample_efficiency": [
         "mean success at the end, sim:lift, ibrl",
         "mean success at the end, sim:lift, bc",
