@@ -124,7 +124,7 @@ class Ingest:
         self._thread = threading.Thread(target=self._run, args=(sockets,), name="ingest")
         self._thread.daemon = True
         self._thread.start()
-        log.debug("ingest subscribed to %s", ", ".join(self.endpoints))
+        log.info("ingest subscribed to %s", ", ".join(self.endpoints))
 
     @property
     def thread(self) -> threading.Thread | None:
