@@ -219,6 +219,19 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> str:
     return out.decode(errors="replace")
 
 
+def record_ticks(run: Running) -> list[float]:
+    """The monotonic time of every bridge tick from now on (the list fills as it runs)."""
+    ticks: list[float] = []
+    tick = run.bridge.tick
+
+    def timed_tick() -> None:
+        ticks.append(time.monotonic())
+        tick()
+
+    run.bridge.tick = timed_tick  # type: ignore[method-assign]
+    return ticks
+
+
 class RecordingPolicy:
     """A policy for the slot: the mock's expert (or a hold that never succeeds) that records
     what the slot asked of it (``explore`` per step, ``reset`` calls)."""

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tandem.messages import EStop, StartDemo
-from tests.robot_bridge.conftest import REPO, bridge_settings
+from tests.robot_bridge.conftest import REPO, bridge_settings, record_ticks
 
 pytestmark = pytest.mark.timeout(60)
 RATE_HZ = 20.0
@@ -51,14 +51,7 @@ print(*sent, t0, time.monotonic(), flush=True)
 
 def test_a_flood_neither_stalls_the_loop_nor_delays_the_estop(run_bridge) -> None:
     run = run_bridge(bridge_settings(rate_hz=RATE_HZ))
-    ticks: list[float] = []
-    tick = run.bridge.tick
-
-    def timed_tick() -> None:
-        ticks.append(time.monotonic())
-        tick()
-
-    run.bridge.tick = timed_tick  # type: ignore[method-assign]
+    ticks = record_ticks(run)
     assert run.cmd.send(StartDemo()).ok
     proc = subprocess.Popen(
         [sys.executable, "-c", FLOOD, run.bridge.s.cmd_endpoint, "3.0"], cwd=REPO,
