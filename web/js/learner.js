@@ -50,7 +50,7 @@ export function describeLearner(metrics, ageS = 0) {
   const state = STATES[index] ?? "starting";
   const words = {
     starting: () => "starting",
-    waiting_for_data: () => "waiting for data (no episode recorded yet)",
+    waiting_for_data: () => waitingForData(metrics),
     waiting_for_demos: () => `waiting for demos${demoParts(metrics)}`,
     pretraining: () => `pre-training ${pretrainPercent(metrics)}`,
     waiting_for_steps: () => "waiting for env steps",
@@ -59,6 +59,19 @@ export function describeLearner(metrics, ageS = 0) {
   };
   const kind = state === "imitation_only" ? "training" : state;
   return { state: kind, text: `${words[state]()}${published}`, version };
+}
+
+/**
+ * Before the first episode the learner has no data at all; after pre-training it waits in the
+ * same state for enough rollout transitions to start RL updates, with the demos already
+ * buffered. The live status-line test (tests/e2e/test_status_line_live.py) caught the line
+ * saying "no episode recorded yet" there, next to "published v1".
+ */
+function waitingForData(metrics) {
+  const buffered = count(metrics, "buffer/total");
+  return buffered
+    ? `waiting for rollouts (${buffered} transitions buffered)`
+    : "waiting for data (no episode recorded yet)";
 }
 
 /** " (1/3)", " (1/3, 40/200 steps)" or "". */
