@@ -55,6 +55,7 @@ from tandem.messages import ControlMode as M
 from tandem.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
+UNTHROTTLED_SAFETY = frozenset({"estop", "link_lost"})  # always logged, however many come
 EndReason = Literal[
     "success", "operator_label", "time_limit", "safety_stop", "take_over", "eval_stopped"
 ]
@@ -580,8 +581,13 @@ class Bridge:
         self._record(safety.event(kind, detail, time.time()))
 
     def _record(self, ev: SafetyEvent) -> None:
-        held = self._log_throttle(("safety", ev.kind)) if ev.kind != "clipped" else None
-        if held is not None:  # at most one line per kind and period (a limit holds for ticks)
+        if ev.kind == "clipped":
+            held = None
+        elif ev.kind in UNTHROTTLED_SAFETY:
+            held = 0
+        else:  # at most one line per kind and period: a limit can hold for many ticks
+            held = self._log_throttle(("safety", ev.kind))
+        if held is not None:
             note = held_note(held, self._log_throttle.period_s)
             log.warning("safety: %s: %s%s", ev.kind, ev.detail, note)
         self.safety_events.append(ev)

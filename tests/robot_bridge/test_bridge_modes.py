@@ -222,3 +222,13 @@ def test_a_limit_held_for_many_ticks_is_logged_once(run_bridge, caplog) -> None:
     assert clipped
     lines = [r.getMessage() for r in caplog.records if "safety: workspace" in r.getMessage()]
     assert len(lines) == 1, lines
+
+
+def test_every_estop_is_logged(run_bridge, caplog) -> None:
+    run = run_bridge(bridge_settings(rate_hz=20.0))
+    with caplog.at_level(logging.WARNING, logger="robot_bridge.bridge"):
+        for reason in ("first", "second", "third"):  # well within one throttle period
+            assert run.cmd.send(EStop(reason=reason)).ok
+            assert run.cmd.send(ClearEStop()).ok
+    lines = [r.getMessage() for r in caplog.records if "safety: estop" in r.getMessage()]
+    assert [line.rsplit(": ", 1)[1] for line in lines] == ["first", "second", "third"], lines
