@@ -38,6 +38,6 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path):
     # graceful: exit 0, or uvicorn re-raising SIGTERM after its shutdown; never a SIGKILL
     codes = {r: c["last_exit_code"] for r, c in stopped.items()}
     assert all(code in (0, -signal.SIGTERM) for code in codes.values()), codes
-    assert "Application shutdown complete" in output
+    assert "server stopped" in output and "learner stopped" in output
     for role in ("server", "bridge", "learner"):
         assert (up.data / "logs" / f"{role}.log").stat().st_size > 0

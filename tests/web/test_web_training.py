@@ -118,6 +118,8 @@ def test_training_page_q_strip_shades_human_driven_steps(robot: Stack, page: Pag
     operate.click("#start-rollout")
     robot.wait_status(lambda s: s["mode"] == "rollout", 10, "mode rollout")
     robot.wait_steps(3)
+    # The page takes over on the press only once it knows a rollout runs (status, 2 Hz).
+    expect(operate.locator("#mode")).to_have_attribute("data-mode", "rollout")
     set_pad(operate, axes=[0.0, -0.5, 0.0, 0.0], pressed={RB: True})
 
     def human_steps(strip: dict[str, Any]) -> int:
