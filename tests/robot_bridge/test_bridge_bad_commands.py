@@ -98,7 +98,9 @@ def test_a_flood_of_bad_commands_does_not_slow_the_loop(run_bridge) -> None:
     # the loop kept its 20 Hz while thousands of bad commands arrived (allowance: the
     # machine is shared, so a tick or two may be lost to other jobs, not to the flood)
     during = [t for t in ticks if t0 <= t <= t1]
-    assert len(during) >= 0.9 * (t1 - t0) * 20.0, (len(during), t1 - t0)
+    # a stalled loop ticks at well under half its rate (4 Hz of 10 before issue 17); a
+    # loaded CI machine costs a few ticks (52 of 60 seen)
+    assert len(during) >= 0.75 * (t1 - t0) * 20.0, (len(during), t1 - t0)
     assert run.bridge.machine.mode == "teleop"
     steps = [d.msg.seq for d in run.sub.get("step")]
     assert steps == list(range(steps[0], steps[0] + len(steps)))

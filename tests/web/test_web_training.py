@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import zmq
@@ -20,9 +19,8 @@ from playwright.sync_api import Page, expect
 
 from tandem import wire
 from tandem.messages import LearnerMetrics
-from tests.web.devices import install_gamepad, set_pad
 from tests.web.docshots import doc_screenshot
-from tests.web.harness import PageErrors, Stack, wait_for
+from tests.web.harness import Stack, wait_for
 from tests.web.test_web_episodes import record_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -102,43 +100,6 @@ def test_training_page_draws_published_metrics(
         "() => window.tandem.summary().charts.length >= 8"
         " && [...window.tandem.charts.values()].every((c) => c.plot && c.plot.data[0].length >= 2)"
     )
-
-
-def test_training_page_q_strip_shades_human_driven_steps(robot: Stack, page: Page) -> None:
-    """An operator takes over a rollout with the gamepad on the operate page (second tab);
-    the training page's Q strip shades those steps."""
-    page.goto("/training.html")
-    expect(page.locator("#link")).to_have_text("connected")
-    operate = page.context.new_page()
-    errors = PageErrors()
-    operate.on("console", errors.console)
-    operate.on("pageerror", errors.page_error)
-    install_gamepad(operate)
-    operate.goto("/")
-    operate.click("#start-rollout")
-    robot.wait_status(lambda s: s["mode"] == "rollout", 10, "mode rollout")
-    robot.wait_steps(3)
-    # The page takes over on the press only once it knows a rollout runs (status, 2 Hz).
-    expect(operate.locator("#mode")).to_have_attribute("data-mode", "rollout")
-    set_pad(operate, axes=[0.0, -0.5, 0.0, 0.0], pressed={RB: True})
-
-    def human_steps(strip: dict[str, Any]) -> int:
-        return sum(last - first + 1 for first, last in strip["humanSpans"])
-
-    def driven() -> dict[str, Any] | None:
-        strip = page.evaluate("window.tandem.summary().qstrip")
-        return strip if human_steps(strip) >= 3 else None
-
-    strip = wait_for(driven, 20, "3 human-driven steps shaded on the Q strip")
-    set_pad(operate, axes=[0.0, 0.0, 0.0, 0.0], pressed={RB: False})
-    episode = strip["episode"]
-    strip = page.evaluate("window.tandem.summary().qstrip")
-    assert strip["episode"] == episode
-    # Policy steps before the take-over stay unshaded.
-    assert strip["humanSpans"][0][0] >= 3, strip["humanSpans"]
-    assert strip["points"] > human_steps(strip)
-    operate.close()
-    assert not errors.messages, errors.messages
 
 
 def test_training_page_lists_stored_recent_episodes(robot: Stack, page: Page) -> None:
