@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,15 @@ def crash_and_restart_bridge(up: TandemUp) -> None:
     assert shown["supervised"] and shown["supervisor_alive"] is not False
     bridge = next(c for c in shown["children"] if c["role"] == "bridge")
     assert bridge["restarts"] == 1 and bridge["last_exit_code"] == -signal.SIGKILL
+    # As an operator would, wait until the dashboard hears the robot again: its subscribers
+    # have reconnected (a demo started before would lose its first steps, and be incomplete).
+    killed = time.monotonic()
+
+    def heard_again() -> bool:
+        age = up.api("/api/health", token_for(up))["bridges"][0]["status_age_s"]
+        return age is not None and age < time.monotonic() - killed - 1.0
+
+    wait_for(heard_again, 30, "a status from the restarted bridge")
 
 
 def start_demo_nobody_drives(up: TandemUp, ctx: zmq.Context) -> str:
