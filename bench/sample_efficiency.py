@@ -117,7 +117,7 @@ def rows_of(r: Run, evals: list[dict[str, str]], steps: int) -> list[dict[str, o
 def default_method(profile: str) -> str:
     """The IBRL method the profile trains when ``--method`` is not given."""
     sys.path.insert(0, str(ROOT))
-    from tandem.commands.learn import PROFILE_DIR
+    from tandem.cli.commands.learn import PROFILE_DIR
     from tandem.settings import load_settings
 
     return load_settings(PROFILE_DIR / f"{profile}.toml").learner.method

@@ -13,7 +13,7 @@ import yaml
 import zmq
 
 from tandem import security
-from tandem.cli import build_parser
+from tandem.cli.main import build_parser
 from tandem.health import wait_for_message
 from tandem.settings import load_settings
 from tests.polling import free_port

@@ -1,7 +1,7 @@
 """Processes started by ``tandem up`` (``/api/processes``), read from the supervisor's file.
 
 ``tandem up`` runs the server, the bridges and the learner under
-``tandem.supervisor.Supervisor``, which rewrites ``<data_dir>/processes.json``
+``tandem.cli.supervisor.Supervisor``, which rewrites ``<data_dir>/processes.json``
 (a ``ProcessTable``, replaced atomically) after every start, exit and restart.
 A server started on its own has no such file and answers ``supervised: false``.
 """
@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from server.deps import CurrentUser, SettingsDep
 from server.responses import LOGIN
-from tandem.supervisor import ChildState, ProcessTable
+from tandem.processes import ChildState, ProcessTable
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import pytest
 import zmq
 
 from server.store import EpisodeStore
-from tandem.commands.operator import local_token
+from tandem.cli.commands.operator import local_token
 from tandem.messages import PolicyWeights, StartDemo, StepRecord
 from tandem.settings import load_settings
 from tests.e2e.up_harness import TandemUp

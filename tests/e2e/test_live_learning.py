@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import zmq
 
-from tandem.commands.operator import local_token
+from tandem.cli.commands.operator import local_token
 from tandem.settings import load_settings
 from tests.e2e.up_harness import TandemUp
 from tests.polling import wait_for

@@ -36,10 +36,10 @@ import numpy as np
 import zmq
 
 from server.store import EpisodeStore
-from tandem.commands.operator import OPERATOR_NAME, local_token
+from tandem.cli.commands.operator import OPERATOR_NAME, local_token
+from tandem.cli.operator.link import LinkError, ServerLink
+from tandem.cli.operator.script import BUSY, EpisodeReport, OperatorPlan, ScriptedOperator
 from tandem.episodes import load_episode
-from tandem.operator.link import LinkError, ServerLink
-from tandem.operator.script import BUSY, EpisodeReport, OperatorPlan, ScriptedOperator
 from tandem.settings import load_settings
 from teleop.emulated_pad import EmulatedPad
 from tests.e2e.up_harness import TandemUp, http_ok

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from server.store import EpisodeStore
-from tandem.operator.script import EpisodeReport
+from tandem.cli.operator.script import EpisodeReport
 from tests.faults.chaos import ALLOWANCE, check_one
 from tests.server.store._support import write_episode
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from learner.checkpoint import load_checkpoint
-from tandem.cli import main
+from tandem.cli.main import main
 from tandem.episodes import list_episodes, read_meta
 from tests.learner.helpers import REPO
 

@@ -18,7 +18,7 @@ import pytest
 
 from learner.service.assembly import EpisodeAssembler
 from learner.service.metrics import collect
-from tandem.cli import main
+from tandem.cli.main import main
 from tandem.messages import EpisodeKind
 from tests.learner.helpers import REPO
 from tests.learner.service.test_service_trainer import _episode, _learner, _run_until

@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 
 from server.app import create_app
-from tandem.operator.hands import ExpertHands, HandsError, predict, task_of
-from tandem.operator.link import LinkError
-from tandem.operator.script import _state, _stuck
+from tandem.cli.operator.hands import ExpertHands, HandsError, predict, task_of
+from tandem.cli.operator.link import LinkError
+from tandem.cli.operator.script import _state, _stuck
 from tandem.settings import load_settings
 from tests.e2e.up_harness import ROOT
 from tests.polling import free_port

@@ -11,7 +11,7 @@ import pytest
 import zmq
 
 from tandem import security
-from tandem.cli import main
+from tandem.cli.main import main
 from tandem.settings import load_settings
 from tests.security_keys import BAD_PEERS, bad_peers, deployment
 
@@ -154,7 +154,7 @@ def test_a_client_key_works_until_it_is_removed_from_the_allow_list(tmp_path, ct
 
 
 def test_tandem_up_makes_keys_once(tmp_path) -> None:
-    from tandem.commands.up import ensure_keys
+    from tandem.cli.commands.up import ensure_keys
 
     settings = load_settings(None, data_dir=tmp_path)
     ensure_keys(settings)

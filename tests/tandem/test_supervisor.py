@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.supervisor import Backoff, ChildSpec, ProcessTable, Supervisor
+from tandem.cli.supervisor import Backoff, ChildSpec, ProcessTable, Supervisor
 
 pytestmark = pytest.mark.timeout(60)
 

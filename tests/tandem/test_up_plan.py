@@ -1,6 +1,6 @@
 import json
 
-from tandem.commands.up import plan, shift_port
+from tandem.cli.commands.up import plan, shift_port
 from tandem.settings import load_settings
 
 

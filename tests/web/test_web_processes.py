@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tandem.supervisor import Backoff, ChildSpec, Supervisor
+from tandem.cli.supervisor import Backoff, ChildSpec, Supervisor
 from tests.web.harness import ARTIFACTS, Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

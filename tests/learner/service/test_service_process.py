@@ -63,7 +63,7 @@ DEAD_INGEST = """
 import sys
 from learner.service.ingest import Ingest
 Ingest._run = lambda self, sockets: None
-from tandem.cli import main
+from tandem.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

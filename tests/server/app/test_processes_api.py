@@ -14,8 +14,8 @@ import pytest
 from app_helpers import auth, wait_until
 from fastapi.testclient import TestClient
 
+from tandem.cli.supervisor import Backoff, ChildSpec, Supervisor
 from tandem.settings import Settings
-from tandem.supervisor import Backoff, ChildSpec, Supervisor
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,7 +15,7 @@ import uvicorn
 from app_helpers import wait_until
 
 from server.app import create_app
-from tandem.commands.server import uvicorn_options
+from tandem.cli.commands.server import uvicorn_options
 from tandem.logs import LOG_CAPTURED_ENV, setup_logging
 from tandem.settings import Settings
 

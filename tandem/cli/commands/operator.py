@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from tandem.cli_util import add_config_argument, settings_from_args
+from tandem.cli.util import add_config_argument, settings_from_args
 from tandem.logs import setup_logging
 from tandem.messages.commands import MAX_EVAL_EPISODES
 from tandem.settings import Settings
@@ -108,8 +108,8 @@ def local_token(settings: Settings) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tandem.operator.link import LinkError, ServerLink
-    from tandem.operator.script import OperatorPlan, ScriptedOperator
+    from tandem.cli.operator.link import LinkError, ServerLink
+    from tandem.cli.operator.script import OperatorPlan, ScriptedOperator
     from teleop.emulated_pad import EmulatedPad
 
     settings = settings_from_args(args)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tandem.cli_util import add_config_argument, settings_from_args
-from tandem.commands.store import StoreOpenError, _add_store_arguments, _fail, _open_store
+from tandem.cli.commands.store import StoreOpenError, _add_store_arguments, _fail, _open_store
+from tandem.cli.util import add_config_argument, settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import zmq
 
 from tandem import security
-from tandem.cli_util import add_config_argument
+from tandem.cli.util import add_config_argument
 from tandem.logs import setup_logging
 from tandem.settings import Settings, load_settings, save_role_settings
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tandem import security
-from tandem.cli_util import add_config_argument, settings_from_args
+from tandem.cli.util import add_config_argument, settings_from_args
 
 EXIT_EXISTS = 1
 

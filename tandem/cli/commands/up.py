@@ -11,10 +11,10 @@ from types import FrameType
 from urllib.parse import urlsplit, urlunsplit
 
 from tandem import ports, security
-from tandem.cli_util import add_config_argument, settings_from_args
+from tandem.cli.supervisor import ChildSpec, Supervisor
+from tandem.cli.util import add_config_argument, settings_from_args
 from tandem.logs import setup_logging
 from tandem.settings import Settings, save_role_settings
-from tandem.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from tandem import security
-from tandem.cli_util import add_config_argument
+from tandem.cli.util import add_config_argument
 from tandem.logs import setup_logging
 from tandem.settings import save_role_settings
 

@@ -4,5 +4,5 @@
 behaves like a person at the dashboard with a gamepad: it records
 demonstrations, starts rollouts, takes over when the policy stalls, signals
 resets and labels episodes. Its "hands" are the simulated task's scripted
-expert (``tandem.operator.hands``), its eyes the ``/ws/telemetry`` stream.
+expert (``tandem.cli.operator.hands``), its eyes the ``/ws/telemetry`` stream.
 """

@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
+from tandem.cli.commands import (
+    basic,
+    bridge,
+    keys,
+    learn,
+    learner_service,
+    login_link,
+    operator,
+    plot,
+    server,
+    store,
+    up,
+)
 from tandem.settings import SettingsError
 
-# Modules under tandem.commands that add subcommands, in --help order.
+# Modules that add subcommands, in --help order.
 COMMAND_MODULES = [
-    "basic",
-    "store",
-    "bridge",
-    "server",
-    "learn",
-    "plot",
-    "learner_service",
-    "up",
-    "operator",
-    "keys",
-    "login_link",
+    basic,
+    store,
+    bridge,
+    server,
+    learn,
+    plot,
+    learner_service,
+    up,
+    operator,
+    keys,
+    login_link,
 ]
 EXIT_CONFIG_ERROR = 2
 
@@ -35,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tandem: real-robot learning with browser teleoperation and online IBRL.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"tandem.commands.{name}").register(sub)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 

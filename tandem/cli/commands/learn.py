@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tandem.cli_util import add_config_argument
+from tandem.cli.util import add_config_argument
 from tandem.logs import setup_logging
 from tandem.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "learner" / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parents[3] / "learner" / "profiles"
 METHODS = ["ibrl", "ibrl_soft", "rl", "rlpd", "bc"]
 EXIT_USAGE = 2
 

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from tandem import security
-from tandem.cli_util import add_config_argument, settings_from_args
+from tandem.cli.util import add_config_argument, settings_from_args
 from tandem.logs import quiet_connection_lines, setup_logging
 from tandem.settings import Settings, save_role_settings
 

@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tandem.cli.operator.hands import ExpertHands
+from tandem.cli.operator.link import LinkError, ServerLink
 from tandem.messages.control import CommandName
-from tandem.operator.hands import ExpertHands
-from tandem.operator.link import LinkError, ServerLink
 from teleop.emulated_pad import EmulatedPad
 
 log = logging.getLogger(__name__)

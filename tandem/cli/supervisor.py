@@ -12,7 +12,7 @@ bridges before the server and the learner that consume their messages), waits
 for each group, SIGKILLs what is left, and pauses ``drain_s`` between groups.
 The state of every child is written as JSON to ``status_path`` after each
 change (a ``ProcessTable``, replaced atomically) so the server can show it
-(``server/routers/processes.py`` reads it).
+(``server/routers/processes.py`` reads it; the schema is ``tandem.processes``).
 """
 
 from __future__ import annotations
@@ -28,15 +28,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TextIO
-
-from pydantic import BaseModel, Field
+from typing import TextIO
 
 from tandem.logs import LOG_CAPTURED_ENV, open_private, redact_tokens
+from tandem.processes import ChildState, ProcessTable
 
 log = logging.getLogger(__name__)
-
-ChildStatus = Literal["starting", "running", "backoff", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -63,32 +60,6 @@ class Backoff:
 
     def delay(self, consecutive_failures: int) -> float:
         return min(self.max_s, self.initial_s * 2 ** max(0, consecutive_failures - 1))
-
-
-class ChildState(BaseModel):
-    """One supervised child as written to the status file; times are Unix wall time, s."""
-
-    role: str
-    status: ChildStatus = "starting"
-    pid: int | None = Field(None, description="Process id while it runs.")
-    restarts: int = Field(0, description="How many times it was started again after exiting.")
-    last_exit_code: int | None = Field(
-        None, description="Exit status of the last exit; negative: killed by that signal."
-    )
-    started_wall: float | None = Field(None, description="When it was last started.")
-    next_start_wall: float | None = Field(None, description="When it restarts (in backoff).")
-    last_exit_wall: float | None = Field(None, description="When it last exited.")
-
-
-class ProcessTable(BaseModel):
-    """The status file (``<data_dir>/processes.json`` under ``tandem up``).
-
-    Fields are only ever added, so a reader of an older file gets the defaults.
-    """
-
-    t_wall: float = Field(description="When the file was written, Unix time s.")
-    supervisor_pid: int | None = Field(None, description="Process id of the supervisor.")
-    children: list[ChildState]
 
 
 class _Child:

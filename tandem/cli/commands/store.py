@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tandem.cli_util import add_config_argument, settings_from_args
+from tandem.cli.util import add_config_argument, settings_from_args
 from tandem.messages import EpisodeKind, EpisodeResult
 
 if TYPE_CHECKING:
