@@ -14,7 +14,7 @@ COPY robot_bridge robot_bridge
 COPY learner learner
 COPY server server
 COPY teleop teleop
-RUN pip install --no-cache-dir torch==2.13.0 && pip install --no-cache-dir .
+RUN pip install --no-cache-dir torch==2.13.0 && pip install --no-cache-dir ".[all]"
 
 COPY web web
 RUN npm ci --prefix web --no-audit --no-fund

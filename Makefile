@@ -23,6 +23,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	# The layers and the no-cycle rule (pyproject.toml, [tool.importlinter]).
+	$(VENV)/bin/lint-imports
 
 install: $(STAMP)
 

@@ -15,7 +15,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_args
 
-import cv2
 import numpy as np
 from pydantic import ValidationError
 
@@ -211,6 +210,8 @@ def _jpeg_bytes(name: str, image: np.ndarray, quality: int) -> bytes:
         raise WireError(
             f"frame {name!r}: JPEG needs uint8 HxWx3 or HxW, got {image.dtype} {image.shape}"
         )
+    import cv2  # only JPEG frames need OpenCV (a robot PC without cameras has none)
+
     bgr = image[..., ::-1] if image.ndim == 3 else image
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -254,6 +255,8 @@ def _decode_jpeg(where: str, spec: FrameSpec, part: memoryview) -> np.ndarray:
         raise WireError(
             f"{where}: JPEG frame must be uint8 HxWx3 or HxW, header says {spec.dtype} {spec.shape}"
         )
+    import cv2
+
     flag = cv2.IMREAD_COLOR if len(spec.shape) == 3 else cv2.IMREAD_GRAYSCALE
     image = cv2.imdecode(np.frombuffer(part, dtype=np.uint8), flag)
     if image is None:
