@@ -205,8 +205,8 @@ def markdown(preset: str, info: dict[str, str], rows: list[Row], seconds: dict[s
 # ---------------------------------------------------------------------------- CLI
 def discover() -> list[str]:
     """Every benchmark script under bench/ (helpers start with an underscore), in SUITE order."""
-    own = Path(__file__).stem
-    names = [p.stem for p in BENCH_DIR.glob("*.py") if p.stem != own and p.stem[0] != "_"]
+    tools = {Path(__file__).stem, "compare"}  # scripts that run benchmarks, not benchmarks
+    names = [p.stem for p in BENCH_DIR.glob("*.py") if p.stem not in tools and p.stem[0] != "_"]
     order = [b.name for b in SUITE]
     return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
 
