@@ -172,7 +172,7 @@ class DriverBackend(RobotBackend):
 
 
 class SimBackend(DriverBackend):
-    """The MuJoCo tasks of ``robot_bridge.sim``."""
+    """The MuJoCo tasks of ``sim``."""
 
     def __init__(self, task: str, settings: BridgeSettings) -> None:
         from robot_bridge.sim_driver import SimDriver
@@ -217,7 +217,7 @@ def expert_for_spec(spec: ArmSpec, max_translation_m: float) -> Expert | None:
     if spec.driver == "mock":
         return mock_expert(max_translation_m)
     if spec.driver.startswith("sim:") and spec.task:
-        from robot_bridge import sim
+        import sim
 
         return sim.expert_for(spec.task)
     return None

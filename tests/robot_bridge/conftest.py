@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def sim_available() -> bool:
     try:
-        import robot_bridge.sim  # noqa: F401
+        import sim  # noqa: F401
     except ImportError:
         return False
     return True
