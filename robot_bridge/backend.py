@@ -1,7 +1,7 @@
 """Robot backends: one interface over the MuJoCo sim, a real arm over ZeroMQ, and a mock.
 
-``make_backend("sim:lift" | "sim:drawer" | "mock" | "zmq://HOST:PORT", settings)``
-builds one. Every backend runs the safety filter (``robot_bridge.safety``)
+``robot_bridge.factory.make_backend(spec, settings)`` builds one (the ZeroMQ backend is in
+``robot_bridge.zmq_backend``). Every backend runs the safety filter (``robot_bridge.safety``)
 before an action reaches the arm and returns the action it actually applied.
 """
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 BackendError = DriverError
 Expert = Callable[[dict[str, np.ndarray]], np.ndarray]
-__all__ = ["Applied", "BackendError", "LinkError", "RobotBackend", "make_backend"]
+__all__ = ["Applied", "BackendError", "LinkError", "RobotBackend"]
 
 
 @dataclass
@@ -222,15 +222,3 @@ def expert_for_spec(spec: ArmSpec, max_translation_m: float) -> Expert | None:
         return sim.expert_for(spec.task)
     return None
 
-
-def make_backend(spec: str, settings: BridgeSettings) -> RobotBackend:
-    """Build the backend named by ``spec``: sim:lift, sim:drawer, mock or zmq://HOST:PORT."""
-    if spec == "mock":
-        return MockBackend(settings)
-    if spec.startswith("sim:"):
-        return SimBackend(spec.removeprefix("sim:"), settings)
-    if spec.startswith("zmq://"):
-        from robot_bridge.zmq_backend import ZmqBackend
-
-        return ZmqBackend("tcp://" + spec.removeprefix("zmq://"), settings)
-    raise ValueError(f"unknown robot {spec!r}; use sim:lift, sim:drawer, mock or zmq://HOST:PORT")

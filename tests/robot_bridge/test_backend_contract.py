@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from robot_bridge.arm_server import ArmServer, make_driver
-from robot_bridge.backend import RobotBackend, make_backend
+from robot_bridge.backend import RobotBackend
+from robot_bridge.factory import make_backend
 from robot_bridge.zmq_backend import ZmqBackend
 from tandem.settings import BridgeSettings
 from tests.robot_bridge.conftest import free_port, sim_available
