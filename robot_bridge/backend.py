@@ -221,4 +221,3 @@ def expert_for_spec(spec: ArmSpec, max_translation_m: float) -> Expert | None:
 
         return sim.expert_for(spec.task)
     return None
-

@@ -18,9 +18,9 @@ import zmq
 
 from robot_bridge.arm_client import ArmClient, LinkError, RemoteDriver
 from robot_bridge.backend import RobotBackend
-from robot_bridge.factory import make_backend
 from robot_bridge.bridge import Bridge
 from robot_bridge.cameras import CameraSet
+from robot_bridge.factory import make_backend
 from robot_bridge.policy import ExpertPolicy, PolicySlot
 from tandem import security, wire
 from tandem.messages import Command, CommandBody, CommandReply

@@ -20,7 +20,7 @@ from tandem.settings import BridgeSettings
 from tests.robot_bridge.conftest import free_port, sim_available
 
 pytestmark = pytest.mark.timeout(120)
-needs_sim = pytest.mark.skipif(not sim_available(), reason="the sim package (MuJoCo) is not importable")
+needs_sim = pytest.mark.skipif(not sim_available(), reason="no MuJoCo sim here")
 
 CASES = [
     pytest.param("mock", id="mock"),
