@@ -11,6 +11,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY tandem tandem
 COPY robot_bridge robot_bridge
+COPY sim sim
 COPY learner learner
 COPY server server
 COPY teleop teleop

@@ -28,8 +28,8 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from robot_bridge.app import build_policy
-from robot_bridge.backend import make_backend
 from robot_bridge.bridge import Bridge
+from robot_bridge.factory import make_backend
 from robot_bridge.pacer import enable_realtime
 from tandem import wire
 from tandem.messages import Command, CommandReply, ControlMode, Ping, ResetDone, StartRollout

@@ -27,8 +27,8 @@ from typing import Any
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from robot_bridge.backend import make_backend
 from robot_bridge.bridge import Bridge
+from robot_bridge.factory import make_backend
 from tandem import wire
 from tandem.messages import ClearEStop, Command, CommandReply, EStop, TeleopAction
 from tandem.settings import BridgeSettings

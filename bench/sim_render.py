@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cv2
 import numpy as np
 
-from robot_bridge import sim
+import sim
 
 LABELS = {
     "physics_ik_step": "physics+IK step (cameras=())",

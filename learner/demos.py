@@ -49,7 +49,7 @@ def resolve_policy(text: str, env_spec: EnvSpec, policy_args: Any = None) -> Scr
     ATTR may be a callable ``obs -> action``, an object with ``get_action(obs)``, a class
     (instantiated), or a factory: it is called to build the policy when ``policy_args`` is
     given (a JSON list/dict of arguments) or when it takes a ``task`` parameter and the env is
-    ``sim:TASK`` (so ``robot_bridge.sim:expert_for`` works).
+    ``sim:TASK`` (so ``sim:expert_for`` works).
     """
     if text == "expert":
         if env_spec.kind != "sim":

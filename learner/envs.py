@@ -93,22 +93,16 @@ def _make_sim(
     if cameras is not None:
         kwargs["cameras"] = tuple(cameras)
     kwargs.setdefault("image_size", image_size)
-    try:
-        sim = importlib.import_module("robot_bridge.sim")
-        factory = sim.make_env
-    except (ImportError, AttributeError):  # the sim package without its convenience factory
-        from robot_bridge.sim.env import TabletopEnv
+    import sim  # MuJoCo is imported only when a sim env is made
 
-        return TabletopEnv(spec.name, **kwargs)
-    return factory(spec.name, **kwargs)
+    return sim.make_env(spec.name, **kwargs)
 
 
 def sim_expert(task: str) -> Any:
-    """The scripted expert of a sim task (``robot_bridge.sim.expert_for``)."""
-    try:
-        return importlib.import_module("robot_bridge.sim").expert_for(task)
-    except (ImportError, AttributeError):
-        return importlib.import_module("robot_bridge.sim.experts").expert_for(task)
+    """The scripted expert of a sim task (``sim.expert_for``)."""
+    import sim
+
+    return sim.expert_for(task)
 
 
 def is_image_space(space: spaces.Space[Any]) -> bool:

@@ -15,22 +15,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from learner import networks
 from learner.bc import BCPolicy
-from learner.encoders import MultiCamViT
 from learner.networks import (
-    EnsembleCritic,
-    PixelActor,
-    PixelCritic,
     StateActor,
-    min_of_random_heads,
+    actor_dropout,
+    build_networks,
+    exploration_std,
     sample_action,
     soft_update,
 )
 from learner.obs import Normalizer, ObsSpec
-from learner.selection import SelectionMode, select_proposal
+from learner.selection import SelectionMode, selection_mode
 from tandem.settings.learner import LearnerSettings
 
 Tensors = dict[str, torch.Tensor]
+__all__ = ["IBRLAgent", "actor_dropout", "init_actor_from_il", "resolve_device", "selection_mode"]
 MODULES = ("normalizer", "encoder", "actor", "critic", "actor_target", "critic_target", "il")
 
 
@@ -39,17 +39,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def selection_mode(method: str) -> SelectionMode:
-    """The selection rule of a method: ibrl and ibrl_soft use theirs, the rest plain RL."""
-    return "ibrl" if method == "ibrl" else "ibrl_soft" if method == "ibrl_soft" else "rl"
-
-
-def actor_dropout(cfg: LearnerSettings) -> float:
-    """The actor's dropout: ``actor_dropout`` for ibrl*, 0 for the rl and rlpd baselines
-    (as the reference configs run them)."""
-    return cfg.actor_dropout if selection_mode(cfg.method) != "rl" else 0.0
 
 
 class IBRLAgent:
@@ -67,7 +56,7 @@ class IBRLAgent:
         if self.mode != "rl" and il is None:
             raise ValueError(f"method {cfg.method!r} needs an IL policy")
         self.normalizer = Normalizer(spec.state_dim, cfg.state_norm_clip)
-        self.encoder, self.actor, self.critic, self.num_k = self._build_networks()
+        self.encoder, self.actor, self.critic, self.num_k = build_networks(cfg, spec)
         if cfg.actor_init == "il" and il is not None:
             init_actor_from_il(self.actor, il)
         self.actor_target = _frozen_copy(self.actor)
@@ -91,50 +80,20 @@ class IBRLAgent:
                 if module is not None:
                     module.compile()
 
-    def _build_networks(self) -> tuple[MultiCamViT | None, nn.Module, nn.Module, int]:
-        cfg, spec = self.cfg, self.spec
-        actor: nn.Module
-        critic: nn.Module
-        a_dim, s_dim = spec.action_dim, spec.state_dim
-        dropout = actor_dropout(cfg)
-        if not spec.pixels:
-            actor = StateActor(s_dim, a_dim, cfg.hidden_dim, cfg.state_actor_layers, dropout)
-            critic = EnsembleCritic(s_dim, a_dim, cfg.hidden_dim, cfg.critic_layers, cfg.num_q)
-            return None, actor, critic, cfg.num_k
-        assert spec.image_shape is not None
-        h, _, c = spec.image_shape
-        vit = {"dim": cfg.vit_dim, "heads": cfg.vit_heads, "depth": cfg.vit_depth}
-        encoder = MultiCamViT(list(spec.cameras), c, h, **vit)
-        p, d = encoder.num_patches, cfg.vit_dim
-        actor = PixelActor(
-            p, d, s_dim, a_dim, compress=cfg.actor_compress, hidden=cfg.hidden_dim,
-            layers=cfg.actor_layers, dropout=dropout,
-        )  # fmt: skip
-        critic = PixelCritic(
-            cfg.pixel_num_q, num_patches=p, patch_dim=d, prop_dim=s_dim, action_dim=a_dim,
-            emb=cfg.spatial_emb, hidden=cfg.hidden_dim,
-        )  # fmt: skip
-        return encoder, actor, critic, cfg.pixel_num_q
-
     # ------------------------------------------------------------------ helpers
     def stddev(self) -> float:
         """Exploration (and target smoothing) std: linear schedule over env steps."""
-        frac = min(1.0, self.env_steps / self.cfg.stddev_steps)
-        return self.cfg.stddev_max + frac * (self.cfg.stddev_min - self.cfg.stddev_max)
+        return exploration_std(self.cfg, self.env_steps)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on CUDA when enabled; a no-op otherwise."""
-        enabled = self.cfg.bf16 and self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+        return networks.autocast(self.cfg.bf16, self.device)
 
     def encode(self, obs: Tensors, augment: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (features, proprioception): state -> (normalised state, None); pixels ->
         (patch features [B, P, D], normalised state [B, S])."""
-        state = self.normalizer(obs["state"])
-        if self.encoder is None:
-            return state, None
         pad = self.cfg.shift_pad if augment else 0
-        return self.encoder({c: obs[c] for c in self.spec.cameras}, pad), state
+        return networks.encode(self.normalizer, self.encoder, obs, pad)
 
     def propose(
         self,
@@ -151,22 +110,11 @@ class IBRLAgent:
 
         Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il [B] (NaN for rl)).
         """
-        if self.mode == "rl":
-            q_rl = min_of_random_heads(critic(feat, prop, a_rl), self.num_k).float()
-            action, use_il, q = select_proposal("rl", a_rl, q_rl)
-            return action, use_il, q, q_rl, torch.full_like(q_rl, float("nan"))
-        assert self.il is not None
-        a_il = self.il(obs).to(a_rl.dtype)
-        b = a_rl.shape[0]
-        both = torch.cat([a_rl, a_il])
-        feat2 = torch.cat([feat, feat])
-        prop2 = None if prop is None else torch.cat([prop, prop])
-        q = min_of_random_heads(critic(feat2, prop2, both), self.num_k).float()
-        q_rl, q_il = q[:b], q[b:]
-        action, use_il, q_sel = select_proposal(
-            mode or self.mode, a_rl, q_rl, a_il, q_il, beta=self.cfg.soft_beta
-        )
-        return action, use_il, q_sel, q_rl, q_il
+        rule: SelectionMode = "rl" if self.mode == "rl" else mode or self.mode
+        return networks.propose(
+            critic, self.il, feat, prop, a_rl, obs=obs, mode=rule, num_k=self.num_k,
+            beta=self.cfg.soft_beta,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()

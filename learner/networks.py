@@ -2,16 +2,32 @@
 
 Shapes: B = batch, A = action dim, S = state feature dim, P = patches, D = patch width,
 H = number of critic heads. Critics return Q of every head as [H, B].
+
+``build_networks``, ``encode``, ``propose``, ``exploration_std`` and ``autocast`` are the
+pieces that acting shares with learning: the training agent (``learner.ibrl``) and the
+acting-only policy of a bundle (``learner.acting``) both build and run their networks with
+them, so the two act alike by construction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
+
+from learner.encoders import MultiCamViT
+from learner.selection import SelectionMode, select_proposal, selection_mode
+
+if TYPE_CHECKING:
+    from learner.obs import ObsSpec
+    from tandem.settings.learner import LearnerSettings
+
+Tensors = dict[str, torch.Tensor]
 
 
 def mlp(
@@ -215,3 +231,101 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     tgt: list[torch.Tensor] = list(target.parameters())
     src: list[torch.Tensor] = list(source.parameters())
     torch._foreach_lerp_(tgt, src, tau)
+
+
+class Networks(NamedTuple):
+    """The RL networks of a learner config: ``critic`` scores (features, action) per head."""
+
+    encoder: MultiCamViT | None  # None for state observations
+    actor: nn.Module
+    critic: nn.Module
+    num_k: int  # heads the min is taken over when a proposal is scored
+
+
+def actor_dropout(cfg: LearnerSettings) -> float:
+    """The actor's dropout: ``actor_dropout`` for ibrl*, 0 for the rl and rlpd baselines
+    (as the reference configs run them)."""
+    return cfg.actor_dropout if selection_mode(cfg.method) != "rl" else 0.0
+
+
+def build_networks(cfg: LearnerSettings, spec: ObsSpec) -> Networks:
+    """Fresh (randomly initialised) encoder, actor and critic for ``cfg`` and ``spec``."""
+    actor: nn.Module
+    critic: nn.Module
+    a_dim, s_dim = spec.action_dim, spec.state_dim
+    dropout = actor_dropout(cfg)
+    if not spec.pixels:
+        actor = StateActor(s_dim, a_dim, cfg.hidden_dim, cfg.state_actor_layers, dropout)
+        critic = EnsembleCritic(s_dim, a_dim, cfg.hidden_dim, cfg.critic_layers, cfg.num_q)
+        return Networks(None, actor, critic, cfg.num_k)
+    assert spec.image_shape is not None
+    h, _, c = spec.image_shape
+    vit = {"dim": cfg.vit_dim, "heads": cfg.vit_heads, "depth": cfg.vit_depth}
+    encoder = MultiCamViT(list(spec.cameras), c, h, **vit)
+    p, d = encoder.num_patches, cfg.vit_dim
+    actor = PixelActor(
+        p, d, s_dim, a_dim, compress=cfg.actor_compress, hidden=cfg.hidden_dim,
+        layers=cfg.actor_layers, dropout=dropout,
+    )  # fmt: skip
+    critic = PixelCritic(
+        cfg.pixel_num_q, num_patches=p, patch_dim=d, prop_dim=s_dim, action_dim=a_dim,
+        emb=cfg.spatial_emb, hidden=cfg.hidden_dim,
+    )  # fmt: skip
+    return Networks(encoder, actor, critic, cfg.pixel_num_q)
+
+
+def encode(
+    normalizer: nn.Module, encoder: MultiCamViT | None, obs: Tensors, pad: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """-> (features, proprioception): state -> (normalised state, None); pixels ->
+    (patch features [B, P, D], normalised state [B, S]); ``pad`` > 0 random-shifts images."""
+    state = normalizer(obs["state"])
+    if encoder is None:
+        return state, None
+    return encoder({c: obs[c] for c in encoder.cameras}, pad), state
+
+
+def propose(
+    critic: nn.Module,
+    il: nn.Module | None,
+    feat: torch.Tensor,
+    prop: torch.Tensor | None,
+    a_rl: torch.Tensor,
+    *,
+    obs: Tensors,
+    mode: SelectionMode,
+    num_k: int,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Score the RL proposal (and, unless ``mode`` is rl, the IL proposal ``il(obs)``) with
+    ``critic`` (min over ``num_k`` random heads) and apply the selection rule.
+
+    Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il [B] (NaN for rl)).
+    """
+    if mode == "rl":
+        q_rl = min_of_random_heads(critic(feat, prop, a_rl), num_k).float()
+        action, use_il, q = select_proposal("rl", a_rl, q_rl)
+        return action, use_il, q, q_rl, torch.full_like(q_rl, float("nan"))
+    if il is None:
+        raise ValueError(f"selection mode {mode!r} needs an IL policy")
+    a_il = il(obs).to(a_rl.dtype)
+    b = a_rl.shape[0]
+    both = torch.cat([a_rl, a_il])
+    feat2 = torch.cat([feat, feat])
+    prop2 = None if prop is None else torch.cat([prop, prop])
+    q = min_of_random_heads(critic(feat2, prop2, both), num_k).float()
+    q_rl, q_il = q[:b], q[b:]
+    action, use_il, q_sel = select_proposal(mode, a_rl, q_rl, a_il, q_il, beta=beta)
+    return action, use_il, q_sel, q_rl, q_il
+
+
+def exploration_std(cfg: LearnerSettings, env_steps: int) -> float:
+    """Exploration (and target smoothing) std: linear schedule over env steps."""
+    frac = min(1.0, env_steps / cfg.stddev_steps)
+    return cfg.stddev_max + frac * (cfg.stddev_min - cfg.stddev_max)
+
+
+def autocast(bf16: bool, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on CUDA when ``bf16``; a no-op otherwise."""
+    enabled = bf16 and device.type == "cuda"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)

@@ -9,6 +9,11 @@ import torch
 SelectionMode = Literal["ibrl", "ibrl_soft", "rl"]
 
 
+def selection_mode(method: str) -> SelectionMode:
+    """The selection rule of a method: ibrl and ibrl_soft use theirs, the rest plain RL."""
+    return "ibrl" if method == "ibrl" else "ibrl_soft" if method == "ibrl_soft" else "rl"
+
+
 def select_proposal(
     mode: SelectionMode,
     a_rl: torch.Tensor,

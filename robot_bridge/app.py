@@ -6,9 +6,10 @@ import logging
 
 import zmq
 
-from robot_bridge.backend import RobotBackend, make_backend
+from robot_bridge.backend import RobotBackend
 from robot_bridge.bridge import Bridge
 from robot_bridge.cameras import CameraSet
+from robot_bridge.factory import make_backend
 from robot_bridge.policy import ExpertPolicy, PolicySlot
 from robot_bridge.weights import LearnerPolicySlot
 from tandem.settings import BridgeSettings

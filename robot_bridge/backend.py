@@ -1,7 +1,7 @@
 """Robot backends: one interface over the MuJoCo sim, a real arm over ZeroMQ, and a mock.
 
-``make_backend("sim:lift" | "sim:drawer" | "mock" | "zmq://HOST:PORT", settings)``
-builds one. Every backend runs the safety filter (``robot_bridge.safety``)
+``robot_bridge.factory.make_backend(spec, settings)`` builds one (the ZeroMQ backend is in
+``robot_bridge.zmq_backend``). Every backend runs the safety filter (``robot_bridge.safety``)
 before an action reaches the arm and returns the action it actually applied.
 """
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 BackendError = DriverError
 Expert = Callable[[dict[str, np.ndarray]], np.ndarray]
-__all__ = ["Applied", "BackendError", "LinkError", "RobotBackend", "make_backend"]
+__all__ = ["Applied", "BackendError", "LinkError", "RobotBackend"]
 
 
 @dataclass
@@ -172,7 +172,7 @@ class DriverBackend(RobotBackend):
 
 
 class SimBackend(DriverBackend):
-    """The MuJoCo tasks of ``robot_bridge.sim``."""
+    """The MuJoCo tasks of ``sim``."""
 
     def __init__(self, task: str, settings: BridgeSettings) -> None:
         from robot_bridge.sim_driver import SimDriver
@@ -217,20 +217,7 @@ def expert_for_spec(spec: ArmSpec, max_translation_m: float) -> Expert | None:
     if spec.driver == "mock":
         return mock_expert(max_translation_m)
     if spec.driver.startswith("sim:") and spec.task:
-        from robot_bridge import sim
+        import sim
 
         return sim.expert_for(spec.task)
     return None
-
-
-def make_backend(spec: str, settings: BridgeSettings) -> RobotBackend:
-    """Build the backend named by ``spec``: sim:lift, sim:drawer, mock or zmq://HOST:PORT."""
-    if spec == "mock":
-        return MockBackend(settings)
-    if spec.startswith("sim:"):
-        return SimBackend(spec.removeprefix("sim:"), settings)
-    if spec.startswith("zmq://"):
-        from robot_bridge.zmq_backend import ZmqBackend
-
-        return ZmqBackend("tcp://" + spec.removeprefix("zmq://"), settings)
-    raise ValueError(f"unknown robot {spec!r}; use sim:lift, sim:drawer, mock or zmq://HOST:PORT")

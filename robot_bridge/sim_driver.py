@@ -1,4 +1,4 @@
-"""An ``ArmDriver`` over the MuJoCo tasks of ``robot_bridge.sim`` (Gymnasium environments)."""
+"""An ``ArmDriver`` over the MuJoCo tasks of ``sim`` (Gymnasium environments)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tandem.messages.arm import ArmSpec
 
 
 class SimDriver(ArmDriver):
-    """Drives ``robot_bridge.sim.make_env(task)``; ``move_ee`` is one environment step.
+    """Drives ``sim.make_env(task)``; ``move_ee`` is one environment step.
 
     The environment takes normalised actions; this driver divides the physical
     deltas by the per-step limits it created the environment with.
@@ -30,7 +30,7 @@ class SimDriver(ArmDriver):
         max_rotation_rad: float = 0.2,
         arm_timeout_s: float = 0.5,
     ) -> None:
-        from robot_bridge import sim  # MuJoCo is imported only when a sim is asked for
+        import sim  # MuJoCo is imported only when a sim is asked for
 
         if task not in sim.TASKS:
             raise DriverError(f"unknown sim task {task!r}; known: {list(sim.TASKS)}")

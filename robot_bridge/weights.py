@@ -2,7 +2,8 @@
 
 A receiver thread subscribes to the learner's ``weights`` topic and keeps only
 the newest announcement; a loader thread checks the bundle's sha256, builds the
-policy (``learner.bundle.load_policy``) and swaps it into the ``PolicySlot``.
+policy (``learner.acting.load_policy``: inference networks only, the one module of the
+learner the bridge imports) and swaps it into the ``PolicySlot``.
 The receiver keeps counting announcements while a bundle loads, so the lag is
 always current. The
 control loop never waits for any of it: between two ticks the slot's reference
@@ -40,8 +41,8 @@ LOADER_NICE = 19
 
 
 def default_loader(bundle: bytes | memoryview) -> Policy:
-    """Build the learner's policy from bundle bytes (imported lazily: torch is heavy)."""
-    from learner.bundle import load_policy
+    """Build the acting policy of bundle bytes (imported lazily: torch is heavy)."""
+    from learner.acting import load_policy
 
     policy: Policy = load_policy(bundle)
     return policy
@@ -91,7 +92,7 @@ class LearnerPolicySlot(PolicySlot):
         imported here, once, before the control loop runs: importing them later from the
         loader thread would hold the interpreter lock for seconds while the loop ticks."""
         if self._loader is default_loader:
-            import learner.bundle  # noqa: F401
+            import learner.acting  # noqa: F401
         self._threads = [
             threading.Thread(target=self._run, name="weights-sub", daemon=True),
             threading.Thread(target=self._load_loop, name="weights-load", daemon=True),

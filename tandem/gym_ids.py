@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 GYM_IDS: dict[str, str] = {"lift": "tandem/Lift-v0", "drawer": "tandem/Drawer-v0"}
-ENTRY_POINT = "robot_bridge.sim:make_env"
+ENTRY_POINT = "sim:make_env"
 
 
 def register() -> None:

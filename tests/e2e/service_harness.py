@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from robot_bridge.sim import expert_for
+from sim import expert_for
 from tandem import wire
 from tandem.messages import ResetDone, StartDemo, StepRecord, TeleopAction
 from tests.robot_bridge.conftest import Collector, CommandClient, endpoint

@@ -229,7 +229,7 @@ def test_record_demos_for_the_sim_expert(tmp_path: Path) -> None:
         "--env",
         "sim:lift",
         "--policy",
-        "robot_bridge.sim:expert_for",
+        "sim:expert_for",
         "--episodes",
         "2",
         "--cameras",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import learner.toy_env  # noqa: F401  (registers the env ids)
-from learner.bundle import load_policy
+from learner.acting import load_policy
 from learner.demos import load_demos, record_episode, resolve_policy, write_demo
 from learner.envs import make_env, parse_env
 from learner.train import TrainArgs, Trainer

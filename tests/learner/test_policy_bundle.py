@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from learner.acting import BundleError, load_policy
 from learner.bc import BCPolicy
-from learner.bundle import BundleError, load_policy, make_bundle, sha256
+from learner.bundle import make_bundle, sha256
 from learner.obs import ObsSpec
 from tandem.messages import PolicyWeights
 from tests.learner.helpers import REPO, random_batch, tiny_agent
@@ -40,7 +41,7 @@ def test_bundles_load_in_a_fresh_process_and_act_identically(tmp_path) -> None:
         files.append(str(tmp_path / method / "policy.safetensors"))
     code = (
         "import json, numpy as np, sys\n"
-        "from learner.bundle import load_policy\n"
+        "from learner.acting import load_policy\n"
         "obs = [np.linspace(-1, 1, 3) * k for k in range(4)]\n"
         "out = {}\n"
         "for name, path in zip(('ibrl', 'bc'), sys.argv[1:]):\n"
@@ -95,12 +96,12 @@ def test_garbage_is_rejected() -> None:
 def test_a_view_of_the_bytes_loads_and_a_full_shm_falls_back(monkeypatch) -> None:
     """The bridge hands the loader a zero-copy view of the ZMQ frame; where /dev/shm cannot
     take the spill (a container's is 64 MB), the ordinary temporary directory does."""
-    from learner import bundle
+    from learner import acting
 
     blob, _ = _bundle_mem("ibrl")
     obs = {"state": np.zeros(SPEC.state_dim, np.float32)}
     expected, _ = load_policy(blob).act(obs, explore=False)
-    monkeypatch.setattr(bundle, "_SHM", ("/nonexistent-shm",))
+    monkeypatch.setattr(acting, "_SHM", ("/nonexistent-shm",))
     action, _ = load_policy(memoryview(blob).toreadonly()).act(obs, explore=False)
     np.testing.assert_array_equal(action, expected)
 
@@ -144,7 +145,7 @@ def test_an_il_only_bundle_acts_with_the_il_policy_alone() -> None:
     blob, config = make_bundle(agent.cfg, SPEC, agent=agent, il=agent.il, il_only=True)
     assert config["il_only"] and len(blob) < len(hybrid)
     policy = load_policy(blob)
-    assert policy.agent is None and policy.il is not None
+    assert policy.rl is None and policy.il is not None
     obs = np.array([0.2, -0.4, 0.9])
     action, info = policy.act(obs, explore=True)
     assert info["proposal"] == "il"

@@ -17,9 +17,10 @@ import pytest
 import zmq
 
 from robot_bridge.arm_client import ArmClient, LinkError, RemoteDriver
-from robot_bridge.backend import RobotBackend, make_backend
+from robot_bridge.backend import RobotBackend
 from robot_bridge.bridge import Bridge
 from robot_bridge.cameras import CameraSet
+from robot_bridge.factory import make_backend
 from robot_bridge.policy import ExpertPolicy, PolicySlot
 from tandem import security, wire
 from tandem.messages import Command, CommandBody, CommandReply
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def sim_available() -> bool:
     try:
-        import robot_bridge.sim  # noqa: F401
+        import sim  # noqa: F401
     except ImportError:
         return False
     return True

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from robot_bridge.arm_server import ArmServer, make_driver
-from robot_bridge.backend import RobotBackend, make_backend
+from robot_bridge.backend import RobotBackend
+from robot_bridge.factory import make_backend
 from robot_bridge.zmq_backend import ZmqBackend
 from tandem.settings import BridgeSettings
 from tests.robot_bridge.conftest import free_port, sim_available
 
 pytestmark = pytest.mark.timeout(120)
-needs_sim = pytest.mark.skipif(not sim_available(), reason="robot_bridge.sim not merged yet")
+needs_sim = pytest.mark.skipif(not sim_available(), reason="no MuJoCo sim here")
 
 CASES = [
     pytest.param("mock", id="mock"),

@@ -23,7 +23,7 @@ from tests.robot_bridge.conftest import (
 )
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.e2e, pytest.mark.slow]
-needs_sim = pytest.mark.skipif(not sim_available(), reason="robot_bridge.sim not merged yet")
+needs_sim = pytest.mark.skipif(not sim_available(), reason="no MuJoCo sim here")
 
 
 def rollout_until_success(pub: str, cmd: str, ctx: zmq.Context) -> None:

@@ -71,9 +71,10 @@ def test_expert_ignores_explore_and_has_a_no_op_reset() -> None:
 
 
 def test_a_learned_bundle_explores_in_training_and_is_deterministic_in_evaluation() -> None:
-    """The real bundle behind the slot, stacking 2 states (learner/bundle.py)."""
+    """The real bundle behind the slot, stacking 2 states (learner/acting.py)."""
     torch = pytest.importorskip("torch")
-    from learner.bundle import load_policy, make_bundle
+    from learner.acting import load_policy
+    from learner.bundle import make_bundle
     from learner.obs import ObsSpec
     from tests.learner.helpers import tiny_agent
 

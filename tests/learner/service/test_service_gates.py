@@ -10,7 +10,7 @@ import pytest
 import torch
 import zmq
 
-from learner.bundle import load_policy
+from learner.acting import load_policy
 from learner.service.assembly import EpisodeAssembler
 from learner.service.ingest import Delivery
 from learner.service.routing import route
@@ -136,13 +136,13 @@ def test_warm_up_rollouts_use_the_il_policy_alone_then_the_hybrid_acts(running) 
     obs = np.array([0.3, 1.0, 0.0, 0.0, 0.0], np.float32)
     for msg, blob in warm:
         policy = load_policy(blob)
-        assert msg.config["il_only"] and policy.agent is None
+        assert msg.config["il_only"] and policy.rl is None
         assert all(policy.act(obs, explore=True)[1]["proposal"] == "il" for _ in range(5))
     run.deliver("r1")  # the last warm-up rollout: the hybrid is published at once
     wait_for(lambda: run.learner.progress.weights_version >= 3, 20, "the hybrid policy")
     (msg, blob), *_ = run.bundles()
     policy = load_policy(blob)
-    assert not msg.config["il_only"] and policy.agent is not None
+    assert not msg.config["il_only"] and policy.rl is not None
     assert run.metric("learner/il_only") == 0.0
 
 

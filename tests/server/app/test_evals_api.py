@@ -24,8 +24,8 @@ import zmq
 from app_helpers import auth, wait_until
 from fastapi.testclient import TestClient
 
-from robot_bridge.backend import make_backend
 from robot_bridge.bridge import Bridge
+from robot_bridge.factory import make_backend
 from robot_bridge.policy import PolicySlot
 from server.app import create_app
 from tandem import wire

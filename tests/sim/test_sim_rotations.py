@@ -6,7 +6,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from robot_bridge.sim import rotations as rot
+from sim import rotations as rot
 
 
 def random_quat(rng: np.random.Generator) -> np.ndarray:

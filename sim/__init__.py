@@ -14,15 +14,15 @@ import sys
 # MuJoCo chooses its OpenGL backend when it is first imported, so this must come before that.
 if "mujoco" in sys.modules and "MUJOCO_GL" not in os.environ:
     logging.getLogger(__name__).warning(
-        "mujoco was imported before robot_bridge.sim without MUJOCO_GL set; offscreen "
+        "mujoco was imported before the sim package without MUJOCO_GL set; offscreen "
         "rendering may fail. Set MUJOCO_GL=egl in the environment."
     )
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from collections.abc import Sequence
 
-from robot_bridge.sim.env import CAMERA_NAMES, PROPRIO_DIM, TabletopEnv
-from robot_bridge.sim.experts import expert_for
+from sim.env import CAMERA_NAMES, PROPRIO_DIM, TabletopEnv
+from sim.experts import expert_for
 from tandem import gym_ids
 from tandem.gym_ids import GYM_IDS
 

@@ -1,7 +1,7 @@
 """Scripted experts: observation -> action (7,) float32 in [-1, 1] for each task.
 
 They read only ``obs["state"]`` (proprioception and the task's object features, see
-``robot_bridge.sim.tasks``) and work out their phase (approach, descend, close, then lift or
+``sim.tasks``) and work out their phase (approach, descend, close, then lift or
 pull) from it on every call, so they are deterministic functions of the observation: nothing
 carries over between calls, and a fresh episode needs no reset. They assume the default
 per-step limits (0.05 m, 0.2 rad); with other limits they remain proportional controllers,
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_bridge.sim import scene
-from robot_bridge.sim.rotations import quat_mul, rotation_between, wrap, yaw_of, yaw_quat
+from sim import scene
+from sim.rotations import quat_mul, rotation_between, wrap, yaw_of, yaw_quat
 
 Obs = dict[str, np.ndarray]
 STEP_M = 0.05  # the default max_translation_m: an error of this size saturates the action

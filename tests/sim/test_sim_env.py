@@ -7,9 +7,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from robot_bridge import sim
-from robot_bridge.sim import scene
-from robot_bridge.sim.rotations import rotation_between, yaw_of
+import sim
+from sim import scene
+from sim.rotations import rotation_between, yaw_of
 
 FEATURE_DIMS = {"lift": 7, "drawer": 4}
 

@@ -6,8 +6,8 @@ import gymnasium
 import numpy as np
 import pytest
 
-from robot_bridge import sim
-from robot_bridge.sim.rotations import yaw_of
+import sim
+from sim.rotations import yaw_of
 
 EPISODES = 50
 MIN_SUCCESS_RATE = 0.9

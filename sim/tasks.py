@@ -14,7 +14,7 @@ from typing import ClassVar
 import mujoco
 import numpy as np
 
-from robot_bridge.sim import scene
+from sim import scene
 
 LIFT_HEIGHT_M = 0.05  # the cube's bottom must rise this far above the table
 DRAWER_SUCCESS_M = 0.10  # the drawer must be pulled out this far

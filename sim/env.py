@@ -17,10 +17,10 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from robot_bridge.sim import scene
-from robot_bridge.sim.control import DiffIK, IKConfig, site_quat
-from robot_bridge.sim.rotations import quat_mul, rotation_between, rotvec_to_quat
-from robot_bridge.sim.tasks import TASK_CLASSES
+from sim import scene
+from sim.control import DiffIK, IKConfig, site_quat
+from sim.rotations import quat_mul, rotation_between, rotvec_to_quat
+from sim.tasks import TASK_CLASSES
 
 log = logging.getLogger(__name__)
 
