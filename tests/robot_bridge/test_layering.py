@@ -14,9 +14,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ["torch", "mujoco", "cv2", "fastapi", "sqlalchemy", "psycopg", "h5py", "learner",
          "server", "gymnasium", "sim"]  # fmt: skip
-PENDING = {  # bottom-layer modules of the lead's that still drag a heavy module in
-    "cv2": "tandem.wire imports cv2 at module level (only its JPEG frames need it)",
-}
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +34,7 @@ def arm_server_modules() -> set[str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize(
-    "heavy",
-    [
-        pytest.param(h, marks=pytest.mark.xfail(strict=True, reason=PENDING[h]))
-        if h in PENDING else h
-        for h in HEAVY
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize("heavy", HEAVY)
 def test_the_arm_server_with_the_mock_driver_imports_no_heavy_module(
     arm_server_modules: set[str], heavy: str
 ) -> None:

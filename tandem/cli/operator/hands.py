@@ -7,7 +7,7 @@ is going, it predicts the state after the action in flight and asks the expert
 about that state. Without the prediction the expert's deadbeat gain would
 oscillate.
 
-The sim state layout (``robot_bridge.sim.tasks``): ``[0:3]`` grip-site position,
+The sim state layout (``sim.tasks``): ``[0:3]`` grip-site position,
 ``[3:7]`` orientation (w, x, y, z), ``[7]`` opening (0 closed .. 1 open), from
 ``[14]`` the task's object features, position first.
 """
@@ -19,8 +19,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from robot_bridge.sim.experts import expert_for
-from robot_bridge.sim.rotations import quat_mul, rotvec_to_quat
+from sim.experts import expert_for
+from sim.rotations import quat_mul, rotvec_to_quat
 
 POS, QUAT, OPENING, OBJECT = slice(0, 3), slice(3, 7), 7, slice(14, 17)
 HELD_OPENING = 0.6  # jaws closed further than this on a closing command: something is held
