@@ -21,7 +21,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ from server.bridge_streams import BridgeStreams
 from server.db.schemas import ReconcileReport
 from server.recording import (
     OpenEpisode,
-    episode_extra,
+    RecorderCounters,
+    RecorderStats,
+    end_updates,
     final_obs,
     make_writer,
     meta_from_start,
@@ -54,26 +55,6 @@ POLL_S = DEFAULT_POLL_S
 LATENCY_WINDOW = 10_000
 
 
-@dataclass
-class RecorderStats:
-    """Counters since start (steps and messages)."""
-
-    steps: int = 0
-    episodes_started: int = 0
-    episodes_finished: int = 0
-    labels: int = 0
-    refused_labels: int = 0  # success labels for episodes stored incomplete
-    flushes: int = 0
-    malformed: int = 0
-    dropped_steps: int = 0
-    errors: int = 0
-    gaps: int = 0
-    missing: int = 0
-    duplicates: int = 0
-    restarts: int = 0  # new sender epochs seen after another (a bridge restarted)
-    last_error: str | None = None
-
-
 class Recorder:
     """Records every bridge of ``source`` into ``store``.
 
@@ -90,18 +71,13 @@ class Recorder:
         context: zmq.Context | None = None,
     ) -> None:
         self._own_streams = not isinstance(source, BridgeStreams)
-        if isinstance(source, BridgeStreams):
-            self._streams = source
-        elif not source:
-            raise ValueError("the recorder needs at least one bridge endpoint")
-        else:
-            self._streams = BridgeStreams(source, topics=TOPICS, context=context)
+        self._streams = _streams_of(source, context)
         self.store = store
         self.endpoints = self._streams.endpoints
         self.flush_every_s = flush_every_s
         self._attached = False
-        self._lock = threading.Lock()
-        self._stats = RecorderStats()
+        self._lock = threading.Lock()  # guards ``_open`` (read from other threads)
+        self._counters = RecorderCounters()
         self._open: dict[str, OpenEpisode] = {}
         self._robot_specs: dict[str, str] = {}
         self._ignored: set[str] = set()
@@ -137,8 +113,7 @@ class Recorder:
         return self._attached and self._streams.running
 
     def stats(self) -> RecorderStats:
-        with self._lock:
-            stats = RecorderStats(**asdict(self._stats))
+        stats = self._counters.snapshot()
         sub = self._streams.subscriber
         if sub is not None:
             totals = sub.seq_totals()
@@ -163,7 +138,7 @@ class Recorder:
 
     def on_malformed(self, bad: Malformed) -> None:
         if bad.topic.startswith(tuple(t.encode() for t in TOPICS)):
-            self._count_error("malformed", bad.error)
+            self._counters.error("malformed", bad.error)
 
     def on_idle(self) -> None:
         self._flush_due()
@@ -173,20 +148,14 @@ class Recorder:
         try:
             self._dispatch(item)
         except (WireError, EpisodeFormatError) as exc:
-            self._count_error("malformed", exc)
+            self._counters.error("malformed", exc)
         except (SQLAlchemyError, OSError) as exc:
-            self._count_error("errors", exc)
+            self._counters.error("errors", exc)
         except Exception as exc:  # the loop must survive anything one message does
             log.exception("recorder: unexpected error handling a message")
-            self._count_error("errors", exc)
+            self._counters.error("errors", exc)
         if item.topic == StepRecord.TOPIC:
             self._step_times.append(item.decode_s + time.perf_counter() - t0)
-
-    def _count_error(self, counter: str, exc: Exception) -> None:
-        log.warning("recorder: %s message: %s", counter, exc)
-        with self._lock:
-            setattr(self._stats, counter, getattr(self._stats, counter) + 1)
-            self._stats.last_error = f"{type(exc).__name__}: {exc}"
 
     def _dispatch(self, item: Received) -> None:
         """Steps and events arrive in order: the subscriber dropped duplicates already."""
@@ -207,18 +176,18 @@ class Recorder:
         if ep is None:
             ep = self._open_from_step(rec)
             if ep is None:
-                self._bump("dropped_steps")
+                self._counters.bump("dropped_steps")
                 return
         if ep.writer is None:
             ep.writer = make_writer(self.store.episodes_root, ep.meta, len(rec.state), images)
         if rec.step < ep.next_step:
             log.warning("episode %s: step %d repeats; dropped", rec.episode_id, rec.step)
-            self._bump("dropped_steps")
+            self._counters.bump("dropped_steps")
             return
         ep.missing += rec.step - ep.next_step
         ep.writer.append(StepData.from_record(rec, images))
         ep.next_step = rec.step + 1
-        self._bump("steps")
+        self._counters.bump("steps")
         if time.monotonic() - ep.last_flush >= self.flush_every_s - POLL_S:
             self._flush(ep)
 
@@ -243,7 +212,7 @@ class Recorder:
         ep = OpenEpisode(meta=meta)
         with self._lock:
             self._open[meta.episode_id] = ep
-            self._stats.episodes_started += 1
+        self._counters.bump("episodes_started")
         return ep
 
     def _flush(self, ep: OpenEpisode) -> None:
@@ -252,7 +221,7 @@ class Recorder:
             return
         ep.writer.flush()
         self.store.record_progress(ep.meta.episode_id, ep.writer.num_steps)
-        self._bump("flushes")
+        self._counters.bump("flushes")
 
     def _flush_due(self) -> None:
         now = time.monotonic()
@@ -261,7 +230,7 @@ class Recorder:
                 try:
                     self._flush(ep)
                 except (SQLAlchemyError, OSError) as exc:
-                    self._count_error("errors", exc)
+                    self._counters.error("errors", exc)
 
     # ----------------------------------------------------------------- episode events
 
@@ -291,17 +260,7 @@ class Recorder:
             state_dim = len(msg.final_state or [])
             ep.writer = make_writer(self.store.episodes_root, ep.meta, state_dim, images)
         tail_lost = max(0, msg.num_steps - ep.next_step)
-        updates: dict[str, Any] = {
-            "outcome": msg.outcome,
-            "terminated": msg.terminated,
-            "truncated": msg.truncated,
-            "ended_wall": msg.t_wall,
-        }
-        if msg.operator is not None:
-            updates["operator"] = msg.operator
-        extra = episode_extra(msg)
-        if extra:
-            updates["extra"] = {**ep.writer.meta.extra, **extra}
+        updates = end_updates(msg, ep.writer.meta)
         final = final_obs(ep.writer.meta, msg, images)
         self._finish(ep, end_reason=msg.reason, complete=ep.missing + tail_lost == 0,
                      final=final, **updates)  # fmt: skip
@@ -315,20 +274,13 @@ class Recorder:
         if msg.outcome is Outcome.SUCCESS and not self.store.get_episode(msg.episode_id).complete:
             log.warning("episode %s was cut short (incomplete): the bridge's success label is "
                         "not applied; a person can relabel it", msg.episode_id)  # fmt: skip
-            self._bump("refused_labels")
+            self._counters.bump("refused_labels")
             return
         self.store.label(msg.episode_id, msg.outcome, msg.operator)
-        self._bump("labels")
+        self._counters.bump("labels")
 
-    def _finish(
-        self,
-        ep: OpenEpisode,
-        *,
-        end_reason: str,
-        complete: bool,
-        final: dict[str, np.ndarray] | None = None,
-        **updates: Any,
-    ) -> None:
+    def _finish(self, ep: OpenEpisode, *, end_reason: str, complete: bool,
+                final: dict[str, np.ndarray] | None = None, **updates: Any) -> None:  # fmt: skip
         with self._lock:
             self._open.pop(ep.meta.episode_id, None)
         self._ignored.add(ep.meta.episode_id)
@@ -336,7 +288,7 @@ class Recorder:
             ep.writer = EpisodeWriter(self.store.episodes_root, ep.meta)
         ep.writer.finish(final, end_reason=end_reason, complete=complete, **updates)
         self.store.finish_episode(ep.writer.meta)
-        self._bump("episodes_finished")
+        self._counters.bump("episodes_finished")
         log.info("episode %s finished: %d steps, %s, complete=%s", ep.meta.episode_id,
                  ep.writer.num_steps, end_reason, complete)  # fmt: skip
 
@@ -345,11 +297,17 @@ class Recorder:
             try:
                 self._finish(ep, end_reason=reason, complete=False)
             except (SQLAlchemyError, OSError, EpisodeFormatError) as exc:
-                self._count_error("errors", exc)
+                self._counters.error("errors", exc)
 
-    def _bump(self, counter: str) -> None:
-        with self._lock:
-            setattr(self._stats, counter, getattr(self._stats, counter) + 1)
+
+def _streams_of(
+    source: Sequence[str] | BridgeStreams, context: zmq.Context | None
+) -> BridgeStreams:
+    if isinstance(source, BridgeStreams):
+        return source
+    if not source:
+        raise ValueError("the recorder needs at least one bridge endpoint")
+    return BridgeStreams(source, topics=TOPICS, context=context)
 
 
 def main(argv: list[str] | None = None) -> int:

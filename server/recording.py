@@ -1,9 +1,11 @@
-"""The recorder's episode bookkeeping: metadata from bridge messages, writers, final frames."""
+"""The recorder's bookkeeping: counters, metadata from bridge messages, writers, final frames."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,51 @@ import numpy as np
 
 from tandem.episodes import CAM_PREFIX, EpisodeFormatError, EpisodeMeta, EpisodeWriter
 from tandem.messages import EpisodeEvent, StepRecord
+
+log = logging.getLogger("server.recorder")
+
+
+@dataclass
+class RecorderStats:
+    """Counters since start (steps and messages)."""
+
+    steps: int = 0
+    episodes_started: int = 0
+    episodes_finished: int = 0
+    labels: int = 0
+    refused_labels: int = 0  # success labels for episodes stored incomplete
+    flushes: int = 0
+    malformed: int = 0
+    dropped_steps: int = 0
+    errors: int = 0
+    gaps: int = 0
+    missing: int = 0
+    duplicates: int = 0
+    restarts: int = 0  # new sender epochs seen after another (a bridge restarted)
+    last_error: str | None = None
+
+
+class RecorderCounters:
+    """``RecorderStats`` under a lock: the recording thread counts, any thread reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats = RecorderStats()
+
+    def bump(self, counter: str) -> None:
+        with self._lock:
+            setattr(self._stats, counter, getattr(self._stats, counter) + 1)
+
+    def error(self, counter: str, exc: Exception) -> None:
+        """Count a message that failed (``malformed`` or ``errors``) and keep its reason."""
+        log.warning("recorder: %s message: %s", counter, exc)
+        with self._lock:
+            setattr(self._stats, counter, getattr(self._stats, counter) + 1)
+            self._stats.last_error = f"{type(exc).__name__}: {exc}"
+
+    def snapshot(self) -> RecorderStats:
+        with self._lock:
+            return RecorderStats(**asdict(self._stats))
 
 
 @dataclass
@@ -67,6 +114,22 @@ def make_writer(
     )
     # The recorder decides when to flush (also when no step arrives), not the writer.
     return EpisodeWriter(root, meta, flush_every_s=float("inf"))
+
+
+def end_updates(msg: EpisodeEvent, meta: EpisodeMeta) -> dict[str, Any]:
+    """Metadata an end event sets: outcome, end flags and time, operator, extra fields."""
+    updates: dict[str, Any] = {
+        "outcome": msg.outcome,
+        "terminated": msg.terminated,
+        "truncated": msg.truncated,
+        "ended_wall": msg.t_wall,
+    }
+    if msg.operator is not None:
+        updates["operator"] = msg.operator
+    extra = episode_extra(msg)
+    if extra:
+        updates["extra"] = {**meta.extra, **extra}
+    return updates
 
 
 def episode_extra(msg: EpisodeEvent) -> dict[str, Any]:
