@@ -112,10 +112,11 @@ class BridgeStreams:
 
 
 class LoopInbox:
-    """A ``StreamSink`` that hands batches to ``handle`` on an asyncio loop, bounded.
+    """A ``StreamSink`` that hands what the streams thread got to callbacks on an asyncio loop.
 
-    At most ``limit`` messages wait for the loop; past that the oldest are dropped
-    (browsers only need the newest), counted in ``dropped``.
+    At most ``limit`` items (messages and malformed-message reports) wait for the
+    loop; past that the oldest are dropped (browsers only need the newest), counted
+    in ``dropped``. One callback is scheduled at a time, however many batches arrive.
     """
 
     def __init__(
@@ -128,33 +129,43 @@ class LoopInbox:
         self._loop = loop
         self._handle = handle
         self._handle_malformed = on_malformed
-        self._items: deque[Received] = deque(maxlen=limit)
+        self._items: deque[Received | Malformed] = deque(maxlen=limit)
         self._lock = threading.Lock()
         self._scheduled = False
         self.dropped = 0
 
     def on_batch(self, batch: list[Received]) -> None:
-        with self._lock:
-            self.dropped += max(0, len(self._items) + len(batch) - (self._items.maxlen or 0))
-            self._items.extend(batch)
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self._call(self._drain)
+        self._put(batch)
 
     def on_malformed(self, bad: Malformed) -> None:
-        self._call(self._handle_malformed, bad)
+        self._put([bad])
 
     def on_idle(self) -> None:
         pass
 
-    def _call(self, fn: Callable[..., None], *args: object) -> None:
+    def _put(self, items: Sequence[Received | Malformed]) -> None:
+        with self._lock:
+            self.dropped += max(0, len(self._items) + len(items) - (self._items.maxlen or 0))
+            self._items.extend(items)
+            if self._scheduled:
+                return
+            self._scheduled = True
         with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
-            self._loop.call_soon_threadsafe(fn, *args)
+            self._loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
         with self._lock:
-            batch = list(self._items)
+            items = list(self._items)
             self._items.clear()
             self._scheduled = False
-        self._handle(batch)
+        batch: list[Received] = []
+        for item in items:
+            if isinstance(item, Received):
+                batch.append(item)
+                continue
+            if batch:
+                self._handle(batch)
+                batch = []
+            self._handle_malformed(item)
+        if batch:
+            self._handle(batch)
