@@ -1,8 +1,9 @@
 """The FastAPI application: ``create_app(settings)`` builds it, its lifespan runs it.
 
-Start-up (in order): open the episode store (migrations), start the recorder
-(which first reconciles crashed episodes), start the bridge link (commands,
-status, frames, steps, learner metrics), make sure an operator exists and hand
+Start-up (in order): open the episode store (migrations), attach the recorder
+to the bridge link's streams (it first reconciles crashed episodes), start the
+bridge link (commands, the one subscription to the bridges that feeds both the
+recorder and the browsers, learner metrics), make sure an operator exists and hand
 a one-time login URL to ``on_login_url`` (the log gets it with the token
 redacted). Shutdown reverses it. Routes: REST under ``/api``,
 WebSockets under ``/ws``, ``/login``, the OpenAPI schema at ``/openapi.json``
@@ -100,7 +101,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        recorder = _start_recorder(settings, store) if record else None
+        recorder = _start_recorder(settings, store, link) if record else None
         state.extra["recorder"] = recorder
         await link.start()
         state.login_url = await asyncio.to_thread(_login_url, settings, store)
@@ -164,13 +165,14 @@ def _make_store(settings: Settings) -> EpisodeStore:
     )
 
 
-def _start_recorder(settings: Settings, store: EpisodeStore) -> Any:
+def _start_recorder(settings: Settings, store: EpisodeStore, link: BridgeLink) -> Any:
+    """A recorder fed by the link's bridge streams (each step is decoded once for both)."""
     from server.recorder import Recorder
 
-    if not settings.server.bridges:
+    if not link.streams.endpoints:
         log.warning("no bridges configured: not recording")
         return None
-    recorder = Recorder(store, settings.server.bridges, flush_every_s=settings.server.flush_every_s)
+    recorder = Recorder(store, link.streams, flush_every_s=settings.server.flush_every_s)
     report = recorder.start()
     if report.recovered:
         log.warning(

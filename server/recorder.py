@@ -1,6 +1,8 @@
-"""The recorder: subscribes to the bridges' step and episode streams and writes episodes.
+"""The recorder: writes the bridges' step and episode streams into the episode store.
 
-One background thread owns a ZMQ SUB socket per bridge endpoint. Each episode is
+It is a sink of ``server.bridge_streams.BridgeStreams``: in the server it shares
+the one subscription (and the one decode of each step) with the browsers' relay;
+given endpoints instead, it runs its own streams thread. Each episode is
 written incrementally with ``tandem.episodes.EpisodeWriter`` (a chunk at least
 every ``flush_every_s``), finished with the atomic rename, and mirrored in the
 database (row created at ``start`` with ``complete=False``, updated at ``end``).
@@ -18,7 +20,7 @@ import signal
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,85 +28,57 @@ import numpy as np
 import zmq
 from sqlalchemy.exc import SQLAlchemyError
 
+from server.bridge_streams import BridgeStreams
 from server.db.schemas import ReconcileReport
-from server.store import EpisodeStore
-from tandem import security, wire
-from tandem.episodes import (
-    CAM_PREFIX,
-    EpisodeFormatError,
-    EpisodeMeta,
-    EpisodeWriter,
-    StepData,
-    check_name,
+from server.recording import (
+    OpenEpisode,
+    RecorderCounters,
+    RecorderStats,
+    end_updates,
+    final_obs,
+    make_writer,
+    meta_from_start,
+    meta_from_step,
 )
+from server.store import EpisodeStore
+from tandem import security
+from tandem.episodes import EpisodeFormatError, EpisodeMeta, EpisodeWriter, StepData, check_name
 from tandem.messages import BridgeStatus, EpisodeEvent, Outcome, StepRecord
 from tandem.settings import load_settings
-from tandem.streams import SeqTracker
-from tandem.wire import Decoded, WireError, decode
+from tandem.subscriber import DEFAULT_POLL_S, Malformed, Received
+from tandem.wire import WireError
 
 log = logging.getLogger(__name__)
 
 TOPICS = (StepRecord.TOPIC, EpisodeEvent.TOPIC, BridgeStatus.TOPIC)
-POLL_S = 0.05
-RCV_HWM = 100_000
-MAX_BATCH = 500
+POLL_S = DEFAULT_POLL_S
 LATENCY_WINDOW = 10_000
 
 
-@dataclass
-class RecorderStats:
-    """Counters since start (steps and messages)."""
-
-    steps: int = 0
-    episodes_started: int = 0
-    episodes_finished: int = 0
-    labels: int = 0
-    refused_labels: int = 0  # success labels for episodes stored incomplete
-    flushes: int = 0
-    malformed: int = 0
-    dropped_steps: int = 0
-    errors: int = 0
-    gaps: int = 0
-    missing: int = 0
-    duplicates: int = 0
-    restarts: int = 0  # new sender epochs seen after another (a bridge restarted)
-    last_error: str | None = None
-
-
-@dataclass
-class _Open:
-    """An episode being recorded: its start info and (after the first step) its writer."""
-
-    meta: EpisodeMeta
-    writer: EpisodeWriter | None = None
-    next_step: int = 0
-    missing: int = 0
-    last_flush: float = field(default_factory=time.monotonic)
-
-
 class Recorder:
-    """Records every bridge in ``endpoints`` into ``store`` from a background thread."""
+    """Records every bridge of ``source`` into ``store``.
+
+    ``source`` is the server's shared ``BridgeStreams``, or bridge PUB endpoints to
+    subscribe to on a streams thread of the recorder's own.
+    """
 
     def __init__(
         self,
         store: EpisodeStore,
-        endpoints: list[str],
+        source: Sequence[str] | BridgeStreams,
         *,
         flush_every_s: float = 1.0,
         context: zmq.Context | None = None,
     ) -> None:
-        if not endpoints:
-            raise ValueError("the recorder needs at least one bridge endpoint")
+        self._own_streams = not isinstance(source, BridgeStreams)
+        self._streams = _streams_of(source, context)
         self.store = store
-        self.endpoints = list(endpoints)
+        self.endpoints = self._streams.endpoints
         self.flush_every_s = flush_every_s
-        self._context = context or zmq.Context.instance()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._stats = RecorderStats()
-        self._seq = SeqTracker()
-        self._open: dict[str, _Open] = {}
+        self._attached = False
+        self._lock = threading.Lock()  # guards ``_open`` (read from other threads)
+        self._counters = RecorderCounters()
+        self._open: dict[str, OpenEpisode] = {}
         self._robot_specs: dict[str, str] = {}
         self._ignored: set[str] = set()
         self._step_times: deque[float] = deque(maxlen=LATENCY_WINDOW)
@@ -112,45 +86,39 @@ class Recorder:
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> ReconcileReport:
-        """Reconcile the store (recovering crashed episodes), then record in a thread."""
-        if self._thread is not None:
+        """Reconcile the store (recovering crashed episodes), then record every step."""
+        if self._attached:
             raise RuntimeError("recorder already started")
         report = self.store.reconcile()
-        sockets = []
-        for endpoint in self.endpoints:
-            sock = self._context.socket(zmq.SUB)
-            sock.setsockopt(zmq.RCVHWM, RCV_HWM)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.MAXMSGSIZE, wire.MEDIA_MSG_BYTES)  # steps carry camera frames
-            for topic in TOPICS:
-                sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-            security.connect(sock, endpoint)
-            sockets.append(sock)
-        self._thread = threading.Thread(target=self._run, args=(sockets,), name="recorder")
-        self._thread.daemon = True
-        self._thread.start()
+        self._streams.attach(self)
+        self._attached = True
+        if self._own_streams:
+            self._streams.start()
         log.info("recorder started on %s", ", ".join(self.endpoints))
         return report
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the thread; episodes still open are finished as incomplete."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.error("recorder thread did not stop within %.1f s", timeout)
-            self._thread = None
+        """Stop recording; episodes still open are finished as incomplete."""
+        if not self._attached:
+            return
+        if self._own_streams:
+            self._streams.stop(timeout)
+        self._streams.detach(self)  # the streams thread no longer calls us after this
+        self._attached = False
+        self._finish_all("recorder_stopped")
+        log.info("recorder stopped: %s", self.stats())
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._attached and self._streams.running
 
     def stats(self) -> RecorderStats:
-        with self._lock:
-            stats = RecorderStats(**asdict(self._stats))
-            totals = self._seq.totals()
-        stats.gaps, stats.missing, stats.duplicates = totals.gaps, totals.missing, totals.duplicates
-        stats.restarts = totals.restarts
+        stats = self._counters.snapshot()
+        sub = self._streams.subscriber
+        if sub is not None:
+            totals = sub.seq_totals()
+            stats.gaps, stats.missing = totals.gaps, totals.missing
+            stats.duplicates, stats.restarts = totals.duplicates, totals.restarts
         return stats
 
     def step_latencies(self) -> np.ndarray:
@@ -161,69 +129,45 @@ class Recorder:
         with self._lock:
             return list(self._open)
 
-    # ----------------------------------------------------------------- loop
+    # ----------------------------------------------------------------- stream sink
 
-    def _run(self, sockets: list[zmq.Socket]) -> None:
-        poller = zmq.Poller()
-        for sock in sockets:
-            poller.register(sock, zmq.POLLIN)
-        try:
-            while not self._stop.is_set():
-                ready = dict(poller.poll(int(POLL_S * 1000)))
-                for sock in sockets:
-                    if sock in ready:
-                        self._drain(sock)
-                self._flush_due()
-        finally:
-            self._finish_all("recorder_stopped")
-            for sock in sockets:
-                sock.close()
-            log.info("recorder stopped: %s", self.stats())
+    def on_batch(self, batch: list[Received]) -> None:
+        for item in batch:
+            if item.decoded is not None:
+                self._handle(item)
 
-    def _drain(self, sock: zmq.Socket) -> None:
-        for _ in range(MAX_BATCH):
-            try:
-                parts = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._handle_parts(parts)
+    def on_malformed(self, bad: Malformed) -> None:
+        if bad.topic.startswith(tuple(t.encode() for t in TOPICS)):
+            self._counters.error("malformed", bad.error)
 
-    def _handle_parts(self, parts: list[bytes]) -> None:
+    def on_idle(self) -> None:
+        self._flush_due()
+
+    def _handle(self, item: Received) -> None:
         t0 = time.perf_counter()
         try:
-            self._dispatch(decode(parts))
+            self._dispatch(item)
         except (WireError, EpisodeFormatError) as exc:
-            self._count_error("malformed", exc)
+            self._counters.error("malformed", exc)
         except (SQLAlchemyError, OSError) as exc:
-            self._count_error("errors", exc)
+            self._counters.error("errors", exc)
         except Exception as exc:  # the loop must survive anything one message does
             log.exception("recorder: unexpected error handling a message")
-            self._count_error("errors", exc)
-        if parts and parts[0] == b"step":
-            self._step_times.append(time.perf_counter() - t0)
+            self._counters.error("errors", exc)
+        if item.topic == StepRecord.TOPIC:
+            self._step_times.append(item.decode_s + time.perf_counter() - t0)
 
-    def _count_error(self, counter: str, exc: Exception) -> None:
-        log.warning("recorder: %s message: %s", counter, exc)
-        with self._lock:
-            setattr(self._stats, counter, getattr(self._stats, counter) + 1)
-            self._stats.last_error = f"{type(exc).__name__}: {exc}"
-
-    def _dispatch(self, decoded: Decoded) -> None:
-        msg = decoded.msg
+    def _dispatch(self, item: Received) -> None:
+        """Steps and events arrive in order: the subscriber dropped duplicates already."""
+        assert item.decoded is not None
+        msg = item.decoded.msg
         if isinstance(msg, StepRecord):
-            if self._in_order(msg):
-                self._on_step(msg, decoded.images())
+            self._on_step(msg, item.decoded.images())
         elif isinstance(msg, EpisodeEvent):
-            if self._in_order(msg):
-                self._on_event(msg, decoded.images())
+            self._on_event(msg, item.decoded.images())
         elif isinstance(msg, BridgeStatus) and self._robot_specs.get(msg.robot_id) != msg.robot:
             self._robot_specs[msg.robot_id] = msg.robot
             self.store.touch_robot(msg.robot_id, msg.robot)
-
-    def _in_order(self, msg: StepRecord | EpisodeEvent) -> bool:
-        """Count gaps per sender epoch; False for a duplicate or out-of-order message (dropped)."""
-        with self._lock:
-            return self._seq.observe(msg.robot_id, msg.TOPIC, msg.seq, msg.epoch) >= 0
 
     # ----------------------------------------------------------------- steps
 
@@ -232,22 +176,22 @@ class Recorder:
         if ep is None:
             ep = self._open_from_step(rec)
             if ep is None:
-                self._bump("dropped_steps")
+                self._counters.bump("dropped_steps")
                 return
         if ep.writer is None:
-            ep.writer = self._make_writer(ep.meta, len(rec.state), images)
+            ep.writer = make_writer(self.store.episodes_root, ep.meta, len(rec.state), images)
         if rec.step < ep.next_step:
             log.warning("episode %s: step %d repeats; dropped", rec.episode_id, rec.step)
-            self._bump("dropped_steps")
+            self._counters.bump("dropped_steps")
             return
         ep.missing += rec.step - ep.next_step
         ep.writer.append(StepData.from_record(rec, images))
         ep.next_step = rec.step + 1
-        self._bump("steps")
+        self._counters.bump("steps")
         if time.monotonic() - ep.last_flush >= self.flush_every_s - POLL_S:
             self._flush(ep)
 
-    def _open_from_step(self, rec: StepRecord) -> _Open | None:
+    def _open_from_step(self, rec: StepRecord) -> OpenEpisode | None:
         """A step of an episode whose start we did not see: record it unless it is known."""
         if rec.episode_id in self._ignored:
             return None
@@ -256,53 +200,28 @@ class Recorder:
                         rec.episode_id)  # fmt: skip
             self._ignored.add(rec.episode_id)
             return None
-        meta = EpisodeMeta(
-            robot_id=rec.robot_id,
-            episode_id=rec.episode_id,
-            kind=rec.episode_kind,
-            state_dim=len(rec.state),
-            task=self._robot_specs.get(rec.robot_id),
-            started_wall=rec.t_wall,
-            extra={"first_step": rec.step, "start_event": False},
-        )
-        return self._begin(meta)
+        return self._begin(meta_from_step(rec, self._robot_specs.get(rec.robot_id)))
 
-    def _begin(self, meta: EpisodeMeta) -> _Open:
+    def _begin(self, meta: EpisodeMeta) -> OpenEpisode:
         check_name(meta.robot_id, "robot id")  # ids become paths: refuse before any row
         check_name(meta.episode_id, "episode id")
         for other in [e for e in self._open.values() if e.meta.robot_id == meta.robot_id]:
             log.warning("episode %s: no end event before the next episode", other.meta.episode_id)
             self._finish(other, end_reason="superseded", complete=False)
         self.store.begin_episode(meta)
-        ep = _Open(meta=meta)
+        ep = OpenEpisode(meta=meta)
         with self._lock:
             self._open[meta.episode_id] = ep
-            self._stats.episodes_started += 1
+        self._counters.bump("episodes_started")
         return ep
 
-    def _make_writer(
-        self, meta: EpisodeMeta, state_dim: int, images: dict[str, np.ndarray]
-    ) -> EpisodeWriter:
-        shapes = {tuple(img.shape) for img in images.values()}
-        if len(shapes) > 1:
-            raise EpisodeFormatError(f"cameras of one step differ in shape: {sorted(shapes)}")
-        meta = meta.model_copy(
-            update={
-                "state_dim": state_dim,
-                "cameras": sorted(images),
-                "image_shape": list(shapes.pop()) if shapes else None,
-            }
-        )
-        # The recorder decides when to flush (also when no step arrives), not the writer.
-        return EpisodeWriter(self.store.episodes_root, meta, flush_every_s=float("inf"))
-
-    def _flush(self, ep: _Open) -> None:
+    def _flush(self, ep: OpenEpisode) -> None:
         ep.last_flush = time.monotonic()
         if ep.writer is None:
             return
         ep.writer.flush()
         self.store.record_progress(ep.meta.episode_id, ep.writer.num_steps)
-        self._bump("flushes")
+        self._counters.bump("flushes")
 
     def _flush_due(self) -> None:
         now = time.monotonic()
@@ -311,7 +230,7 @@ class Recorder:
                 try:
                     self._flush(ep)
                 except (SQLAlchemyError, OSError) as exc:
-                    self._count_error("errors", exc)
+                    self._counters.error("errors", exc)
 
     # ----------------------------------------------------------------- episode events
 
@@ -327,17 +246,7 @@ class Recorder:
         if msg.episode_id in self._open or self.store.has_episode(msg.episode_id):
             log.warning("start of episode %s seen twice: ignored", msg.episode_id)
             return
-        meta = EpisodeMeta(
-            robot_id=msg.robot_id,
-            episode_id=msg.episode_id,
-            kind=msg.episode_kind,
-            state_dim=0,
-            task=self._robot_specs.get(msg.robot_id),
-            operator=msg.operator,
-            started_wall=msg.t_wall,
-            extra=_episode_extra(msg),
-        )
-        self._begin(meta)
+        self._begin(meta_from_start(msg, self._robot_specs.get(msg.robot_id)))
 
     def _on_end(self, msg: EpisodeEvent, images: dict[str, np.ndarray]) -> None:
         ep = self._open.get(msg.episode_id)
@@ -349,20 +258,10 @@ class Recorder:
             return
         if ep.writer is None:
             state_dim = len(msg.final_state or [])
-            ep.writer = self._make_writer(ep.meta, state_dim, images)
+            ep.writer = make_writer(self.store.episodes_root, ep.meta, state_dim, images)
         tail_lost = max(0, msg.num_steps - ep.next_step)
-        updates: dict[str, Any] = {
-            "outcome": msg.outcome,
-            "terminated": msg.terminated,
-            "truncated": msg.truncated,
-            "ended_wall": msg.t_wall,
-        }
-        if msg.operator is not None:
-            updates["operator"] = msg.operator
-        extra = _episode_extra(msg)
-        if extra:
-            updates["extra"] = {**ep.writer.meta.extra, **extra}
-        final = _final_obs(ep.writer.meta, msg, images)
+        updates = end_updates(msg, ep.writer.meta)
+        final = final_obs(ep.writer.meta, msg, images)
         self._finish(ep, end_reason=msg.reason, complete=ep.missing + tail_lost == 0,
                      final=final, **updates)  # fmt: skip
 
@@ -375,20 +274,13 @@ class Recorder:
         if msg.outcome is Outcome.SUCCESS and not self.store.get_episode(msg.episode_id).complete:
             log.warning("episode %s was cut short (incomplete): the bridge's success label is "
                         "not applied; a person can relabel it", msg.episode_id)  # fmt: skip
-            self._bump("refused_labels")
+            self._counters.bump("refused_labels")
             return
         self.store.label(msg.episode_id, msg.outcome, msg.operator)
-        self._bump("labels")
+        self._counters.bump("labels")
 
-    def _finish(
-        self,
-        ep: _Open,
-        *,
-        end_reason: str,
-        complete: bool,
-        final: dict[str, np.ndarray] | None = None,
-        **updates: Any,
-    ) -> None:
+    def _finish(self, ep: OpenEpisode, *, end_reason: str, complete: bool,
+                final: dict[str, np.ndarray] | None = None, **updates: Any) -> None:  # fmt: skip
         with self._lock:
             self._open.pop(ep.meta.episode_id, None)
         self._ignored.add(ep.meta.episode_id)
@@ -396,7 +288,7 @@ class Recorder:
             ep.writer = EpisodeWriter(self.store.episodes_root, ep.meta)
         ep.writer.finish(final, end_reason=end_reason, complete=complete, **updates)
         self.store.finish_episode(ep.writer.meta)
-        self._bump("episodes_finished")
+        self._counters.bump("episodes_finished")
         log.info("episode %s finished: %d steps, %s, complete=%s", ep.meta.episode_id,
                  ep.writer.num_steps, end_reason, complete)  # fmt: skip
 
@@ -405,36 +297,17 @@ class Recorder:
             try:
                 self._finish(ep, end_reason=reason, complete=False)
             except (SQLAlchemyError, OSError, EpisodeFormatError) as exc:
-                self._count_error("errors", exc)
-
-    def _bump(self, counter: str) -> None:
-        with self._lock:
-            setattr(self._stats, counter, getattr(self._stats, counter) + 1)
+                self._counters.error("errors", exc)
 
 
-def _episode_extra(msg: EpisodeEvent) -> dict[str, Any]:
-    """Weights version and evaluation batch of an episode event, for ``EpisodeMeta.extra``."""
-    fields = {
-        "weights_version": msg.weights_version,
-        "eval_batch": msg.eval_batch,
-        "eval_index": msg.eval_index,
-    }
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _final_obs(
-    meta: EpisodeMeta, msg: EpisodeEvent, images: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """The end event's observation keyed like chunk arrays (``state``, ``cam_<name>``)."""
-    final: dict[str, np.ndarray] = {}
-    if msg.final_state is not None and len(msg.final_state) == meta.state_dim:
-        final["state"] = np.asarray(msg.final_state, np.float32)
-    shape = tuple(meta.image_shape or ())
-    for cam in meta.cameras:
-        image = images.get(cam)
-        if image is not None and image.shape == shape and image.dtype == np.uint8:
-            final[CAM_PREFIX + cam] = image
-    return final
+def _streams_of(
+    source: Sequence[str] | BridgeStreams, context: zmq.Context | None
+) -> BridgeStreams:
+    if isinstance(source, BridgeStreams):
+        return source
+    if not source:
+        raise ValueError("the recorder needs at least one bridge endpoint")
+    return BridgeStreams(source, topics=TOPICS, context=context)
 
 
 def main(argv: list[str] | None = None) -> int:

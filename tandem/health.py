@@ -13,35 +13,26 @@ import sys
 import time
 from collections.abc import Sequence
 
-import zmq
-
 from tandem import security
 from tandem.messages import MESSAGE_TYPES
 from tandem.settings import load_settings
-from tandem.wire import MEDIA_MSG_BYTES, WireError, decode
+from tandem.subscriber import Malformed, Subscriber
 
 
 def wait_for_message(topic: str, endpoint: str, timeout_s: float) -> bool:
     """True when a decodable ``topic`` message arrives on ``endpoint`` within the time."""
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sock = ctx.socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.MAXMSGSIZE, MEDIA_MSG_BYTES)
-    sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    security.connect(sock, endpoint)
     deadline = time.monotonic() + timeout_s
-    try:
+    with Subscriber(
+        [endpoint], [topic], expect=MESSAGE_TYPES[topic], max_batch=1, on_malformed=_ignore
+    ) as sub:
         while (left := deadline - time.monotonic()) > 0:
-            if not sock.poll(int(left * 1000)):
-                return False
-            try:
-                decode(sock.recv_multipart(), expect=MESSAGE_TYPES[topic])
+            if sub.poll(left):
                 return True
-            except WireError:
-                continue
         return False
-    finally:
-        sock.close()
+
+
+def _ignore(bad: Malformed) -> None:
+    """An undecodable message is not the one awaited; keep waiting."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,10 +22,10 @@ from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from server.auth import WS_FORBIDDEN
-from server.bridge_link import CameraPacket
 from server.deps import get_state, websocket_user
 from server.fanout import Mailbox
 from server.routers.telemetry import drain_until_closed
+from server.telemetry_relay import CameraPacket
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """``/ws/telemetry``: robot state, learner metrics, episode summaries and the rollout stream.
 
-Server -> client JSON text messages (``type``): ``hello`` (once), ``state``
+Server -> client JSON text messages (``type``, one model each in
+``tandem.messages.telemetry``): ``hello`` (once), ``state``
 (BridgeStatus of one robot, keep-latest, ~10 Hz), ``metrics`` (batched learner
 metrics rows, 1-5 Hz), ``rollout`` (one per control step: action source,
 Q values), ``episode_start``, ``episode_summary``, ``episode_label``. A slow
@@ -18,9 +19,9 @@ import time
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from server.bridge_link import to_json
 from server.deps import get_state, websocket_user
 from server.fanout import Mailbox
+from tandem.messages import Hello, RobotState
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,13 @@ async def telemetry_socket(ws: WebSocket) -> None:
     if user is None:
         return
     box_id, box = state.hubs.telemetry.subscribe()
-    hello = {
-        "type": "hello",
-        "server_time": time.time(),
-        "user": user.name,
-        "role": user.role,
-        "robots": state.link.robots(),
-    }
-    box.put_event(to_json(hello))
+    hello = Hello(
+        server_time=time.time(), user=user.name, role=user.role, robots=state.link.robots()
+    )
+    box.put_event(hello.to_json())
     for _, _, status, _ in state.link.statuses():
         if status is not None:
-            payload = {"type": "state", **status.model_dump(mode="json", exclude={"frames"})}
-            box.put_latest(("state", status.robot_id), to_json(payload))
+            box.put_latest(("state", status.robot_id), RobotState.of(status).to_json())
     sender = asyncio.ensure_future(_send_loop(ws, box))
     try:
         await drain_until_closed(ws)

@@ -45,6 +45,16 @@ from tandem.messages.commands import (
     command_adapter,
 )
 from tandem.messages.learner import LearnerMetrics, PolicyWeights
+from tandem.messages.telemetry import (
+    EpisodeNotice,
+    EpisodeSummary,
+    Hello,
+    MetricsBatch,
+    MetricsRow,
+    RobotState,
+    RolloutSample,
+    Telemetry,
+)
 
 # Topic -> model. The wire codec accepts exactly these topics.
 MESSAGE_TYPES: dict[str, type[Message]] = {
@@ -81,19 +91,26 @@ __all__ = [
     "EndEpisode",
     "EpisodeEvent",
     "EpisodeKind",
+    "EpisodeNotice",
     "EpisodeResult",
+    "EpisodeSummary",
     "EvalProgress",
     "FrameSpec",
     "HandBack",
+    "Hello",
     "LabelEpisode",
     "LearnerMetrics",
     "LoopTiming",
     "Message",
+    "MetricsBatch",
+    "MetricsRow",
     "Outcome",
     "Ping",
     "PolicyInfo",
     "PolicyWeights",
     "ResetDone",
+    "RobotState",
+    "RolloutSample",
     "SafetyEvent",
     "Sequencer",
     "StartDemo",
@@ -102,6 +119,7 @@ __all__ = [
     "StepRecord",
     "StopEval",
     "TakeOver",
+    "Telemetry",
     "TeleopAction",
     "Transition",
     "command_adapter",

@@ -48,7 +48,7 @@ def test_a_silent_bridge_is_reported_stale_but_the_server_stays_healthy(
     wait_until(lambda: bridge.publish_status() or link.robots(), what="a status")
     time.sleep(0.3)  # statuses still in flight arrive before the clock jumps
     real = time.monotonic
-    monkeypatch.setattr("server.bridge_link.time.monotonic", lambda: real() + 60.0)
+    monkeypatch.setattr("server.bridge_registry.time.monotonic", lambda: real() + 60.0)
     response = client.get("/api/health")
     assert response.status_code == 200
     [one] = response.json()["bridges"]
