@@ -28,14 +28,14 @@ from typing import Any
 import zmq
 
 from robot_bridge.policy import Policy, PolicySlot
-from tandem import security
 from tandem.messages import PolicyWeights
-from tandem.wire import MAX_FRAME_BYTES, Decoded, WireError, decode
+from tandem.subscriber import Malformed, Received, Subscriber, SubscriberThread
+from tandem.wire import MAX_FRAME_BYTES, Decoded, WireError
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[bytes | memoryview], Policy]
-POLL_MS = 100
+POLL_S = 0.1
 RCV_HWM = 4
 LOADER_NICE = 19
 
@@ -75,6 +75,7 @@ class LearnerPolicySlot(PolicySlot):
         self._ctx = context or zmq.Context.instance()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._rx: SubscriberThread | None = None
         self._acting: tuple[str, int] | None = None
         self._pending: Decoded | None = None
         self._wake = threading.Condition()
@@ -93,40 +94,48 @@ class LearnerPolicySlot(PolicySlot):
         loader thread would hold the interpreter lock for seconds while the loop ticks."""
         if self._loader is default_loader:
             import learner.acting  # noqa: F401
-        self._threads = [
-            threading.Thread(target=self._run, name="weights-sub", daemon=True),
-            threading.Thread(target=self._load_loop, name="weights-load", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        # Zero-copy frames: copying a 100+ MB bundle into bytes would hold the GIL (and
+        # stall the control loop) for hundreds of milliseconds.
+        sub = Subscriber(
+            [self.endpoint], [PolicyWeights.TOPIC], expect=PolicyWeights, rcv_hwm=RCV_HWM,
+            max_msg_bytes=MAX_FRAME_BYTES, copy=False, on_malformed=self._malformed,
+            context=self._ctx,
+        )  # fmt: skip
+        log.debug("weights subscriber connected to %s", self.endpoint)
+        self._rx = SubscriberThread(sub, self._on_batch, poll_s=POLL_S, name="weights-sub")
+        self._rx.start()
+        self._threads = [threading.Thread(target=self._load_loop, name="weights-load", daemon=True)]
+        self._threads[0].start()
         return self
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
+        if self._rx is not None:
+            self._rx.stop(timeout)
+            self._rx = None
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
 
-    def _run(self) -> None:
-        sock = self._ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.RCVHWM, RCV_HWM)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
-        sock.setsockopt(zmq.SUBSCRIBE, PolicyWeights.TOPIC.encode())
-        security.connect(sock, self.endpoint)
-        log.debug("weights subscriber connected to %s", self.endpoint)
-        try:
-            while not self._stop.is_set():
-                if sock.poll(POLL_MS):
-                    newest = self._drain(sock)
-                    if newest is not None:
-                        with self._wake:
-                            self._pending = newest
-                            self._wake.notify()
-        finally:
-            sock.close()
+    def _on_batch(self, batch: list[Received]) -> None:
+        """Count every announcement; hand the newest one to the loader."""
+        newest: Decoded | None = None
+        for received in batch:
+            decoded = received.decoded
+            assert decoded is not None and isinstance(decoded.msg, PolicyWeights)
+            self.stats.received += 1
+            self._announce(decoded.msg)
+            if newest is None or _key(decoded.msg) >= _key(newest.msg):
+                newest = decoded
+        if newest is not None:
+            with self._wake:
+                self._pending = newest
+                self._wake.notify()
+
+    def _malformed(self, bad: Malformed) -> None:
+        self._reject(f"malformed weights message: {bad.error}")
 
     def _load_loop(self) -> None:
         _lower_priority()
@@ -137,28 +146,6 @@ class LearnerPolicySlot(PolicySlot):
                 candidate, self._pending = self._pending, None
             if candidate is not None:
                 self._install(candidate)
-
-    def _drain(self, sock: zmq.Socket) -> Decoded | None:
-        """Read every waiting announcement; return the newest valid one not yet acting."""
-        newest: Decoded | None = None
-        while True:
-            try:
-                # Zero-copy frames: copying a 100+ MB bundle into bytes would hold the GIL
-                # (and stall the control loop) for hundreds of milliseconds.
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return newest
-            try:
-                decoded = decode([f.buffer for f in frames], expect=PolicyWeights)
-            except WireError as exc:
-                self._reject(f"malformed weights message: {exc}")
-                continue
-            self.stats.received += 1
-            msg = decoded.msg
-            assert isinstance(msg, PolicyWeights)
-            self._announce(msg)
-            if newest is None or _key(msg) >= _key(newest.msg):
-                newest = decoded
 
     def _announce(self, msg: PolicyWeights) -> None:
         if msg.run_id != self.stats.run_id:
