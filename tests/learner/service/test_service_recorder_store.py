@@ -125,5 +125,5 @@ def test_the_ingest_log_setting() -> None:
     store = Path("/data/episodes")
     assert LearnerServiceSettings().keeps_ingest_log  # no recorder: the learner keeps a log
     assert not LearnerServiceSettings(recorder_store=store).keeps_ingest_log
-    assert LearnerServiceSettings(recorder_store=store).keeps_ingest_log
+    assert LearnerServiceSettings(recorder_store=store, ingest_log="on").keeps_ingest_log
     assert not LearnerServiceSettings(ingest_log="off").keeps_ingest_log
