@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
+from learner.episode_arrays import load_arrays, merge
 from learner.obs import ObsSpec
 from learner.service.assembly import EpisodeAssembler
 from learner.service.config import load_service_settings
 from learner.service.data import ServiceData, spec_for
 from learner.service.ingest import Delivery, Ingest
-from learner.episode_arrays import load_arrays, merge
 from learner.service.sources import IngestLog, load_roots
 from tandem.messages import EpisodeEvent, EpisodeKind
 from tandem.settings import SettingsError
