@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from learner.replay import EpisodeStore
+from learner.replay import TransitionRing
 
 CHECKPOINT_FORMAT = 1
 
@@ -48,7 +48,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
     return state
 
 
-def save_replay(path: str | Path, store: EpisodeStore) -> Path:
+def save_replay(path: str | Path, store: TransitionRing) -> Path:
     """Save the store's arrays (``np.savez``) atomically."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -60,7 +60,7 @@ def save_replay(path: str | Path, store: EpisodeStore) -> Path:
     return path
 
 
-def load_replay(path: str | Path, store: EpisodeStore) -> None:
+def load_replay(path: str | Path, store: TransitionRing) -> None:
     """Restore ``store`` from ``save_replay`` output (same capacity and shapes)."""
     try:
         with np.load(Path(path), allow_pickle=False) as data:

@@ -1,5 +1,6 @@
 """Demonstrations on disk (``tandem.episodes`` format): recording with a scripted policy and
-loading into replay-ready arrays.
+loading as replay-ready ``Segment``s (``learner.episode_arrays``, the type the online
+learner uses too).
 
 The episode format stores actions as 7-vectors (``tandem.messages.ACTION_DIM``); envs with
 fewer action dimensions are zero-padded and ``meta.extra["action_dim"]`` records the true size.
@@ -13,14 +14,21 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from learner.envs import CanonicalEnv, EnvSpec, sim_expert
-from tandem.episodes import EpisodeMeta, EpisodeWriter, StepData, list_episodes, load_episode
+from learner.episode_arrays import EpisodeArrays, Segment
+from tandem.episodes import (
+    Episode,
+    EpisodeMeta,
+    EpisodeWriter,
+    StepData,
+    list_episodes,
+    load_episode,
+)
 from tandem.messages import ACTION_DIM, ActionSource, ControlMode, EpisodeKind, Outcome
 
 log = logging.getLogger(__name__)
@@ -30,17 +38,6 @@ ScriptedPolicy = Callable[[Any], np.ndarray]
 
 class DemoError(ValueError):
     """Demonstrations are missing, unusable or do not match the environment."""
-
-
-@dataclass
-class Demo:
-    """One demonstration: raw (unstacked) observations with the final one included."""
-
-    states: np.ndarray  # [T + 1, S]
-    images: dict[str, np.ndarray]  # cam -> [T + 1, H, W, 3]
-    action: np.ndarray  # [T, A]
-    reward: np.ndarray  # [T]
-    terminated: bool
 
 
 def resolve_policy(text: str, env_spec: EnvSpec, policy_args: Any = None) -> ScriptedPolicy:
@@ -162,57 +159,53 @@ def write_demo(
 HDF5_SUFFIXES = (".hdf5", ".h5")
 
 
-def load_demos(root: str | Path, *, action_dim: int, cameras: tuple[str, ...] = ()) -> list[Demo]:
-    """Successful complete episodes under ``root`` as ``Demo``s (cameras loaded when asked).
+def load_demos(
+    root: str | Path, *, action_dim: int, cameras: tuple[str, ...] = ()
+) -> list[Segment]:
+    """Successful complete episodes under ``root`` as replay-ready ``Segment``s (one per
+    episode; cameras loaded when asked).
 
     ``root`` is an episode-store directory, or an HDF5 file in the robomimic
     layout that ``tandem export`` writes.
     """
     if Path(root).suffix in HDF5_SUFFIXES:
         return load_hdf5_demos(root, action_dim=action_dim, cameras=cameras)
-    paths = list_episodes(root)
     demos = []
-    for path in paths:
+    for path in list_episodes(root):
         episode = load_episode(path, images=bool(cameras))
         meta = episode.meta
         if not (meta.complete and meta.success) or len(episode) == 0:
             log.info("skipping %s (complete=%s success=%s)", path, meta.complete, meta.success)
             continue
-        demos.append(_to_demo(episode, action_dim, cameras))
+        demos += _demo_segments(episode, action_dim, cameras)
     if not demos:
         raise DemoError(f"no complete successful episodes under {root}")
-    log.info(
-        "loaded %d demos (%d steps) from %s", len(demos), sum(len(d.action) for d in demos), root
-    )
+    log.info("loaded %d demos (%d steps) from %s", len(demos), sum(len(d) for d in demos), root)
     return demos
 
 
-def _to_demo(episode: Any, action_dim: int, cameras: tuple[str, ...]) -> Demo:
-    meta, steps = episode.meta, episode.steps
-    stored = int(meta.extra.get("action_dim", ACTION_DIM))
+def _demo_segments(episode: Episode, action_dim: int, cameras: tuple[str, ...]) -> list[Segment]:
+    """The transitions of one stored demo, actions cut to the env's ``action_dim``."""
+    stored = int(episode.meta.extra.get("action_dim", ACTION_DIM))
     if stored != action_dim:
         raise DemoError(f"{episode.path}: actions have {stored} dims, the env has {action_dim}")
     missing = [c for c in cameras if c not in episode.images]
     if missing:
         raise DemoError(f"{episode.path}: no images for cameras {missing}")
-    terminated = bool(meta.terminated or steps["terminated"][-1])
-    states, action, reward = steps["state"], steps["action"][:, :action_dim], steps["reward"]
-    images = {c: episode.images[c] for c in cameras}
-    final = episode.final
-    if "state" in final and all(c in final for c in cameras):
-        states = np.concatenate([states, final["state"][None]])
-        images = {c: np.concatenate([images[c], final[c][None]]) for c in cameras}
-    elif terminated:  # the final observation is never bootstrapped from: repeat the last
-        states = np.concatenate([states, states[-1:]])
-        images = {c: np.concatenate([images[c], images[c][-1:]]) for c in cameras}
-    else:  # no final observation: drop the last transition
-        action, reward = action[:-1], reward[:-1]
-    return Demo(states.astype(np.float32), images, action.astype(np.float32), reward, terminated)
+    arrays = EpisodeArrays.from_stored(episode)
+    arrays.images = {c: arrays.images[c] for c in cameras}
+    final = arrays.final
+    if final is not None and not all(c in final.images for c in cameras):
+        arrays.final = None  # without every camera the final observation is unusable
+    segments = arrays.segments()
+    for seg in segments:
+        seg.actions = seg.actions[:, :action_dim]
+    return segments
 
 
 def load_hdf5_demos(
     path: str | Path, *, action_dim: int, cameras: tuple[str, ...] = ()
-) -> list[Demo]:
+) -> list[Segment]:
     """Successful demos of an HDF5 export (``data/demo_N/{obs, next_obs, actions, ...}``)."""
     import h5py
 
@@ -228,7 +221,7 @@ def load_hdf5_demos(
     return demos
 
 
-def _hdf5_demo(group: Any, action_dim: int, cameras: tuple[str, ...]) -> Demo:
+def _hdf5_demo(group: Any, action_dim: int, cameras: tuple[str, ...]) -> Segment:
     obs, next_obs = group["obs"], group["next_obs"]
     actions = group["actions"][:]
     if np.abs(actions[:, action_dim:]).max(initial=0.0) > 0:
@@ -240,10 +233,13 @@ def _hdf5_demo(group: Any, action_dim: int, cameras: tuple[str, ...]) -> Demo:
     def with_final(key: str) -> np.ndarray:
         return np.concatenate([obs[key][:], next_obs[key][-1:]])
 
-    return Demo(
+    n = len(actions)
+    return Segment(
+        robot_id="hdf5", episode_id=group.name.rsplit("/", 1)[-1], kind=EpisodeKind.DEMO,
         states=with_final("state").astype(np.float32),
         images={c: with_final(f"{c}_image") for c in cameras},
-        action=actions[:, :action_dim].astype(np.float32),
-        reward=group["rewards"][:].astype(np.float32),
+        actions=actions[:, :action_dim].astype(np.float32),
+        rewards=group["rewards"][:].astype(np.float32), intervention=np.zeros(n, bool),
+        seqs=np.full(n, -1, np.int64), steps=np.arange(n, dtype=np.int32),
         terminated=bool(group["terminated"][-1]),
-    )
+    )  # fmt: skip

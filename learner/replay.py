@@ -1,6 +1,7 @@
 """Replay: demonstrations kept for the whole run plus a bounded online buffer.
 
-Both are ``EpisodeStore`` rings of frames. Every transition stores its n-step return and
+Both are ``TransitionRing``s: rings of frames holding whole episodes (not to be confused with
+the server's episode store on disk). Every transition stores its n-step return and
 bootstrap discount, computed when its episode is added: the discount is gamma**m (m = steps
 to the bootstrap frame, m <= n) and 0 only when the window reaches a ``terminated`` end.
 A time-limit truncation therefore bootstraps from the final observation.
@@ -43,8 +44,9 @@ def nstep_targets(
     return ret.astype(np.float32), discount.astype(np.float32), offset.astype(np.int64)
 
 
-class EpisodeStore:
-    """Ring of frames holding whole episodes; the oldest episodes are evicted when full."""
+class TransitionRing:
+    """Ring buffer of frames holding whole episodes, sampled as n-step transitions; the
+    oldest episodes are evicted when full."""
 
     def __init__(
         self,
@@ -174,7 +176,11 @@ class Replay:
     """
 
     def __init__(
-        self, demos: EpisodeStore, online: EpisodeStore, mode: SampleMode, demo_frac: float = 0.5
+        self,
+        demos: TransitionRing,
+        online: TransitionRing,
+        mode: SampleMode,
+        demo_frac: float = 0.5,
     ):
         self.demos, self.online = demos, online
         self.mode, self.demo_frac = mode, demo_frac

@@ -24,13 +24,14 @@ from learner import runtime
 from learner.bc import BCPolicy, bc_update
 from learner.bundle import make_bundle
 from learner.checkpoint import load_checkpoint, load_replay, save_checkpoint, save_replay
-from learner.demos import Demo, load_demos
+from learner.demos import load_demos
 from learner.envs import CanonicalEnv, EnvSpec, make_env
+from learner.episode_arrays import Segment
 from learner.ibrl import IBRLAgent, resolve_device
 from learner.loggers import NullSink, ScalarSink, make_sink
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
 from learner.plot import RUN_FILE
-from learner.replay import EpisodeStore, Replay, sampling
+from learner.replay import Replay, TransitionRing, sampling
 from learner.selection import SelectionMode
 from tandem.settings import Settings, save_settings
 from tandem.settings.learner import LearnerSettings
@@ -81,21 +82,21 @@ def build_spec(env: CanonicalEnv, cfg: LearnerSettings, pixels: bool) -> ObsSpec
     )  # fmt: skip
 
 
-def make_store(spec: ObsSpec, capacity: int, cfg: LearnerSettings, *, evict: bool) -> EpisodeStore:
+def make_ring(spec: ObsSpec, capacity: int, cfg: LearnerSettings, *, evict: bool) -> TransitionRing:
     shapes: dict[str, tuple[tuple[int, ...], str]] = {"state": ((spec.state_dim,), "float32")}
     for cam in spec.cameras:
         assert spec.image_shape is not None
         shapes[cam] = (spec.image_shape, "uint8")
-    return EpisodeStore(capacity, shapes, spec.action_dim, cfg.n_step, cfg.gamma, evict=evict)
+    return TransitionRing(capacity, shapes, spec.action_dim, cfg.n_step, cfg.gamma, evict=evict)
 
 
-def demo_store(spec: ObsSpec, demos: list[Demo], cfg: LearnerSettings) -> EpisodeStore:
-    """All demos, stacked, in a store that never evicts."""
-    store = make_store(spec, sum(len(d.action) + 1 for d in demos), cfg, evict=False)
+def demo_ring(spec: ObsSpec, demos: list[Segment], cfg: LearnerSettings) -> TransitionRing:
+    """All demos, stacked, in a ring that never evicts."""
+    ring = make_ring(spec, sum(len(d) + 1 for d in demos), cfg, evict=False)
     for demo in demos:
         obs = stack_episode(spec, demo.states[:, : spec.raw_state_dim], demo.images)
-        store.add_episode(obs, demo.action, demo.reward, demo.terminated)
-    return store
+        ring.add_episode(obs, demo.actions, demo.rewards, demo.terminated)
+    return ring
 
 
 def batch_to_torch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def batch_to_torch(batch: dict[str, Any], device: torch.device) -> dict[str, Any
 
 
 def pretrain_il(
-    il: BCPolicy, store: EpisodeStore, cfg: LearnerSettings, device: torch.device,
+    il: BCPolicy, store: TransitionRing, cfg: LearnerSettings, device: torch.device,
     rng: np.random.Generator,
 ) -> dict[str, float]:  # fmt: skip
     """Behaviour cloning on the demo transitions with a progress bar (stderr)."""
@@ -188,7 +189,7 @@ class Trainer:
         self.eval_env = make_env(args.env, cameras=cams, image_size=size, time_limit=limit)
         self.spec = build_spec(self.env, self.cfg, pixels)
         demos = load_demos(args.demos, action_dim=self.spec.action_dim, cameras=self.spec.cameras)
-        self.demos = demo_store(self.spec, demos, self.cfg)
+        self.demos = demo_ring(self.spec, demos, self.cfg)
         self.demo_states = self.demos.obs["state"][: self.demos.num_frames]
         self.il = self._make_il() if self.cfg.method not in {"rl", "rlpd"} else None
         self.agent: IBRLAgent | None = None
@@ -293,7 +294,7 @@ class RLLoop:
         il = trainer.il if cfg.method in ("ibrl", "ibrl_soft") else None
         self.agent = IBRLAgent(cfg, trainer.spec, il, trainer.device)
         self.agent.normalizer.fit(trainer.demo_states)
-        self.online = make_store(trainer.spec, cfg.buffer_size, cfg, evict=True)
+        self.online = make_ring(trainer.spec, cfg.buffer_size, cfg, evict=True)
         mode, frac = sampling(cfg.method, cfg.rlpd_demo_frac, cfg.ibrl_demo_frac)
         self.replay = Replay(trainer.demos, self.online, mode, frac)
         if state is not None:

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from learner.episode_arrays import Segment
 from learner.obs import ObsSpec, stack_episode
-from learner.replay import Batch, EpisodeStore, Replay, SampleMode, concat_batches
-from learner.service.assembly import Segment
+from learner.replay import Batch, Replay, SampleMode, TransitionRing, concat_batches
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,9 @@ class ServiceData:
         self.spec = spec
         shapes = _obs_shapes(spec)
         a = spec.action_dim
-        self.demos = EpisodeStore(demo_capacity, shapes, a, n_step, gamma, evict=False)
-        self.online = EpisodeStore(online_capacity, shapes, a, n_step, gamma)
-        self.interventions = EpisodeStore(intervention_capacity, shapes, a, n_step, gamma)
+        self.demos = TransitionRing(demo_capacity, shapes, a, n_step, gamma, evict=False)
+        self.online = TransitionRing(online_capacity, shapes, a, n_step, gamma)
+        self.interventions = TransitionRing(intervention_capacity, shapes, a, n_step, gamma)
         self.replay = Replay(self.demos, self.online, mode, demo_frac)
         self.lock = threading.Lock()
         self._demo_keys: dict[StepKey, int] = {}
@@ -215,7 +215,7 @@ class ServiceData:
             }
 
 
-def _states(store: EpisodeStore) -> np.ndarray:
+def _states(store: TransitionRing) -> np.ndarray:
     frames = [np.arange(start, start + n) for start, n in store.episodes]
     idx = np.concatenate(frames) if frames else np.zeros(0, np.int64)
     return store.obs["state"][idx].copy()

@@ -1,8 +1,8 @@
 """Ingest: the bridges' step and episode streams into routed learner data.
 
 One thread owns a SUB socket per bridge. Each message is checked for sequence
-gaps (``SeqTracker`` per robot and topic), written to the learner's ingest log,
-and fed to the ``EpisodeAssembler``. Finished episodes are routed
+gaps (``SeqTracker`` per robot and topic), written to the learner's ingest log
+when it keeps one (no recorder), and fed to the ``EpisodeAssembler``. Finished episodes are routed
 (``routing.route``) and queued for the trainer, which adds them to its buffers
 on its own thread: ingest never waits for training. An episode with missing
 steps waits a little for the recorder's copy in the episode store and is
@@ -12,7 +12,7 @@ have to cost data.
 Every unit of work (one message, one episode routed, one backfill, the log
 flush, one poll) runs under the ``Supervisor``: an unexpected exception is
 counted (``threads/ingest/errors``), logged with what was being done, and ingest
-goes on with the next unit. A malformed episode (``AssembledEpisode.problem``:
+goes on with the next unit. A malformed episode (``EpisodeArrays.problem``:
 a step missing a camera, inconsistent shapes, non-finite numbers) is rejected
 with its reason in the log and counted (``ingest/episodes_malformed``).
 """
@@ -32,9 +32,11 @@ from typing import Any
 import numpy as np
 import zmq
 
-from learner.service.assembly import AssembledEpisode, EpisodeAssembler
+from learner.episode_arrays import EpisodeArrays, load_arrays, merge
+from learner.service.assembly import EpisodeAssembler
+from learner.service.metrics import IngestSnapshot
 from learner.service.routing import Routed, route
-from learner.service.sources import IngestLog, merge, read_episode
+from learner.service.sources import IngestLog
 from learner.service.supervise import Supervisor
 from tandem import security, wire
 from tandem.episodes import EpisodeFormatError
@@ -71,7 +73,7 @@ class IngestCounters:
 class Delivery:
     """A finished episode and where its data goes, handed to the trainer."""
 
-    episode: AssembledEpisode
+    episode: EpisodeArrays
     routed: Routed
     env_steps: bool = True  # counts towards the update budget (false: demos recorded earlier)
 
@@ -101,8 +103,8 @@ class Ingest:
         self._log = ingest_log
         self._route_kwargs = route_kwargs
         self._backfill_root = backfill_root
-        self._pending: list[tuple[float, AssembledEpisode]] = []
-        self._held: dict[tuple[str, str], tuple[float, AssembledEpisode]] = {}
+        self._pending: list[tuple[float, EpisodeArrays]] = []
+        self._held: dict[tuple[str, str], tuple[float, EpisodeArrays]] = {}
         self._grace = label_grace_s
         self._ctx = context or zmq.Context.instance()
         self._stop = threading.Event()
@@ -230,13 +232,14 @@ class Ingest:
             if info is not None and info.proposal in ("il", "rl") and not rec.intervention:
                 self.counters.acting_il.append(info.proposal == "il")
 
-    def _finished(self, ep: AssembledEpisode) -> None:
-        if self._backfill_root is not None and _has_gaps(ep) and not ep.discarded:
+    def _finished(self, ep: EpisodeArrays) -> None:
+        backfill = ep.has_gaps() and not ep.discarded and ep.defect is None
+        if self._backfill_root is not None and backfill:
             self._pending.append((time.monotonic() + BACKFILL_WAIT_S, ep))
             return
         self._hold(ep)
 
-    def _hold(self, ep: AssembledEpisode) -> None:
+    def _hold(self, ep: EpisodeArrays) -> None:
         """Keep a finished episode while its operator may still relabel it (e.g. discard):
         until the robot starts another episode or ``label_grace_s`` has passed."""
         if self._grace <= 0:
@@ -264,12 +267,12 @@ class Ingest:
         for key in list(self._held):
             self.deliver(self._held.pop(key)[1])
 
-    def deliver(self, ep: AssembledEpisode) -> None:
+    def deliver(self, ep: EpisodeArrays) -> None:
         """Route one finished episode and hand it to the trainer (errors: see module doc)."""
         what = f"routing episode {ep.robot_id}/{ep.episode_id}"
         self.supervisor.guard("ingest", functools.partial(self._route, ep), what, per_item=True)
 
-    def _route(self, ep: AssembledEpisode) -> None:
+    def _route(self, ep: EpisodeArrays) -> None:
         routed = route(ep, **self._route_kwargs)
         with self.lock:
             if routed.malformed:
@@ -301,7 +304,7 @@ class Ingest:
             if now >= deadline:
                 self.deliver(self._held.pop(key)[1])
 
-    def _backfill(self, item: tuple[float, AssembledEpisode], now: float) -> None:
+    def _backfill(self, item: tuple[float, EpisodeArrays], now: float) -> None:
         """Complete a pending episode from the store's copy, or give up at its deadline."""
         deadline, ep = item
         stored = self._stored_copy(ep)
@@ -310,19 +313,34 @@ class Ingest:
         merged = ep if stored is None else merge(ep, stored)
         self._pending.remove(item)
         with self.lock:
-            self.counters.backfilled_steps += len(merged.steps) - len(ep.steps)
+            self.counters.backfilled_steps += len(merged) - len(ep)
         self._hold(merged)
 
-    def _stored_copy(self, ep: AssembledEpisode) -> AssembledEpisode | None:
+    def _stored_copy(self, ep: EpisodeArrays) -> EpisodeArrays | None:
         assert self._backfill_root is not None
         path = self._backfill_root / ep.robot_id / ep.episode_id
         if not (path / "meta.json").exists():
             return None
         try:
-            return read_episode(path)
+            return load_arrays(path)
         except EpisodeFormatError as exc:
             log.warning("cannot backfill %s from the store: %s", path, exc)
             return None
+
+    def snapshot(self) -> IngestSnapshot:
+        """The ingest figures for the metrics, copied under the lock (any thread)."""
+        with self.lock:
+            totals, c = self.seq.totals(), self.counters
+            acting = list(c.acting_il)
+            return IngestSnapshot(
+                steps=c.steps, malformed=c.malformed, errors=c.errors,
+                backfilled_steps=c.backfilled_steps, episodes_routed=c.episodes_routed,
+                episodes_dropped=c.episodes_dropped, episodes_malformed=c.episodes_malformed,
+                gaps=totals.gaps, missing=totals.missing, duplicates=totals.duplicates,
+                late_steps=self.assembler.stats.late_steps,
+                open_episodes=len(self.assembler.open),
+                il_acting_frac=sum(acting) / len(acting) if acting else None,
+            )  # fmt: skip
 
     def _count(self, counter: str, exc: Exception) -> None:
         log.warning("ingest: %s message: %s", counter, exc)
@@ -335,9 +353,3 @@ def _describe(msg: object) -> str:
     robot, episode = getattr(msg, "robot_id", "?"), getattr(msg, "episode_id", "?")
     step = getattr(msg, "step", None)
     return f"{robot}/{episode}" + ("" if step is None else f" step {step}")
-
-
-def _has_gaps(ep: AssembledEpisode) -> bool:
-    steps = sorted(s.step for s in ep.steps)
-    expected = ep.num_steps if ep.num_steps is not None else (steps[-1] + 1 if steps else 0)
-    return steps != list(range(expected))

@@ -6,7 +6,7 @@
 * intervention segments (human actions during a rollout) -> imitation data as
   well (HG-DAgger);
 * discarded episodes -> nowhere;
-* malformed episodes (``AssembledEpisode.problem``) -> nowhere, with the reason.
+* malformed episodes (``EpisodeArrays.problem``) -> nowhere, with the reason.
 
 RLIF (optional): the step just before each takeover gets ``rlif_penalty`` added
 to its reward, marking the state the human judged the policy was failing in.
@@ -14,11 +14,11 @@ to its reward, marking the state the human judged the policy was failing in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from learner.service.assembly import AssembledEpisode, Segment
+from learner.episode_arrays import EpisodeArrays, Segment
 from tandem.messages import EpisodeKind
 
 
@@ -38,7 +38,7 @@ class Routed:
 
 
 def route(
-    episode: AssembledEpisode, *, demos_require_success: bool, rlif_penalty: float | None
+    episode: EpisodeArrays, *, demos_require_success: bool, rlif_penalty: float | None
 ) -> Routed:
     """Decide where ``episode``'s transitions go (see the module docstring)."""
     if episode.discarded:
@@ -65,4 +65,4 @@ def apply_rlif(segment: Segment, penalty: float) -> Segment:
     before_takeover = np.zeros_like(flags)
     before_takeover[:-1] = ~flags[:-1] & flags[1:]
     rewards = segment.rewards + penalty * before_takeover.astype(np.float32)
-    return Segment(**{**segment.__dict__, "rewards": rewards})
+    return replace(segment, rewards=rewards)

@@ -7,7 +7,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from learner.service.assembly import AssembledEpisode
+from learner.episode_arrays import EpisodeArrays
 from tandem.messages import EpisodeKind, EpisodeResult, episode_result
 
 
@@ -34,15 +34,15 @@ class EpisodeStats:
     _eval_autonomous: deque[float] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, ep: AssembledEpisode, intervention_segments: int) -> None:
+    def add(self, ep: EpisodeArrays, intervention_segments: int) -> None:
         with self._lock:
             self._add(ep, intervention_segments)
 
-    def _add(self, ep: AssembledEpisode, intervention_segments: int) -> None:
+    def _add(self, ep: EpisodeArrays, intervention_segments: int) -> None:
         if ep.kind == EpisodeKind.DEMO:
             self.demo_episodes += 1
             return
-        human = sum(s.intervention for s in ep.steps)
+        human = ep.human_steps
         result = episode_result(ep.kind, ep.success, human)
         if ep.kind == EpisodeKind.EVALUATION:
             self.eval_episodes += 1
@@ -50,7 +50,7 @@ class EpisodeStats:
             return
         self.rollout_episodes += 1
         self.intervention_segments += intervention_segments
-        n = max(1, len(ep.steps))
+        n = max(1, len(ep))
         for buf, value in (
             (self._autonomous, float(result is EpisodeResult.AUTONOMOUS_SUCCESS)),
             (self._assisted, float(result is EpisodeResult.ASSISTED_SUCCESS)),

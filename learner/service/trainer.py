@@ -37,17 +37,19 @@ from learner import runtime
 from learner.bc import BCPolicy
 from learner.bundle import make_bundle
 from learner.checkpoint import load_checkpoint, save_checkpoint
+from learner.episode_arrays import EpisodeArrays, Segment, merge
 from learner.ibrl import IBRLAgent, resolve_device
 from learner.loggers import make_sink
 from learner.obs import ObsSpec, to_torch
 from learner.replay import sampling
-from learner.service.assembly import AssembledEpisode, EpisodeAssembler, Segment
+from learner.service.assembly import EpisodeAssembler
 from learner.service.data import ServiceData, spec_for
 from learner.service.ingest import Delivery, Ingest
+from learner.service.metrics import DataSnapshot, Metrics, TrainerSnapshot, collect
 from learner.service.outbox import Outbox
 from learner.service.refit import Refit, train_il
 from learner.service.routing import route
-from learner.service.sources import IngestLog, load_roots, merge, session_roots
+from learner.service.sources import IngestLog, load_roots, session_roots
 from learner.service.stats import EpisodeStats, RateMeter
 from learner.service.supervise import Supervisor
 from tandem.messages import EpisodeKind
@@ -90,7 +92,7 @@ class OnlineLearner:
     ) -> None:
         self.settings, self.svc, self.cfg = settings, service, settings.learner
         self.run_dir = Path(service.run_dir or settings.data_dir / "runs" / "learner")
-        self.store_root = Path(settings.data_dir) / "episodes"
+        self.store_root = Path(service.recorder_store or Path(settings.data_dir) / "episodes")
         self.demos_dir = Path(demos_dir or service.demos_dir or self.store_root)
         self.ckpt_path = self.run_dir / "checkpoint.pt"
         self.resume = resume
@@ -160,14 +162,21 @@ class OnlineLearner:
         }
         self.ingest = Ingest(
             self.cfg.bridges, self.deliveries.append, assembler=assembler,
-            ingest_log=IngestLog.new_session(self.run_dir, self.svc.ingest_flush_s),
-            route_kwargs=route_kwargs, backfill_root=self.store_root,
+            ingest_log=self._ingest_log(), route_kwargs=route_kwargs,
+            backfill_root=self.store_root,
             label_grace_s=self.svc.label_grace_s, supervisor=self.supervisor,
         )  # fmt: skip
         self.ingest.start()
         self._set_metrics(self._gate_metrics())
 
-    def _recorded_episodes(self) -> list[AssembledEpisode]:
+    def _ingest_log(self) -> IngestLog | None:
+        """The learner's own log of ingested steps, unless a recorder's store keeps them."""
+        if not self.svc.keeps_ingest_log:
+            log.info("no ingest log: the recorder's store %s keeps every step", self.store_root)
+            return None
+        return IngestLog.new_session(self.run_dir, self.svc.ingest_flush_s)
+
+    def _recorded_episodes(self) -> list[EpisodeArrays]:
         """Demos (always) and, when resuming, everything this run saw or the store recorded."""
         found = load_roots([self.demos_dir], demos_only=True)
         if self.resume:
@@ -178,7 +187,7 @@ class OnlineLearner:
         log.info("recorded data: %d episodes", len(found))
         return sorted(found.values(), key=lambda e: (e.kind != "demo", e.episode_id))
 
-    def _deliver(self, ep: AssembledEpisode) -> None:
+    def _deliver(self, ep: EpisodeArrays) -> None:
         """Queue a recorded episode; demos recorded before this run do not count as env steps."""
         routed = route(
             ep,
@@ -188,8 +197,7 @@ class OnlineLearner:
         if routed.malformed:
             log.warning("recorded episode %s/%s rejected, %s",
                         ep.robot_id, ep.episode_id, routed.dropped_reason)  # fmt: skip
-        started = ep.steps[0].t_wall if ep.steps else 0.0
-        this_run = started >= self.progress.started_wall - 1.0
+        this_run = ep.started_wall >= self.progress.started_wall - 1.0
         self.deliveries.append(Delivery(ep, routed, env_steps=ep.kind != "demo" or this_run))
 
     def _save_run_info(self) -> None:
@@ -646,11 +654,40 @@ class OnlineLearner:
         with self._metrics_lock:
             self.last_metrics.update(metrics)
 
-    def metrics(self) -> tuple[int, int, dict[str, float | None]]:
-        """(update step, env steps, flat metrics) for the outbox; see docs/metrics.md."""
-        from learner.service.metrics import collect
+    def metrics(self) -> tuple[int, int, Metrics]:
+        """(update step, env steps, flat metrics) for the outbox; see docs/metrics.md.
+        Safe to call from the outbox thread at any time."""
+        ingest = self.ingest
+        return collect(
+            self.snapshot(), self._data_snapshot(), None if ingest is None else ingest.snapshot(),
+            self.supervisor.metrics(), self.episode_stats.metrics(),
+        )  # fmt: skip
 
-        return collect(self)
+    def snapshot(self) -> TrainerSnapshot:
+        """The trainer's own figures at this moment (any thread)."""
+        with self._metrics_lock:
+            last = dict(self.last_metrics)
+        p, refit = self.progress, self.refit
+        return TrainerSnapshot(
+            state=self.state, updates=self.num_updates, env_steps=self.env_steps,
+            updates_per_s=self.update_rate.rate(), utd_target=self.utd_target,
+            checkpoint_age_s=time.monotonic() - self.last_checkpoint,
+            weights_version=p.weights_version, il_version=p.il_version, refits=p.refits,
+            refit_weights_version=p.refit_weights_version,
+            refit_running=refit is not None and not refit.done,
+            rejected_episodes=self.rejected_episodes, last=last,
+        )  # fmt: skip
+
+    def _data_snapshot(self) -> DataSnapshot | None:
+        data, p = self.data, self.progress
+        if data is None:
+            return None
+        return DataSnapshot(
+            sizes=data.sizes(), intervention_steps=data.intervention_steps,
+            demo_steps=len(data.demos), duplicates=data.duplicates,
+            intervention_steps_at_refit=p.intervention_steps_at_refit,
+            demo_steps_at_refit=p.demo_steps_at_refit,
+        )  # fmt: skip
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -4,6 +4,7 @@ TOML table ``[learner_service]``; environment ``TANDEM_LEARNER_SERVICE__<FIELD>`
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +14,18 @@ class LearnerServiceSettings(BaseModel):
 
     run_dir: Path | None = Field(
         None, description="Run directory (checkpoints, ingest log); default <data_dir>/runs/learner"
+    )
+    recorder_store: Path | None = Field(
+        None,
+        description="Episode store a running recorder writes every bridge step to (tandem up: "
+        "the server's <data_dir>/episodes). The learner resumes and backfills from it and, "
+        "with ingest_log auto, writes no log of its own. None: no recorder is assumed; "
+        "<data_dir>/episodes is still read on resume and backfill.",
+    )
+    ingest_log: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="The learner's own log of every ingested step (<run_dir>/ingest), read on "
+        "resume. auto: off when recorder_store is set (one write per step), on otherwise.",
     )
     demos_dir: Path | None = Field(
         None, description="Recorded demonstrations to start from; default <data_dir>/episodes."
@@ -87,3 +100,10 @@ class LearnerServiceSettings(BaseModel):
     profile: str | None = Field(
         None, description="Learner-core network profile (e.g. cpu); None picks by device."
     )
+
+    @property
+    def keeps_ingest_log(self) -> bool:
+        """Whether the learner writes its own ingest log (see ``ingest_log``)."""
+        if self.ingest_log == "auto":
+            return self.recorder_store is None
+        return self.ingest_log == "on"

@@ -148,17 +148,20 @@ class System:
         wait(lambda: b.status() is not None, 60, f"bridge {robot_id} status", self)
         return b
 
-    def learner_config(self, refit_min: int = 10) -> Path:
+    def learner_config(self, refit_min: int = 10, service: str = "") -> Path:
+        """The learner's TOML; ``service``: more ``[learner_service]`` lines."""
         cfg = self.tmp / "learner.toml"
         bridges = json.dumps([b.pub for b in self.bridges])
         text = f'data_dir = "{self.data_dir}"\n' + LEARNER_TOML.format(
             bridges=bridges, weights=self.weights, metrics=self.metrics_ep, refit_min=refit_min
         )
-        cfg.write_text(text)
+        cfg.write_text(text + service)
         return cfg
 
-    def start_learner(self, *extra: str, refit_min: int = 10) -> subprocess.Popen[bytes]:
-        cfg = self.learner_config(refit_min)
+    def start_learner(
+        self, *extra: str, refit_min: int = 10, service: str = ""
+    ) -> subprocess.Popen[bytes]:
+        cfg = self.learner_config(refit_min, service)
         self.learner = self._spawn("learner", _tandem("learner", "--config", str(cfg), *extra))
         if self.metrics_sub is None:
             self.metrics_sub = Collector(self.metrics_ep, self.ctx)

@@ -145,9 +145,25 @@ def _assert_replay_holds_exactly(system, bridges) -> None:
 
 @pytest.mark.timeout(170)
 def test_kill_9_and_resume_keeps_every_published_step(system):
+    _kill_9_and_resume(system)
+
+
+@pytest.mark.timeout(170)
+def test_with_the_recorders_store_each_step_is_written_once_and_resume_loses_nothing(system):
+    """As under ``tandem up``: the learner reads the recorder's store and keeps no log."""
+    store = system.data_dir / "episodes"
+    _kill_9_and_resume(system, service=f'recorder_store = "{store}"\n')
+    assert not (system.run_dir / "ingest").exists()
+    assert not list(system.run_dir.rglob("chunk_*.npz")), "the learner wrote steps of its own"
+    assert list(store.rglob("chunk_*.npz")), "the recorder wrote nothing"
+
+
+def _kill_9_and_resume(system, service: str = "") -> None:
+    """kill -9 the learner mid-rollout while training, restart it with --resume: training
+    goes on from the checkpoint and the replay holds every published step exactly once."""
     bridge = system.start_bridge("r0", horizon=40)
     system.start_recorder(bridge)
-    system.start_learner()
+    system.start_learner(service=service)
     operator = Operator(bridge, system.ctx)
     driver = None
     try:
@@ -165,7 +181,7 @@ def test_kill_9_and_resume_keeps_every_published_step(system):
         assert 0 < saved <= before["learner/update_step"] + 50
         time.sleep(1.0)  # the bridge keeps publishing meanwhile
         n_metrics = len(system.metrics_sub.get("metrics"))
-        system.start_learner("--resume")
+        system.start_learner("--resume", service=service)
         # Training continues from the checkpoint, not from scratch.
         resumed = wait(
             lambda: [

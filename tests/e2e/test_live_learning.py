@@ -134,9 +134,20 @@ def test_the_last_evaluation_batch_beats_the_first(tmp_path: Path) -> None:
         last["episodes"], last["weights_version"], elapsed,
     )  # fmt: skip
     check_saved_settings(up.data)
+    check_one_write_per_step(up.data)
     assert first["episodes"] == last["episodes"] == EVAL_EPISODES
     assert last["weights_version"] > first["weights_version"]
     assert last["success_rate"] > first["success_rate"]
+
+
+def check_one_write_per_step(data: Path) -> None:
+    """Every step is on disk once, in the recorder's store: the learner, which learned from
+    the same steps, kept no ingest log of its own and was told where the store is."""
+    learner = json.loads((data / "settings" / "learner.json").read_text())["learner_service"]
+    assert learner["recorder_store"] == str(data / "episodes")
+    assert any((data / "episodes").iterdir())
+    run_dir = Path(learner["run_dir"] or data / "runs" / "learner")
+    assert run_dir.is_dir() and not (run_dir / "ingest").exists()
 
 
 def check_saved_settings(data: Path) -> None:

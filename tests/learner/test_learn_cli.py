@@ -277,7 +277,7 @@ def test_train_from_the_servers_hdf5_export(demos: Path, tmp_path: Path) -> None
     assert len(from_file) == len(from_dir) == 3
     for a, b in zip(sorted(from_dir, key=len_of), sorted(from_file, key=len_of), strict=True):
         np.testing.assert_allclose(a.states, b.states)
-        np.testing.assert_allclose(a.action, b.action)
+        np.testing.assert_allclose(a.actions, b.actions)
     config = tmp_path / "tiny.toml"
     config.write_text(CONFIG)
     res = tandem(
@@ -303,4 +303,4 @@ def test_train_from_the_servers_hdf5_export(demos: Path, tmp_path: Path) -> None
 
 
 def len_of(demo) -> tuple:
-    return (len(demo.action), demo.states[0].tolist())
+    return (len(demo.actions), demo.states[0].tolist())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.replay import EpisodeStore, Replay, nstep_targets, sampling
+from learner.replay import Replay, TransitionRing, nstep_targets, sampling
 
 G = 0.9
 
@@ -24,11 +24,11 @@ def test_nstep_truncation_bootstraps_from_the_final_observation() -> None:
     assert off.tolist() == [3, 3, 2, 1]
 
 
-def _store(capacity: int, evict: bool = True) -> EpisodeStore:
-    return EpisodeStore(capacity, {"state": ((1,), "float32")}, 1, 2, G, evict=evict)
+def _store(capacity: int, evict: bool = True) -> TransitionRing:
+    return TransitionRing(capacity, {"state": ((1,), "float32")}, 1, 2, G, evict=evict)
 
 
-def _episode(store: EpisodeStore, start: float, length: int, terminated: bool = False) -> None:
+def _episode(store: TransitionRing, start: float, length: int, terminated: bool = False) -> None:
     obs = {"state": (start + np.arange(length + 1, dtype=np.float32))[:, None]}
     action = np.full((length, 1), start, np.float32)
     store.add_episode(obs, action, np.zeros(length), terminated)

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from learner.service.assembly import EpisodeAssembler
-from learner.service.metrics import collect
 from tandem.cli.main import main
 from tandem.messages import EpisodeKind
 from tests.learner.helpers import REPO
@@ -63,7 +62,7 @@ def test_online_learner_metrics_are_documented(tmp_path: Path) -> None:
     names: set[str] = set()
 
     def refitted() -> bool:  # snapshot while running: stopping closes ingest and the outbox
-        names.update(collect(learner)[2])
+        names.update(learner.metrics()[2])
         return learner.progress.refits >= 1 and learner.num_updates >= 10
 
     _run_until(learner, refitted)

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from tandem.cli.commands.up import plan, shift_port
 from tandem.settings import load_settings
@@ -35,6 +36,9 @@ def test_several_robots_get_distinct_ports_and_everyone_knows_them(tmp_path):
     assert json.loads(server.env["TANDEM_SERVER__BRIDGES"]) == pubs
     assert json.loads(server.env["TANDEM_SERVER__BRIDGE_CMD_ENDPOINTS"]) == cmds
     assert json.loads(learner.env["TANDEM_LEARNER__BRIDGES"]) == pubs
+    # the learner reads the recorder's store instead of writing every step again
+    store = learner.env["TANDEM_LEARNER_SERVICE__RECORDER_STORE"]
+    assert store == str(Path(settings.data_dir) / "episodes")
     assert all(s.env["TANDEM_CONFIG"] == str(tmp_path / "c.toml") for s in specs)
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit, urlunsplit
 
@@ -94,7 +95,13 @@ def plan(
         # still reach the recorder and the learner, which stop after them.
         specs.append(ChildSpec(role, argv, env, stop_group=0))
     if learner:
-        env = {**shared, "TANDEM_LEARNER__BRIDGES": json.dumps(pubs)}
+        env = {
+            **shared,
+            "TANDEM_LEARNER__BRIDGES": json.dumps(pubs),
+            # One write per step: the learner reads the server recorder's store (resume,
+            # backfill) instead of logging every step a second time.
+            "TANDEM_LEARNER_SERVICE__RECORDER_STORE": str(Path(settings.data_dir) / "episodes"),
+        }
         # --resume is always safe: without a checkpoint the learner starts a new run.
         specs.append(ChildSpec("learner", [*base, "learner", "--resume"], env, stop_group=1))
     return specs

@@ -7,12 +7,13 @@ import time
 import numpy as np
 import pytest
 
+from learner.episode_arrays import load_arrays, merge
 from learner.obs import ObsSpec
 from learner.service.assembly import EpisodeAssembler
 from learner.service.config import load_service_settings
 from learner.service.data import ServiceData, spec_for
 from learner.service.ingest import Delivery, Ingest
-from learner.service.sources import IngestLog, load_roots, merge, read_episode
+from learner.service.sources import IngestLog, load_roots
 from tandem.messages import EpisodeEvent, EpisodeKind
 from tandem.settings import SettingsError
 from tandem.wire import encode
@@ -127,15 +128,15 @@ def test_ingest_log_round_trip_and_merge(tmp_path):
         _feed(ingest, step("a", "e", t, seq=t, kind=EpisodeKind.DEMO, terminated=t == 4))
     _feed(ingest, end("a", "e", 5, seq=1, kind=EpisodeKind.DEMO, terminated=True))
     (path,) = (tmp_path / "log").glob("a/e")
-    loaded = read_episode(path)
-    assert loaded.ended and len(loaded.steps) == 5 and loaded.final is not None
+    loaded = load_arrays(path)
+    assert loaded.ended and len(loaded) == 5 and loaded.final is not None
     live = got[0].episode
     np.testing.assert_array_equal(loaded.segments()[0].states, live.segments()[0].states)
     # A partial view (e.g. a crashed log) merged with the full one: union by step, no repeats.
-    partial = read_episode(path)
-    partial.steps, partial.ended, partial.final = partial.steps[:2], False, None
+    partial = load_arrays(path).take(slice(0, 2))
+    partial.ended, partial.final = False, None
     both = merge(partial, loaded)
-    assert [s.step for s in both.steps] == list(range(5)) and both.ended
+    assert list(both.step_index) == list(range(5)) and both.ended
     roots = load_roots([tmp_path / "log"], demos_only=True)
     assert list(roots) == [("a", "e")]
 

@@ -5,30 +5,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.service.assembly import AssembledEpisode
+from learner.episode_arrays import EpisodeArrays
 from learner.service.stats import EpisodeStats
-from tandem.episodes import StepData
+from tandem.episodes import SOURCES, STEP_FIELDS
 from tandem.messages import ActionSource, EpisodeKind, Outcome, episode_result
 
 
 def episode(
     kind: EpisodeKind, *, human: list[int], success: bool, n: int = 10, ep_id: str = "e"
-) -> AssembledEpisode:
+) -> EpisodeArrays:
     """``n`` steps; the steps in ``human`` were driven by a person; success on the last one."""
-    steps = [
-        StepData(
-            state=np.zeros(17, np.float32),
-            action=np.zeros(7, np.float32),
-            intervention=i in human,
-            action_source=ActionSource.HUMAN if i in human else ActionSource.POLICY,
-            success=success and i == n - 1,
-            reward=1.0 if success and i == n - 1 else 0.0,
-            step=i,
-        )
-        for i in range(n)
-    ]
-    return AssembledEpisode(
-        "robot0", ep_id, kind, steps=steps, num_steps=n, ended=True,
+    steps = {
+        name: np.zeros((n, *((17,) if shape is None else shape)), dtype)
+        for name, (dtype, shape) in STEP_FIELDS.items()
+    }
+    steps["step"] = np.arange(n, dtype=np.int32)
+    steps["intervention"] = np.isin(np.arange(n), human)
+    sources = [ActionSource.HUMAN if i in human else ActionSource.POLICY for i in range(n)]
+    steps["action_source"] = np.array([SOURCES.index(src) for src in sources], np.uint8)
+    steps["success"][-1] = success
+    steps["reward"][-1] = 1.0 if success else 0.0
+    return EpisodeArrays(
+        "robot0", ep_id, kind, steps, num_steps=n, ended=True,
         outcome=Outcome.SUCCESS if success else None, terminated=success,
     )  # fmt: skip
 

@@ -89,24 +89,27 @@ def test_an_episode_missing_a_camera_is_rejected_and_ingest_goes_on(ingest_and_b
     assert "a/bad rejected, malformed: step 3" in caplog.text
 
 
-def test_wrong_shapes_and_non_finite_states_are_rejected() -> None:
+def _assembled(*, nan_state_at: int | None, short_action_at: int | None, final_wrist=(8, 8)):
+    """One episode through the assembler with the given faults."""
     asm = EpisodeAssembler()
     for t in range(N):
         rec, _ = step("r", "e", t, seq=t)
-        if t == 2:
+        if t == nan_state_at:
             rec = rec.model_copy(update={"state": [float("nan")] * 5})
-        if t == 4:
+        if t == short_action_at:
             rec = rec.model_copy(update={"action": [0.0] * 6})
         asm.on_step(rec, _images(t))
-    (ep,) = asm.on_event(end("r", "e", N, seq=1)[0], _images(N))
-    routed = route(ep, demos_require_success=True, rlif_penalty=None)
+    final = {**_images(N), "wrist": np.zeros((*final_wrist, 3), np.uint8)}
+    (ep,) = asm.on_event(end("r", "e", N, seq=1)[0], final)
+    return route(ep, demos_require_success=True, rlif_penalty=None)
+
+
+def test_wrong_shapes_and_non_finite_states_are_rejected() -> None:
+    routed = _assembled(nan_state_at=2, short_action_at=4)
     assert routed.malformed and routed.dropped_reason == "malformed: step 2: non-finite state"
-    ep.steps[2].state[:] = 0.0
-    reason = route(ep, demos_require_success=True, rlif_penalty=None).dropped_reason
+    reason = _assembled(nan_state_at=None, short_action_at=4).dropped_reason
     assert reason == "malformed: step 4: action shape (6,), expected (7,)"
-    ep.final.images["wrist"] = np.zeros((4, 4, 3), np.uint8)  # type: ignore[union-attr]
-    ep.steps[4].action = np.zeros(7, np.float32)
-    reason = route(ep, demos_require_success=True, rlif_penalty=None).dropped_reason
+    reason = _assembled(nan_state_at=None, short_action_at=None, final_wrist=(4, 4)).dropped_reason
     assert reason == "malformed: final observation: camera 'wrist' image shape (4, 4, 3), " \
         "expected (8, 8, 3)"  # fmt: skip
 
