@@ -1,7 +1,8 @@
 """Ingest: the bridges' step and episode streams into routed learner data.
 
-One thread owns a SUB socket per bridge. Each message is checked for sequence
-gaps (``SeqTracker`` per robot and topic), written to the learner's ingest log
+One thread polls the stream subscriber (``tandem.subscriber``: a SUB socket per
+bridge, each message decoded once and checked for sequence gaps per robot and
+topic, duplicates dropped), writes it to the learner's ingest log
 when it keeps one (no recorder), and fed to the ``EpisodeAssembler``. Finished episodes are routed
 (``routing.route``) and queued for the trainer, which adds them to its buffers
 on its own thread: ingest never waits for training. An episode with missing
@@ -38,11 +39,10 @@ from learner.service.metrics import IngestSnapshot
 from learner.service.routing import Routed, route
 from learner.service.sources import IngestLog
 from learner.service.supervise import Supervisor
-from tandem import security, wire
 from tandem.episodes import EpisodeFormatError
 from tandem.messages import EpisodeEvent, StepRecord
-from tandem.streams import SeqTracker
-from tandem.wire import Decoded, WireError, decode
+from tandem.subscriber import Malformed, Subscriber
+from tandem.wire import Decoded
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,11 @@ class Ingest:
     ) -> None:
         self.endpoints = list(endpoints)
         self.assembler = assembler
-        self.seq = SeqTracker()
+        topics = (StepRecord.TOPIC, EpisodeEvent.TOPIC)
+        self.subscriber = Subscriber(
+            self.endpoints, topics, track=topics, rcv_hwm=RCV_HWM, max_batch=MAX_BATCH,
+            on_malformed=self._malformed, context=context,
+        )  # fmt: skip
         self.counters = IngestCounters()
         self.lock = threading.Lock()
         self._deliver = deliver
@@ -106,24 +110,13 @@ class Ingest:
         self._pending: list[tuple[float, EpisodeArrays]] = []
         self._held: dict[tuple[str, str], tuple[float, EpisodeArrays]] = {}
         self._grace = label_grace_s
-        self._ctx = context or zmq.Context.instance()
         self._stop = threading.Event()
         self.supervisor = supervisor or Supervisor(self._stop)
         self._thread: threading.Thread | None = None
         self._last_flush = time.monotonic()
 
     def start(self) -> None:
-        sockets = []
-        for endpoint in self.endpoints:
-            sock = self._ctx.socket(zmq.SUB)
-            sock.setsockopt(zmq.RCVHWM, RCV_HWM)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.MAXMSGSIZE, wire.MEDIA_MSG_BYTES)  # steps carry camera frames
-            for topic in (StepRecord.TOPIC, EpisodeEvent.TOPIC):
-                sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-            security.connect(sock, endpoint)
-            sockets.append(sock)
-        self._thread = threading.Thread(target=self._run, args=(sockets,), name="ingest")
+        self._thread = threading.Thread(target=self._run, name="ingest")
         self._thread.daemon = True
         self._thread.start()
         log.info("ingest subscribed to %s", ", ".join(self.endpoints))
@@ -136,49 +129,37 @@ class Ingest:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(timeout)  # the thread closes the subscriber as it ends
             self._thread = None
+        else:
+            self.subscriber.close()
 
-    def _run(self, sockets: list[zmq.Socket]) -> None:
-        poller = zmq.Poller()
-        for sock in sockets:
-            poller.register(sock, zmq.POLLIN)
-        once = functools.partial(self._once, poller, sockets)
+    def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self.supervisor.guard("ingest", once, "polling the bridges")
+                self.supervisor.guard("ingest", self._once, "polling the bridges")
         finally:
             self.supervisor.guard("ingest", self._release_all, "releasing held episodes")
             if self._log is not None:
                 self.supervisor.guard("ingest", self._log.close, "closing the ingest log")
-            for sock in sockets:
-                sock.close()
+            self.subscriber.close()
 
-    def _once(self, poller: zmq.Poller, sockets: list[zmq.Socket]) -> None:
-        if sockets:
-            ready = dict(poller.poll(POLL_MS))
-            for sock in sockets:
-                if sock in ready:
-                    self._drain(sock)
-        else:  # no bridge configured: an empty poll returns at once and would spin
-            self._stop.wait(POLL_MS / 1000)
+    def _once(self) -> None:
+        for received in self.subscriber.poll(POLL_MS / 1000):
+            assert received.decoded is not None
+            self._handle(received.decoded)
         self._housekeeping()
-
-    def _drain(self, sock: zmq.Socket) -> None:
-        for _ in range(MAX_BATCH):
-            try:
-                parts = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self.handle(parts)
 
     def handle(self, parts: list[bytes]) -> None:
         """Process one multipart message; a bad one is counted and logged, never raised."""
-        try:
-            decoded = decode(parts)
-        except WireError as exc:
-            self._count("malformed", exc)
-            return
+        received = self.subscriber.accept(parts)
+        if received is not None and received.decoded is not None:
+            self._handle(received.decoded)
+
+    def _malformed(self, bad: Malformed) -> None:
+        self._count("malformed", bad.error)
+
+    def _handle(self, decoded: Decoded) -> None:
         what = f"handling {type(decoded.msg).__name__} {_describe(decoded.msg)}"
         dispatch = functools.partial(self._dispatch_counted, decoded)
         self.supervisor.guard("ingest", dispatch, what, per_item=True)
@@ -192,12 +173,8 @@ class Ingest:
     def _dispatch(self, decoded: Decoded) -> None:
         msg = decoded.msg
         if isinstance(msg, StepRecord):
-            if self._observe(msg.robot_id, msg.TOPIC, msg.seq, msg.epoch) < 0:
-                return
             self._on_step(msg, decoded.images())
         elif isinstance(msg, EpisodeEvent):
-            if self._observe(msg.robot_id, msg.TOPIC, msg.seq, msg.epoch) < 0:
-                return
             images = decoded.images()
             if msg.event == "end" and self._log is not None:
                 self._log.on_end(msg, images)
@@ -207,11 +184,6 @@ class Ingest:
                 self._release_robot(msg.robot_id)
             for ep in self.assembler.on_event(msg, images):
                 self._finished(ep)
-
-    def _observe(self, sender: str, topic: str, seq: int, epoch: str) -> int:
-        """Missed messages before this one, or -1 for a duplicate; a new epoch is a restart."""
-        with self.lock:  # the metrics thread reads the tracker's totals
-            return self.seq.observe(sender, topic, seq, epoch)
 
     def _on_step(self, rec: StepRecord, images: dict[str, np.ndarray]) -> None:
         if (rec.robot_id, rec.episode_id) not in self.assembler.open:
@@ -330,7 +302,7 @@ class Ingest:
     def snapshot(self) -> IngestSnapshot:
         """The ingest figures for the metrics, copied under the lock (any thread)."""
         with self.lock:
-            totals, c = self.seq.totals(), self.counters
+            totals, c = self.subscriber.seq_totals(), self.counters
             acting = list(c.acting_il)
             return IngestSnapshot(
                 steps=c.steps, malformed=c.malformed, errors=c.errors,

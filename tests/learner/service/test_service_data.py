@@ -91,7 +91,7 @@ def test_malformed_and_duplicate_messages_are_counted_not_raised():
     _feed(ingest, rec)  # duplicate seq: dropped
     _feed(ingest, step("a", "e", 1, seq=8))  # gap of two messages
     assert ingest.counters.malformed == 3
-    totals = ingest.seq.totals()
+    totals = ingest.subscriber.seq_totals()
     assert totals.duplicates == 1 and totals.gaps == 1 and totals.missing == 2
     assert ingest.counters.steps == 2
 
@@ -198,7 +198,7 @@ def test_bridge_restart_resets_seq_without_loss_or_false_duplicates():
         _feed(ingest, step("a", "after", t, seq=t))
     _feed(ingest, end("a", "after", 4, seq=1))
     assert [len(d.routed.online[0]) for d in got] == [5, 4]
-    totals = ingest.seq.totals()
+    totals = ingest.subscriber.seq_totals()
     assert totals.duplicates == 0 and totals.gaps == 0
 
 

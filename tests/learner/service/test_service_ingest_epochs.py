@@ -35,5 +35,5 @@ def test_restart_with_missed_first_messages_keeps_every_later_step() -> None:
         _feed(ingest, step("a", "after", t, seq=3 + t), new)
     _feed(ingest, end("a", "after", 6, seq=3), new)
     assert [sum(len(seg) for seg in d.routed.online) for d in got] == [20, 6]
-    totals = ingest.seq.totals()
+    totals = ingest.subscriber.seq_totals()
     assert totals.duplicates == 0 and totals.restarts == 2 and totals.missing == 3 + 2
