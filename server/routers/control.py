@@ -186,7 +186,7 @@ def _track_session(client: _Client, holds: bool) -> None:
 
     Claims and releases are rare, so the short store calls run inline.
     """
-    store = client.state.store
+    store = client.state.store.activity
     try:
         if holds and client.session_id is None:
             status = client.state.link.status(client.robot)

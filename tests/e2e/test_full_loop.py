@@ -56,7 +56,7 @@ def replay_rows(up: TandemUp) -> list[list[Any]]:
 
 
 def token_for(up: TandemUp) -> str:
-    return local_token(load_settings(None, data_dir=up.data))
+    return local_token(load_settings(None, data_dir=up.data), up.url)
 
 
 def test_operator_demos_rollouts_take_over_and_resume(tmp_path: Path, ctx):
