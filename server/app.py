@@ -50,6 +50,7 @@ from server.routers import (
     processes,
     robots,
     telemetry,
+    teleop,
 )
 from server.scripted_operator import provision_scripted_operator
 from server.store import ActivityStore, AuthStore, Conflict, MetricsStore, NotFound, Store
@@ -145,6 +146,7 @@ def create_app(
         control,
         telemetry,
         camera,
+        teleop,
     )
     for module in routers:
         app.include_router(module.router)
