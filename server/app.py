@@ -51,8 +51,10 @@ from server.routers import (
     processes,
     robots,
     telemetry,
+    teleop,
 )
-from server.store import Conflict, EpisodeStore, NotFound
+from server.scripted_operator import provision_scripted_operator
+from server.store import ActivityStore, AuthStore, Conflict, MetricsStore, NotFound, Store
 from tandem.logs import redact_tokens
 from tandem.settings import Settings
 
@@ -73,7 +75,7 @@ class NoCacheStaticFiles(StaticFiles):
 def create_app(
     settings: Settings,
     *,
-    store: EpisodeStore | None = None,
+    store: Store | None = None,
     bridge_link: BridgeLink | None = None,
     record: bool = True,
     on_login_url: Callable[[str], None] | None = None,
@@ -96,16 +98,18 @@ def create_app(
             settings.server.login_window_s,
         ),
     )
-    link.set_metrics_sink(_metrics_sink(store))
-    link.set_reset_sink(_reset_sink(store))
+    link.set_metrics_sink(_metrics_sink(store.metrics))
+    link.set_reset_sink(_reset_sink(store.activity))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         recorder = _start_recorder(settings, store, link) if record else None
         state.extra["recorder"] = recorder
         await link.start()
-        state.login_url = await asyncio.to_thread(_login_url, settings, store)
-        await asyncio.to_thread(lambda: store.dummy_hash)  # the first unknown name is not slower
+        state.login_url = await asyncio.to_thread(_login_url, settings, store.auth)
+        auth_store = store.auth
+        await asyncio.to_thread(lambda: auth_store.dummy_hash)  # the first unknown name: no slower
+        await asyncio.to_thread(provision_scripted_operator, settings, auth_store)
         # The token itself never goes to a log: the link reaches the person who
         # started the server through ``on_login_url`` (the terminal).
         log.warning("one-time login link issued: %s", redact_tokens(state.login_url))
@@ -143,6 +147,7 @@ def create_app(
         control,
         telemetry,
         camera,
+        teleop,
     )
     for module in routers:
         app.include_router(module.router)
@@ -157,22 +162,22 @@ def print_login_url(url: str) -> None:
     sys.stdout.flush()
 
 
-def _make_store(settings: Settings) -> EpisodeStore:
-    return EpisodeStore(
+def _make_store(settings: Settings) -> Store:
+    return Store(
         settings.server.database_url,
         settings.data_dir,
         metrics_interval_s=settings.server.metrics_interval_s,
     )
 
 
-def _start_recorder(settings: Settings, store: EpisodeStore, link: BridgeLink) -> Any:
+def _start_recorder(settings: Settings, store: Store, link: BridgeLink) -> Any:
     """A recorder fed by the link's bridge streams (each step is decoded once for both)."""
     from server.recorder import Recorder
 
     if not link.streams.endpoints:
         log.warning("no bridges configured: not recording")
         return None
-    recorder = Recorder(store, link.streams, flush_every_s=settings.server.flush_every_s)
+    recorder = Recorder(store.episodes, link.streams, flush_every_s=settings.server.flush_every_s)
     report = recorder.start()
     if report.recovered:
         log.warning(
@@ -181,7 +186,7 @@ def _start_recorder(settings: Settings, store: EpisodeStore, link: BridgeLink) -
     return recorder
 
 
-def _metrics_sink(store: EpisodeStore) -> Callable[[list[Any]], Any]:
+def _metrics_sink(store: MetricsStore) -> Callable[[list[Any]], Any]:
     def write(batch: list[Any]) -> None:
         for msg in batch:
             store.record_metrics(msg.run_id, msg.t_wall, msg.metrics)
@@ -192,7 +197,7 @@ def _metrics_sink(store: EpisodeStore) -> Callable[[list[Any]], Any]:
     return sink
 
 
-def _reset_sink(store: EpisodeStore) -> Callable[[str, float, float], Any]:
+def _reset_sink(store: ActivityStore) -> Callable[[str, float, float], Any]:
     async def sink(robot_id: str, requested: float, done: float) -> None:
         start, end = (datetime.fromtimestamp(t, UTC) for t in (requested, done))
         await asyncio.to_thread(store.record_reset, robot_id, start, end)
@@ -200,7 +205,7 @@ def _reset_sink(store: EpisodeStore) -> Callable[[str, float, float], Any]:
     return sink
 
 
-def _login_url(settings: Settings, store: EpisodeStore) -> str:
+def _login_url(settings: Settings, store: AuthStore) -> str:
     operator, token = store.ensure_default_operator(ttl_s=settings.server.login_token_ttl_s)
     log.debug("default operator: %s", operator.name)
     return f"{login_base(settings.server)}/login?token={token}"

@@ -1,6 +1,6 @@
 """Shared state and FastAPI dependencies, as typed ``Annotated`` aliases.
 
-Routers take what they need as parameters (``store: StoreDep``,
+Routers take what they need as parameters (``store: EpisodesDep``,
 ``user: OperatorUser``); tests override ``get_state`` or build the app with
 their own store and bridge link.
 """
@@ -26,7 +26,7 @@ from server.bridge_link import BridgeLink
 from server.fanout import Hubs
 from server.lease import LeaseTable
 from server.ratelimit import LoginLimiter
-from server.store import EpisodeStore
+from server.store import ActivityStore, AuthStore, EpisodeStore, EvalStore, MetricsStore, Store
 from tandem.settings import Settings
 
 
@@ -35,7 +35,7 @@ class AppState:
     """Everything the routers share; built by ``create_app``, started in its lifespan."""
 
     settings: Settings
-    store: EpisodeStore
+    store: Store
     link: BridgeLink
     hubs: Hubs
     leases: LeaseTable
@@ -54,8 +54,24 @@ def get_state(conn: HTTPConnection) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_store(state: StateDep) -> EpisodeStore:
-    return state.store
+def get_episodes(state: StateDep) -> EpisodeStore:
+    return state.store.episodes
+
+
+def get_auth(state: StateDep) -> AuthStore:
+    return state.store.auth
+
+
+def get_activity(state: StateDep) -> ActivityStore:
+    return state.store.activity
+
+
+def get_metrics_store(state: StateDep) -> MetricsStore:
+    return state.store.metrics
+
+
+def get_evals(state: StateDep) -> EvalStore:
+    return state.store.evals
 
 
 def get_link(state: StateDep) -> BridgeLink:
@@ -70,13 +86,17 @@ def get_login_limiter(state: StateDep) -> LoginLimiter:
     return state.login_limiter
 
 
-StoreDep = Annotated[EpisodeStore, Depends(get_store)]
+EpisodesDep = Annotated[EpisodeStore, Depends(get_episodes)]
+AuthDep = Annotated[AuthStore, Depends(get_auth)]
+ActivityDep = Annotated[ActivityStore, Depends(get_activity)]
+MetricsStoreDep = Annotated[MetricsStore, Depends(get_metrics_store)]
+EvalsDep = Annotated[EvalStore, Depends(get_evals)]
 LinkDep = Annotated[BridgeLink, Depends(get_link)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
 
 
-def current_user(conn: HTTPConnection, store: StoreDep) -> User:
+def current_user(conn: HTTPConnection, store: AuthDep) -> User:
     """The logged-in user; 401 without a valid token."""
     user = resolve_user(store, token_from(conn))
     if user is None:
@@ -117,7 +137,7 @@ async def websocket_user(ws: WebSocket, state: AppState) -> User | None:
         reason = "cross-origin WebSocket refused: open the dashboard's own page"
         await ws.close(WS_FORBIDDEN, reason)
         return None
-    user = await asyncio.to_thread(resolve_user, state.store, token_from(ws))
+    user = await asyncio.to_thread(resolve_user, state.store.auth, token_from(ws))
     if user is None:
         await ws.close(WS_UNAUTHENTICATED, "not logged in: send a token")
     return user

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
-from server.store import EpisodeStore
+from server.store import AuthStore
 from tandem.settings import ServerSettings
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -35,7 +35,7 @@ def is_loopback(url: str) -> bool:
     return host in LOOPBACK or host.startswith("127.")
 
 
-def issue_login_url(store: EpisodeStore, operator_id: int, ttl_s: float, base: str) -> str:
+def issue_login_url(store: AuthStore, operator_id: int, ttl_s: float, base: str) -> str:
     """A fresh one-time login link for the operator, valid ``ttl_s`` seconds."""
     token = store.issue_token(operator_id, ttl_s, one_time=True)
     return f"{base}/login?token={token}"

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from server.auth import COOKIE_NAME, User, resolve_user, token_from
 from server.db.models import Role
 from server.db.schemas import OperatorOut
-from server.deps import CurrentUser, LoginLimiterDep, OperatorUser, SettingsDep, StoreDep
+from server.deps import AuthDep, CurrentUser, LoginLimiterDep, OperatorUser, SettingsDep
 from server.login_links import is_loopback, issue_login_url, login_base
 from server.responses import CONFLICT, LOGIN, OPERATOR, ErrorOut
 
@@ -64,7 +64,7 @@ def _user_out(user: User) -> UserOut:
     return UserOut(id=user.id, name=user.name, role=user.role)
 
 
-def _issue(store: StoreDep, settings: SettingsDep, user: User, response: Response) -> TokenOut:
+def _issue(store: AuthDep, settings: SettingsDep, user: User, response: Response) -> TokenOut:
     ttl = settings.server.token_ttl_s
     token = store.issue_token(user.id, ttl)
     response.set_cookie(
@@ -86,7 +86,7 @@ def login(
     request: Request,
     response: Response,
     *,
-    store: StoreDep,
+    store: AuthDep,
     settings: SettingsDep,
     limiter: LoginLimiterDep,
 ) -> TokenOut:
@@ -112,7 +112,7 @@ def login(
 
 @router.post("/exchange", response_model=TokenOut, responses=LOGIN)
 def exchange(
-    body: ExchangeRequest, response: Response, store: StoreDep, settings: SettingsDep
+    body: ExchangeRequest, response: Response, store: AuthDep, settings: SettingsDep
 ) -> TokenOut:
     """Trade a one-time login token (printed at start-up) for a session token."""
     user = resolve_user(store, body.token)
@@ -122,7 +122,7 @@ def exchange(
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=LOGIN)
-def logout(request: Request, response: Response, user: CurrentUser, store: StoreDep) -> None:
+def logout(request: Request, response: Response, user: CurrentUser, store: AuthDep) -> None:
     """Revoke the token used for this request and clear the cookie."""
     token = token_from(request)
     if token:
@@ -136,7 +136,7 @@ def me(user: CurrentUser) -> UserOut:
 
 
 @router.get("/operators", response_model=list[OperatorOut], responses=OPERATOR)
-def list_operators(user: OperatorUser, store: StoreDep) -> list[OperatorOut]:
+def list_operators(user: OperatorUser, store: AuthDep) -> list[OperatorOut]:
     return store.list_operators()
 
 
@@ -146,14 +146,14 @@ def list_operators(user: OperatorUser, store: StoreDep) -> list[OperatorOut]:
     status_code=status.HTTP_201_CREATED,
     responses=OPERATOR | CONFLICT,
 )
-def create_operator(body: NewOperator, user: OperatorUser, store: StoreDep) -> OperatorOut:
+def create_operator(body: NewOperator, user: OperatorUser, store: AuthDep) -> OperatorOut:
     """Create an operator or viewer account (operators only; 409 if the name exists)."""
     return store.create_operator(body.name, body.role, body.password)
 
 
 @router.post("/device-link", response_model=DeviceLinkOut, responses=OPERATOR)
 def device_link(
-    request: Request, user: OperatorUser, store: StoreDep, settings: SettingsDep
+    request: Request, user: OperatorUser, store: AuthDep, settings: SettingsDep
 ) -> DeviceLinkOut:
     """A fresh one-time login link for the calling operator, to open on a second device
     (headset, tablet): the dashboard shows it as a QR code."""
@@ -175,7 +175,7 @@ def device_link(
 )
 async def login_link(
     request: Request,
-    store: StoreDep,
+    store: AuthDep,
     settings: SettingsDep,
     token: str = Query(min_length=1, max_length=512),
 ) -> Response:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from server.bridge_link import BridgeError
 from server.db.schemas import EpisodeDetail, EpisodeOut
-from server.deps import CurrentUser, LinkDep, OperatorUser, StoreDep
+from server.deps import CurrentUser, EpisodesDep, LinkDep, OperatorUser
 from server.responses import BAD_REQUEST, CONFLICT, LOGIN, NOT_FOUND, OPERATOR
 from tandem.episodes import MODES, SOURCES
 from tandem.messages import EpisodeKind, EpisodeResult, LabelEpisode, Outcome
@@ -69,7 +69,7 @@ class EpisodeArrays(BaseModel):
 def list_episodes(
     *,
     user: CurrentUser,
-    store: StoreDep,
+    store: EpisodesDep,
     robot: Annotated[str | None, Query(max_length=128)] = None,
     kind: EpisodeKind | None = None,
     outcome: OutcomeFilter | None = None,
@@ -106,7 +106,7 @@ def list_episodes(
 
 
 @router.get("/{episode_id}", response_model=EpisodeDetail, responses=NOT_FOUND)
-def get_episode(episode_id: EpisodeId, user: CurrentUser, store: StoreDep) -> EpisodeDetail:
+def get_episode(episode_id: EpisodeId, user: CurrentUser, store: EpisodesDep) -> EpisodeDetail:
     """One episode with its intervention spans."""
     return store.get_episode(episode_id)
 
@@ -121,7 +121,7 @@ def get_frame(
     camera: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")],
     step: Annotated[int, Path(ge=0, le=10**7)],
     user: CurrentUser,
-    store: StoreDep,
+    store: EpisodesDep,
 ) -> Response:
     """Camera ``camera`` at step index ``step`` as a JPEG."""
     jpeg = store.frame_jpeg(episode_id, camera, step)
@@ -136,7 +136,7 @@ def get_frame(
 def get_arrays(
     episode_id: EpisodeId,
     user: CurrentUser,
-    store: StoreDep,
+    store: EpisodesDep,
     format: Literal["json", "npz"] = "json",
 ) -> Any:
     """Actions, rewards, intervention flags and action sources for replay (JSON or npz)."""
@@ -178,7 +178,7 @@ def _nan_to_none(array: np.ndarray) -> list[list[float | None]]:
     "/{episode_id}/label", response_model=EpisodeOut, responses=OPERATOR | NOT_FOUND | CONFLICT
 )
 async def label_episode(
-    episode_id: EpisodeId, body: LabelRequest, user: OperatorUser, store: StoreDep, link: LinkDep
+    episode_id: EpisodeId, body: LabelRequest, user: OperatorUser, store: EpisodesDep, link: LinkDep
 ) -> EpisodeOut:
     """Set the outcome label; the recording bridge is told too (best effort) so the
     learner sees the relabel."""
@@ -196,20 +196,20 @@ async def label_episode(
 
 @router.post("/{episode_id}/notes", response_model=EpisodeOut, responses=OPERATOR | NOT_FOUND)
 def annotate_episode(
-    episode_id: EpisodeId, body: NotesRequest, user: OperatorUser, store: StoreDep
+    episode_id: EpisodeId, body: NotesRequest, user: OperatorUser, store: EpisodesDep
 ) -> EpisodeOut:
     """Replace the episode's free-text notes."""
     return store.annotate(episode_id, body.notes)
 
 
 @router.post("/{episode_id}/discard", response_model=EpisodeOut, responses=OPERATOR | NOT_FOUND)
-def discard_episode(episode_id: EpisodeId, user: OperatorUser, store: StoreDep) -> EpisodeOut:
+def discard_episode(episode_id: EpisodeId, user: OperatorUser, store: EpisodesDep) -> EpisodeOut:
     """Mark as discarded (files are kept; ``restore`` undoes it)."""
     return store.discard(episode_id)
 
 
 @router.post("/{episode_id}/restore", response_model=EpisodeOut, responses=OPERATOR | NOT_FOUND)
-def restore_episode(episode_id: EpisodeId, user: OperatorUser, store: StoreDep) -> EpisodeOut:
+def restore_episode(episode_id: EpisodeId, user: OperatorUser, store: EpisodesDep) -> EpisodeOut:
     """Undo a discard."""
     return store.restore(episode_id)
 
@@ -222,7 +222,7 @@ def restore_episode(episode_id: EpisodeId, user: OperatorUser, store: StoreDep) 
 def delete_episode(
     episode_id: EpisodeId,
     user: OperatorUser,
-    store: StoreDep,
+    store: EpisodesDep,
     confirm: Annotated[str, Query(max_length=128, description="Must repeat the episode id.")],
 ) -> None:
     """Delete files and rows for good; ``confirm`` must equal the episode id."""

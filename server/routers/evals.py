@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.db.schemas import EvalBatchOut
-from server.deps import CurrentUser, OperatorUser, StateDep, StoreDep
+from server.deps import CurrentUser, EvalsDep, OperatorUser, StateDep
 from server.responses import CONFLICT, LOGIN, NOT_FOUND, OPERATOR, UNAVAILABLE
 from server.store import Conflict, NotFound
 from tandem.messages import CommandBody, EvalProgress, StartEval, StopEval
@@ -60,7 +60,7 @@ class EvalCommandResult(BaseModel):
 @router.get("", response_model=list[EvalBatchOut], responses=LOGIN)
 def list_evals(
     user: CurrentUser,
-    store: StoreDep,
+    store: EvalsDep,
     robot: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> list[EvalBatchOut]:
     """Stored evaluation batches, oldest first: autonomous successes, weights version, env steps."""

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from server.deps import OperatorUser, StoreDep
+from server.deps import EpisodesDep, OperatorUser
 from server.responses import NOT_FOUND, OPERATOR
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class ExportRequest(BaseModel):
         200: {"content": {"application/x-hdf5": {}}, "description": "The HDF5 file."},
     },
 )
-def export_hdf5(body: ExportRequest, user: OperatorUser, store: StoreDep) -> FileResponse:
+def export_hdf5(body: ExportRequest, user: OperatorUser, store: EpisodesDep) -> FileResponse:
     """Write the episodes as ``data/demo_N/{obs/<key>, actions, rewards, dones}`` and download it.
 
     404 when an id is unknown. The temporary file is removed after sending.

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from server.bridge_link import metrics_row
 from server.db.schemas import LearnerRunOut
-from server.deps import CurrentUser, LinkDep, StoreDep
+from server.deps import CurrentUser, LinkDep, MetricsStoreDep
 from server.responses import LOGIN
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"], responses=LOGIN)
@@ -23,7 +23,7 @@ class MetricsHistory(BaseModel):
 
 
 @router.get("/runs", response_model=list[LearnerRunOut])
-def list_runs(user: CurrentUser, store: StoreDep) -> list[LearnerRunOut]:
+def list_runs(user: CurrentUser, store: MetricsStoreDep) -> list[LearnerRunOut]:
     """Learner runs that reported metrics, newest first."""
     return store.list_runs()
 
@@ -39,7 +39,7 @@ def history(
     *,
     run_id: Annotated[str, Path(min_length=1, max_length=128)],
     user: CurrentUser,
-    store: StoreDep,
+    store: MetricsStoreDep,
     names: Annotated[
         str | None, Query(max_length=4000, description="Comma-separated metric names.")
     ] = None,

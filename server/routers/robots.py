@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from server.bridge_link import finite_json
 from server.db.schemas import ResetOut
-from server.deps import CurrentUser, StateDep, StoreDep
+from server.deps import ActivityDep, CurrentUser, StateDep
 from server.responses import LOGIN
 
 router = APIRouter(prefix="/api", tags=["robots"], responses=LOGIN)
@@ -99,7 +99,7 @@ def server_state(user: CurrentUser, state: StateDep) -> ServerState:
 @router.get("/resets", response_model=list[ResetOut])
 def list_resets(
     user: CurrentUser,
-    store: StoreDep,
+    store: ActivityDep,
     robot: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ResetOut]:

@@ -31,7 +31,7 @@ class ServerSettings(BaseModel):
         "tcp://127.0.0.1:5562", description="Learner's ZMQ PUB endpoint for training metrics."
     )
 
-    # --- Episode store and recorder (server/store.py, server/recorder.py) ---
+    # --- Episode store and recorder (server/store/, server/recorder.py) ---
     flush_every_s: float = Field(
         1.0, gt=0, le=1.0, description="Recorder writes buffered steps to disk at least this often."
     )
@@ -55,6 +55,12 @@ class ServerSettings(BaseModel):
     )
     login_window_s: float = Field(
         60.0, gt=0, le=86_400, description="Sliding window of the login rate limits, s."
+    )
+    scripted_operator: bool = Field(
+        True,
+        description="Provision the account of `tandem demo-operator` at start-up: its name and "
+        "password go to <data_dir>/secrets/scripted-operator.json (mode 0600), from which the "
+        "operator logs in over HTTP. Turn off where no scripted operator runs.",
     )
 
     # --- FastAPI app, WebSockets and bridge link (server/app.py, server/bridge_link.py) ---

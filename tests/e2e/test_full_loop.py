@@ -10,6 +10,7 @@ the same data directory and checks that the run resumes.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -55,8 +56,10 @@ def replay_rows(up: TandemUp) -> list[list[Any]]:
     return json.loads(index.read_text())["rows"]
 
 
+@functools.cache
 def token_for(up: TandemUp) -> str:
-    return local_token(load_settings(None, data_dir=up.data))
+    """One login per run: the server limits logins per user (``server.login_attempts_per_user``)."""
+    return local_token(load_settings(None, data_dir=up.data), up.url)
 
 
 def test_operator_demos_rollouts_take_over_and_resume(tmp_path: Path, ctx):

@@ -50,7 +50,7 @@ class Api:
 
     def __init__(self, up: TandemUp) -> None:
         self.up = up
-        self.token = local_token(load_settings(None, data_dir=up.data))
+        self.token = local_token(load_settings(None, data_dir=up.data), up.url)
 
     def get(self, path: str) -> Any:
         return self.up.api(path, self.token)

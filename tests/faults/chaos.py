@@ -363,7 +363,7 @@ def run_campaign(data: Path, kinds: list[str], seed: int) -> Campaign:
     try:
         if not wait_until(lambda: Watch(up, "").all_running(None), 120):
             raise AssertionError(f"tandem up did not start: {up.lines[-20:]}")
-        driver = Driver(up, local_token(load_settings(None, data_dir=up.data)))
+        driver = Driver(up, local_token(load_settings(None, data_dir=up.data), up.url))
         driver.start()
         if not wait_until(lambda: driver.finished(-1) > 0, RECOVERY_S):
             raise AssertionError("no episode finished before the first fault")

@@ -85,7 +85,9 @@ def test_demo_operator_runs_an_eval_batch_after_every_k_rollouts(server: dict[st
         "evaluation",
     ]
 
-    token = server["store"].issue_token(server["store"].get_operator("scripted-operator").id, 60)
+    token = server["store"].auth.issue_token(
+        server["store"].auth.get_operator("scripted-operator").id, 60
+    )
     api = httpx.Client(base_url=server["url"], headers={"Authorization": f"Bearer {token}"})
 
     def stored() -> Any:

@@ -66,10 +66,10 @@ def test_connect_a_device_shows_a_one_time_link_as_a_qr_code(
 
 def test_a_viewer_cannot_issue_device_links(page: Page, stack: Stack) -> None:
     store = stack.state.store
-    viewer = store.get_operator("watcher") or store.create_operator(
+    viewer = store.auth.get_operator("watcher") or store.auth.create_operator(
         "watcher", Role.VIEWER, "a-long-password"
     )
-    token = store.issue_token(viewer.id, 600)
+    token = store.auth.issue_token(viewer.id, 600)
     res = httpx.post(
         f"{stack.base_url}/api/auth/device-link",
         headers={"Authorization": f"Bearer {token}"},

@@ -70,23 +70,25 @@ def test_episodes_page_replays_labels_and_exports_a_recorded_demo(page: Page, ro
     page.click("#label-failure")
     expect(page.locator("#d-outcome")).to_contain_text("failure")
     wait_for(
-        lambda: robot.state.store.get_episode(episode).outcome == "failure",
+        lambda: robot.state.store.episodes.get_episode(episode).outcome == "failure",
         10,
         "the failure label in the database",
     )
     page.fill("#notes", "gripper slipped at the end")
     page.click("#save-notes")
     wait_for(
-        lambda: robot.state.store.get_episode(episode).notes == "gripper slipped at the end",
+        lambda: (
+            robot.state.store.episodes.get_episode(episode).notes == "gripper slipped at the end"
+        ),
         10,
         "the notes in the database",
     )
     page.click("#discard")
     expect(page.locator("#restore")).to_be_visible()
-    assert robot.state.store.get_episode(episode).discarded
+    assert robot.state.store.episodes.get_episode(episode).discarded
     page.click("#restore")
     expect(page.locator("#discard")).to_be_visible()
-    assert not robot.state.store.get_episode(episode).discarded
+    assert not robot.state.store.episodes.get_episode(episode).discarded
 
     with page.expect_download() as info:
         page.click("#export")

@@ -49,12 +49,12 @@ def store_eval_batches(stack: Stack) -> None:
     store = stack.state.store
     t0 = time.time() - 600
     for i, (batch, version, env_steps, wins) in enumerate(BATCHES):
-        store.record_metrics(
+        store.metrics.record_metrics(
             "ui-run", t0 + 10 * i, {"weights/version": version, "learner/env_steps": env_steps}
         )
         for k in range(4):
             write_episode(
-                store, f"{batch}-{k}", robot="ui-robot", kind=EpisodeKind.EVALUATION, n=3,
+                store.episodes, f"{batch}-{k}", robot="ui-robot", kind=EpisodeKind.EVALUATION, n=3,
                 outcome=None, success=k < wins, started=t0 + 100 * i + k,
                 extra={"weights_version": version, "eval_batch": batch, "eval_index": k + 1},
             )  # fmt: skip

@@ -51,8 +51,8 @@ def test_every_page_shows_a_login_screen_without_a_session(
 
 def test_logging_in_on_the_login_screen_starts_the_page(browser: Browser, stack: Stack) -> None:
     store = stack.state.store
-    if store.get_operator("ana") is None:
-        store.create_operator("ana", "operator", PASSWORD)
+    if store.auth.get_operator("ana") is None:
+        store.auth.create_operator("ana", "operator", PASSWORD)
     errors = PageErrors()
     page = logged_out_page(browser, stack, errors)
     try:

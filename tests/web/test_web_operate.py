@@ -103,7 +103,7 @@ def test_success_label_reaches_the_database_and_reset_done_starts_the_next_episo
 
     row = wait_for(labelled, 15, f"episode {first} labelled success in the database")
     assert row["kind"] == "demo" and row["length"] >= 3
-    assert robot.state.store.get_episode(first).outcome == "success"
+    assert robot.state.store.episodes.get_episode(first).outcome == "success"
 
     page.click("#reset-done")
     nxt = robot.wait_status(

@@ -45,8 +45,10 @@ def test_operate_page_draws_camera_frames(page: Page, stack: Stack) -> None:
 
 def test_one_time_login_link_on_a_page(browser, stack: Stack) -> None:  # type: ignore[no-untyped-def]
     """``/?token=<one-time token>`` logs a fresh browser in; the token is then used up."""
-    operator = stack.state.store.get_operator("admin") or stack.state.store.list_operators()[0]
-    once = stack.state.store.issue_token(operator.id, 60, one_time=True)
+    operator = (
+        stack.state.store.auth.get_operator("admin") or stack.state.store.auth.list_operators()[0]
+    )
+    once = stack.state.store.auth.issue_token(operator.id, 60, one_time=True)
     context = browser.new_context(base_url=stack.base_url)
     try:
         pg = context.new_page()

@@ -233,7 +233,9 @@ def test_run_selector_shows_a_chosen_run_and_follows_the_newest(
     now = time.time()
     for run, loss, start in ((older, 1.0, now - 7200), (old, 2.0, now - 3600)):
         for i in range(20):
-            stack.state.store.record_metrics(run, start + 60 * i, {"critic/loss": loss + i / 100})
+            stack.state.store.metrics.record_metrics(
+                run, start + 60 * i, {"critic/loss": loss + i / 100}
+            )
     page.goto("/training.html")
     expect(page.locator("#link")).to_have_text("connected")
     select = page.locator("#run-select")

@@ -29,8 +29,8 @@ const REFUSED_SHOWN_MS = 2500; // a refused-input notice stays this long after t
 const HUMAN_DRIVEN = ["teleop", "intervention"];
 // Keyboard shortcuts for labels (KeyboardEvent.code -> button id).
 const LABEL_KEYS = { Digit1: "success", Digit2: "failure", Digit3: "discard" };
-const DEADMAN_BUTTON = 5; // RB: hold-to-move (teleop.deadman_button); during a rollout, take over
-// Buttons the mapping leaves free (teleop/gamepad.py) act as episode commands on press.
+// Buttons the server's mapping leaves free (teleop/gamepad.py) act as episode commands on press;
+// the deadman and gripper buttons come from the server (GET /api/teleop/mapping).
 const PAD_COMMANDS = {
   3: () => "success", // Y
   1: () => "failure", // B
@@ -57,6 +57,7 @@ const page = {
   padTookOver: false,
   padDeadman: false,
   padPressed: [],
+  mapping: null, // the server's device mapping (teleop settings); null until loaded
   evalControls: null,
   tookOverEval: false, // a take-over ends an evaluation episode: nothing to hand back
   user: null, // the logged-in user's name
@@ -68,6 +69,7 @@ window.tandem = page;
 
 async function main() {
   page.user = (await startPage())?.name ?? null;
+  page.mapping = await loadMapping();
   page.control = new ControlClient({
     onlease: showLease,
     onerror: (text) => toast(text, { error: true }),
@@ -99,6 +101,26 @@ async function main() {
   new GamepadPoller(onPad);
   showButtons();
   setInterval(tick, 100);
+}
+
+/** The server's gamepad/keyboard mapping; null (no gamepad take-over) when it cannot be read. */
+async function loadMapping() {
+  try {
+    const mapping = await api("/api/teleop/mapping");
+    const name = (i) => PAD_BUTTONS[i] ?? `b${i}`;
+    $("pad-deadman").textContent = name(mapping.deadman_button);
+    $("pad-gripper").textContent = name(mapping.gripper_button);
+    return mapping;
+  } catch (err) {
+    toast(`Gamepad mapping unavailable: ${err.message}`, { error: true });
+    return null;
+  }
+}
+
+/** Whether the mapping's deadman button is held on ``pad``. */
+function deadmanHeld(pad) {
+  const index = page.mapping?.deadman_button;
+  return index != null && Boolean(pad.buttons[index]?.pressed);
 }
 
 function showLease(lease) {
@@ -234,7 +256,7 @@ function onPad(pad, changed) {
     return;
   }
   page.device = `gamepad: ${pad.id || "unnamed"}`;
-  deadmanEdges(Boolean(pad.buttons[DEADMAN_BUTTON]?.pressed));
+  deadmanEdges(deadmanHeld(pad));
   commandButtons(pad.buttons.map((b) => b.pressed));
   const held = pad.buttons.map((b, i) => (b.pressed ? (PAD_BUTTONS[i] ?? `b${i}`) : null));
   const axes = pad.axes
@@ -244,7 +266,7 @@ function onPad(pad, changed) {
   $("device-input").textContent = `${held.filter(Boolean).join("+") || "no buttons"} | ${axes}`;
   const now = nowMs();
   if (!page.control.lease.you_hold) {
-    if (pad.buttons[DEADMAN_BUTTON]?.pressed) refuseLocally("Gamepad");
+    if (deadmanHeld(pad)) refuseLocally("Gamepad");
     return;
   }
   if (!changed && now - page.padSentAt < PAD_SEND_PERIOD_MS) return;
@@ -289,8 +311,11 @@ function deadmanEdges(held) {
 }
 
 function commandButtons(pressed) {
+  if (!page.mapping) return;
+  const mapped = [page.mapping.deadman_button, page.mapping.gripper_button];
   for (const [index, pick] of Object.entries(PAD_COMMANDS)) {
     const i = Number(index);
+    if (mapped.includes(i)) continue; // the mapping uses it: it moves the robot
     if (pressed[i] && !page.padPressed[i] && page.control.lease.you_hold) {
       const name = pick(page.status?.mode);
       if (name) runCommand(name);

@@ -49,13 +49,13 @@ def _login_link(args: argparse.Namespace) -> int:
     base = (args.base_url or "").rstrip("/") or login_base(settings.server)
     try:
         if args.operator:
-            operator = store.get_operator(args.operator)
+            operator = store.auth.get_operator(args.operator)
             if operator is None:
                 sys.stderr.write(f"tandem: no account named {args.operator!r}\n")
                 return 1
-            url = issue_login_url(store, operator.id, ttl, base)
+            url = issue_login_url(store.auth, operator.id, ttl, base)
         else:
-            _, token = store.ensure_default_operator(ttl_s=ttl)
+            _, token = store.auth.ensure_default_operator(ttl_s=ttl)
             url = f"{base}/login?token={token}"
     finally:
         store.close()

@@ -13,14 +13,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tandem.cli.util import add_config_argument, settings_from_args
+from tandem.credentials import SCRIPTED_OPERATOR, credentials_file, read_credentials
 from tandem.logs import setup_logging
 from tandem.messages.commands import MAX_EVAL_EPISODES
 from tandem.settings import Settings
 
 log = logging.getLogger(__name__)
 
-OPERATOR_NAME = "scripted-operator"
-TOKEN_TTL_S = 24 * 3600.0
+OPERATOR_NAME = SCRIPTED_OPERATOR
 EXIT_FAILED = 1
 
 
@@ -58,7 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--policy-timeout", type=float, default=900.0, metavar="S",
         help="how long to wait for the learner's first policy before the rollouts (900 s)",
     )  # fmt: skip
-    p.add_argument("--token", help="API token (default: $TANDEM_TOKEN, else a local one)")
+    p.add_argument(
+        "--token",
+        help="API token (default: $TANDEM_TOKEN, else log in with the credentials the local "
+        "server wrote under <data_dir>/secrets/)",
+    )
     p.add_argument("--report", type=Path, help="write the episode reports to this JSON file")
     p.set_defaults(func=_run)
 
@@ -87,24 +91,24 @@ def _positive(text: str) -> int:
     return value
 
 
-def local_token(settings: Settings) -> str:
-    """A token for the local scripted-operator account, straight from the store.
+def local_token(settings: Settings, url: str) -> str:
+    """Log in at ``url`` as the scripted operator with the credentials the server wrote.
 
-    Works where the operator runs next to the server (same data directory or
-    database), as ``tandem up`` does; elsewhere pass ``--token``.
+    The server provisions them at start-up in ``<data_dir>/secrets/`` (setting
+    ``server.scripted_operator``), so this works where the operator runs next to
+    the server, as under ``tandem up``; elsewhere pass ``--token``. Raises
+    ``LinkError`` when the server refuses and ValueError when there is no file.
     """
-    import secrets
+    from tandem.cli.operator.link import log_in
 
-    from server.store import EpisodeStore
-
-    store = EpisodeStore(settings.server.database_url, settings.data_dir)
-    try:
-        account = store.get_operator(OPERATOR_NAME)
-        if account is None:
-            account = store.create_operator(OPERATOR_NAME, "operator", secrets.token_hex(24))
-        return store.issue_token(account.id, TOKEN_TTL_S)
-    finally:
-        store.close()
+    path = credentials_file(settings.data_dir, OPERATOR_NAME)
+    credentials = read_credentials(path)
+    if credentials is None:
+        raise ValueError(
+            f"no scripted-operator credentials at {path}: start the server with this data "
+            "directory first (it writes them), or pass --token"
+        )
+    return log_in(url, credentials.name, credentials.password)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -115,7 +119,11 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     setup_logging("operator", settings.log_level, settings.data_dir / "logs" / "operator.log")
     url = args.url or f"http://127.0.0.1:{settings.server.port}"
-    token = args.token or os.environ.get("TANDEM_TOKEN") or local_token(settings)
+    try:
+        token = args.token or os.environ.get("TANDEM_TOKEN") or local_token(settings, url)
+    except (LinkError, ValueError) as exc:
+        sys.stderr.write(f"tandem demo-operator: cannot log in: {exc}\n")
+        return EXIT_FAILED
     plan = OperatorPlan(
         demos=args.demos, rollouts=args.rollouts, take_over_after=args.take_over_after,
         stall_steps=args.stall_steps, policy_timeout_s=args.policy_timeout,

@@ -13,7 +13,7 @@ from tandem.messages import EpisodeKind, EpisodeResult
 
 if TYPE_CHECKING:
     from server.db.schemas import EpisodeOut
-    from server.store import EpisodeStore
+    from server.store import EpisodeStore, Store
 
 log = logging.getLogger(__name__)
 PAGE = 1000
@@ -80,16 +80,16 @@ class StoreOpenError(Exception):
     """The database or data directory cannot be opened; the text says why."""
 
 
-def _open_store(args: argparse.Namespace) -> EpisodeStore:
+def _open_store(args: argparse.Namespace) -> Store:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    from server.store import EpisodeStore
+    from server.store import Store
 
     settings = settings_from_args(args)
     data_dir = args.data_dir or settings.data_dir
     url = args.database_url or settings.server.database_url
     try:
-        return EpisodeStore(url, Path(data_dir))
+        return Store(url, Path(data_dir))
     except (ArgumentError, SQLAlchemyError, OSError) as exc:
         raise StoreOpenError(
             f"cannot open the store (url {url!r}, data dir {data_dir}): {exc}"
@@ -119,11 +119,11 @@ def _export(args: argparse.Namespace) -> int:
     except StoreOpenError as exc:
         return _fail(exc)
     try:
-        ids = args.ids or _select(store, args)
+        ids = args.ids or _select(store.episodes, args)
         if not ids:
             sys.stderr.write("tandem: no episode matches the selection\n")
             return 1
-        path = _write(store, ids, args)
+        path = _write(store.episodes, ids, args)
     except (NotFoundError, OSError, ValueError) as exc:
         return _fail(exc)
     finally:

@@ -213,17 +213,39 @@ class ServerLink:
         return await asyncio.to_thread(self._http, method, path, body)
 
     def _http(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base_url + path, data=data, method=method,
-            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            raise LinkError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
-        except OSError as exc:
-            raise LinkError(f"{method} {path}: {exc}") from None
-        return json.loads(raw) if raw else None
+        return request_json(self.base_url, method, path, body, token=self._token)
+
+
+def log_in(base_url: str, name: str, password: str) -> str:
+    """A session token from ``POST /api/auth/login``; ``LinkError`` when refused."""
+    reply = request_json(
+        base_url.rstrip("/"), "POST", "/api/auth/login", {"name": name, "password": password}
+    )
+    if not isinstance(reply, dict) or not isinstance(reply.get("token"), str):
+        raise LinkError(f"POST /api/auth/login: no token in the reply {str(reply)[:200]!r}")
+    return reply["token"]
+
+
+def request_json(
+    base_url: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    *,
+    token: str | None = None,
+) -> Any:
+    """One JSON REST call (blocking); raises ``LinkError`` on an HTTP or network error."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(base_url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise LinkError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
+    except OSError as exc:
+        raise LinkError(f"{method} {path}: {exc}") from None
+    return json.loads(raw) if raw else None

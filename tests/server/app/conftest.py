@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.fake_bridge import FakeBridge
-from server.store import EpisodeStore
+from server.store import Store
 from tandem.settings import Settings
 
 
@@ -22,7 +22,7 @@ from tandem.settings import Settings
 def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real argon2, with cheap parameters: the default costs ~0.1-0.5 s per hash here."""
     monkeypatch.setattr(
-        "server.store.PasswordHasher",
+        "server.store.auth.PasswordHasher",
         lambda: PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
     )
 
@@ -55,7 +55,7 @@ def app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-def store(app: FastAPI) -> EpisodeStore:
+def store(app: FastAPI) -> Store:
     return app.state.tandem.store
 
 
@@ -65,13 +65,13 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
-def _token(store: EpisodeStore, name: str, role: str) -> str:
-    operator = store.get_operator(name) or store.create_operator(name, role, PASSWORD)
-    return store.issue_token(operator.id, 3600)
+def _token(store: Store, name: str, role: str) -> str:
+    operator = store.auth.get_operator(name) or store.auth.create_operator(name, role, PASSWORD)
+    return store.auth.issue_token(operator.id, 3600)
 
 
 @pytest.fixture
-def tokens(client: TestClient, store: EpisodeStore) -> dict[str, str]:
+def tokens(client: TestClient, store: Store) -> dict[str, str]:
     """Bearer tokens of two operators (op, op2) and a viewer."""
     return {
         "op": _token(store, "op", "operator"),

@@ -17,7 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from server.app import create_app
 from server.fake_bridge import FakeBridge
-from server.store import EpisodeStore
+from server.store import Store
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -67,7 +67,7 @@ def test_the_public_url_counts_as_our_origin(tmp_path: Path, bridge: FakeBridge)
     settings = make_settings(tmp_path, [bridge], public_url="https://tandem.lab:8443/")
     with TestClient(create_app(settings, record=False)) as client:
         store = client.app.state.tandem.store  # type: ignore[attr-defined]
-        token = store.issue_token(store.create_operator("v", "viewer", PASSWORD).id, 60)
+        token = store.auth.issue_token(store.auth.create_operator("v", "viewer", PASSWORD).id, 60)
         path = f"/ws/telemetry?token={token}"
         assert ws_close_code(client, path, {"origin": "https://tandem.lab:8443"}) == 0
         assert ws_close_code(client, path, {"origin": "https://tandem.lab.evil:8443"}) == 4403
@@ -96,20 +96,20 @@ def login(client: TestClient, name: str, password: str = "wrong") -> Any:
 def test_login_is_limited_per_user(limited: FastAPI) -> None:
     two = from_address(limited, "10.0.0.2")
     with from_address(limited, "10.0.0.1") as one:
-        limited.state.tandem.store.create_operator("carol", "operator", PASSWORD)
+        limited.state.tandem.store.auth.create_operator("carol", "operator", PASSWORD)
         assert [login(one, "carol").status_code for _ in range(3)] == [401] * 3
         refused = login(two, "carol", PASSWORD)  # right password, other address: still refused
         assert refused.status_code == 429
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
         assert "too many login attempts" in refused.json()["detail"]
-        limited.state.tandem.store.create_operator("dave", "viewer", PASSWORD)
+        limited.state.tandem.store.auth.create_operator("dave", "viewer", PASSWORD)
         assert login(two, "dave", PASSWORD).status_code == 200  # other users are not affected
 
 
 def test_login_is_limited_per_address(limited: FastAPI) -> None:
     two = from_address(limited, "10.0.0.2")
     with from_address(limited, "10.0.0.1") as one:
-        limited.state.tandem.store.create_operator("carol", "operator", PASSWORD)
+        limited.state.tandem.store.auth.create_operator("carol", "operator", PASSWORD)
         assert [login(one, f"guess{i}").status_code for i in range(5)] == [401] * 5
         refused = login(one, "carol", PASSWORD)
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
@@ -145,24 +145,24 @@ class SpyHasher(PasswordHasher):
 
 
 @pytest.fixture
-def spy(store: EpisodeStore, settings: Any) -> Iterator[SpyHasher]:
+def spy(store: Store, settings: Any) -> Iterator[SpyHasher]:
     """Installs a SpyHasher after creating operator carol with the app's own parameters."""
-    store.create_operator("carol", "operator", PASSWORD)
+    store.auth.create_operator("carol", "operator", PASSWORD)
     hasher = SpyHasher(settings.data_dir / "tandem.db")
-    original = store._hasher
-    store._hasher = hasher
+    original = store.auth._hasher
+    store.auth._hasher = hasher
     yield hasher
-    store._hasher = original
+    store.auth._hasher = original
 
 
 def test_passwords_are_hashed_outside_the_write_lock(
-    client: TestClient, store: EpisodeStore, spy: SpyHasher
+    client: TestClient, store: Store, spy: SpyHasher
 ) -> None:
     """No argon2 call holds SQLite's write lock: other writers never wait for hashing."""
     assert login(client, "carol").status_code == 401
     assert login(client, "nobody").status_code == 401
     assert login(client, "carol", PASSWORD).status_code == 200  # rehashed: new parameters
-    store.create_operator("dave", "viewer", PASSWORD)
+    store.auth.create_operator("dave", "viewer", PASSWORD)
     assert all(writable for _, _, writable in spy.calls), spy.calls
     calls = [what for what, _, _ in spy.calls]
     assert calls == ["verify", "verify", "verify", "hash", "hash"]  # rehash, create
@@ -170,7 +170,7 @@ def test_passwords_are_hashed_outside_the_write_lock(
 
 
 def test_unknown_user_costs_a_verify_like_a_wrong_password(
-    client: TestClient, store: EpisodeStore, spy: SpyHasher
+    client: TestClient, store: Store, spy: SpyHasher
 ) -> None:
     """Timing does not tell which names exist: an unknown name is verified against a dummy hash."""
     wrong = login(client, "carol")
@@ -178,7 +178,7 @@ def test_unknown_user_costs_a_verify_like_a_wrong_password(
     assert (wrong.status_code, wrong.json()) == (unknown.status_code, unknown.json())
     verified = [h for what, h, _ in spy.calls if what == "verify"]
     assert len(verified) == 2, "the unknown name must go through argon2 verify too"
-    assert verified[1] == store.dummy_hash != verified[0]
+    assert verified[1] == store.auth.dummy_hash != verified[0]
 
 
 # ------------------------------------------------------------------ defect 8: tokens in logs

@@ -135,8 +135,8 @@ def test_lease_times_out_without_input(tmp_path, bridge: FakeBridge) -> None:
     settings.teleop.lease_timeout_s = 0.3
     with TestClient(create_app(settings, record=False)) as client:
         store = client.app.state.tandem.store  # type: ignore[attr-defined]
-        op = store.create_operator("op", "operator", "secret-pass")
-        token = store.issue_token(op.id, 60)
+        op = store.auth.create_operator("op", "operator", "secret-pass")
+        token = store.auth.issue_token(op.id, 60)
         with connect(client, token) as ws:
             ws.receive_json()
             assert claim(ws)["you_hold"]
@@ -325,7 +325,9 @@ def test_bridge_that_does_not_answer_gives_a_timeout_ack(tmp_path, tokens_free=N
         settings = make_settings(tmp_path, [silent], command_timeout_s=0.3)
         with TestClient(create_app(settings, record=False)) as client:
             store = client.app.state.tandem.store  # type: ignore[attr-defined]
-            token = store.issue_token(store.create_operator("op", "operator", "pw-pw-pw").id, 60)
+            token = store.auth.issue_token(
+                store.auth.create_operator("op", "operator", "pw-pw-pw").id, 60
+            )
             with connect(client, token) as ws:
                 ws.receive_json()
                 send(ws, 1, "command", name="estop")

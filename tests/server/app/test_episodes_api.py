@@ -14,7 +14,7 @@ from app_helpers import PASSWORD, auth, wait_until
 from fastapi.testclient import TestClient
 
 from server.fake_bridge import FakeBridge
-from server.store import EpisodeStore
+from server.store import EpisodeStore, Store
 from tandem.episodes import EpisodeMeta, EpisodeWriter, StepData
 from tandem.messages import ActionSource, EpisodeKind, LabelEpisode
 
@@ -68,12 +68,12 @@ def write_episode(
 
 
 @pytest.fixture
-def seeded(client: TestClient, store: EpisodeStore) -> list[str]:
+def seeded(client: TestClient, store: Store) -> list[str]:
     base = time.time() - 1000
-    write_episode(store, "demo1", EpisodeKind.DEMO, base)
-    write_episode(store, "roll1", EpisodeKind.ROLLOUT, base + 100, intervene=(2, 3))
-    write_episode(store, "roll2", EpisodeKind.ROLLOUT, base + 200)
-    store.reconcile()
+    write_episode(store.episodes, "demo1", EpisodeKind.DEMO, base)
+    write_episode(store.episodes, "roll1", EpisodeKind.ROLLOUT, base + 100, intervene=(2, 3))
+    write_episode(store.episodes, "roll2", EpisodeKind.ROLLOUT, base + 200)
+    store.episodes.reconcile()
     return ["roll2", "roll1", "demo1"]  # newest first
 
 
@@ -182,10 +182,10 @@ def test_viewer_and_anonymous_cannot_mutate(
 
 
 def test_delete_needs_confirmation(
-    client: TestClient, tokens: dict, seeded: list[str], store: EpisodeStore
+    client: TestClient, tokens: dict, seeded: list[str], store: Store
 ) -> None:
     h = auth(tokens["op"])
-    path = store.episode_dir("demo1")
+    path = store.episodes.episode_dir("demo1")
     assert client.delete("/api/episodes/demo1", headers=h).status_code == 422
     assert client.delete("/api/episodes/demo1?confirm=roll1", headers=h).status_code == 400
     assert client.delete("/api/episodes/demo1?confirm=demo1", headers=h).status_code == 204
@@ -249,8 +249,8 @@ def test_recorded_episode_from_bridge_appears_in_api(
     assert frame.status_code == 200
 
 
-def test_auth_login_exchange_cookie_logout(client: TestClient, store: EpisodeStore) -> None:
-    store.create_operator("carol", "operator", PASSWORD)
+def test_auth_login_exchange_cookie_logout(client: TestClient, store: Store) -> None:
+    store.auth.create_operator("carol", "operator", PASSWORD)
     assert (
         client.post("/api/auth/login", json={"name": "carol", "password": "wrong"}).status_code
         == 401
@@ -290,7 +290,7 @@ def test_one_time_login_link(client: TestClient) -> None:
     assert client.get("/api/auth/me").json()["name"] == "admin"
     client.cookies.clear()
     assert client.get(path, follow_redirects=False).status_code == 401  # used up
-    _, token = client.app.state.tandem.store.ensure_default_operator()  # type: ignore[attr-defined]
+    _, token = client.app.state.tandem.store.auth.ensure_default_operator()  # type: ignore[attr-defined]
     swapped = client.post("/api/auth/exchange", json={"token": token})
     assert swapped.status_code == 200 and swapped.json()["token"] != token
     assert client.post("/api/auth/exchange", json={"token": token}).status_code == 401

@@ -65,7 +65,9 @@ def test_estop_not_confirmed_is_a_502(tmp_path: Path) -> None:
         settings = make_settings(tmp_path, [silent], command_timeout_s=0.2)
         with TestClient(create_app(settings, record=False)) as client:
             store = client.app.state.tandem.store  # type: ignore[attr-defined]
-            token = store.issue_token(store.create_operator("v", "viewer", "pw-pw-pw").id, 60)
+            token = store.auth.issue_token(
+                store.auth.create_operator("v", "viewer", "pw-pw-pw").id, 60
+            )
             response = client.post("/api/estop", json={}, headers=auth(token))
             assert response.status_code == 502
             assert "did not answer" in response.json()["results"][0]["reason"]
@@ -108,7 +110,9 @@ def test_app_without_web_dir_and_without_bridges(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:
         assert client.get("/").status_code == 404
         store = client.app.state.tandem.store  # type: ignore[attr-defined]
-        token = store.issue_token(store.create_operator("o", "operator", "pw-pw-pw").id, 60)
+        token = store.auth.issue_token(
+            store.auth.create_operator("o", "operator", "pw-pw-pw").id, 60
+        )
         assert client.post("/api/estop", json={}, headers=auth(token)).status_code == 502
         with client.websocket_connect(f"/ws/control?token={token}") as ws:
             from starlette.websockets import WebSocketDisconnect

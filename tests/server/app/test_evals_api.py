@@ -70,7 +70,7 @@ class Live:
 
         def stored() -> bool:
             self.metrics.send_multipart(wire.encode(msg))
-            return bool(store.metrics_history("run-x", ["learner/env_steps"]))
+            return bool(store.metrics.metrics_history("run-x", ["learner/env_steps"]))
 
         wait_until(stored, 15, "the learner's metrics in the store")
 
@@ -102,8 +102,8 @@ def live(tmp_path: Path) -> Iterator[Live]:
     try:
         with TestClient(create_app(settings)) as client:
             state = client.app.state.tandem  # type: ignore[attr-defined]
-            op = state.store.create_operator("ann", "operator", "pw-pw-pw-pw")
-            token = state.store.issue_token(op.id, 600)
+            op = state.store.auth.create_operator("ann", "operator", "pw-pw-pw-pw")
+            token = state.store.auth.issue_token(op.id, 600)
             wait_until(state.link.robots, 30, "the bridge's first status")
             time.sleep(0.5)  # the recorder's SUB joins alongside the link's
             yield Live(client, token, bridge, metrics)
@@ -172,8 +172,10 @@ def stored(live: Live, kind: str) -> Any:
 
 def test_take_over_fails_an_eval_and_an_assisted_rollout_is_not_autonomous(live: Live) -> None:
     policy = live.use(RecordingPolicy(None))  # never succeeds by itself
-    other = live.client.app.state.tandem.store.create_operator("bob", "operator", "pw-pw-pw-pw")  # type: ignore[attr-defined]
-    bob = auth(live.client.app.state.tandem.store.issue_token(other.id, 600))  # type: ignore[attr-defined]
+    other = live.client.app.state.tandem.store.auth.create_operator(
+        "bob", "operator", "pw-pw-pw-pw"
+    )  # type: ignore[attr-defined]
+    bob = auth(live.client.app.state.tandem.store.auth.issue_token(other.id, 600))  # type: ignore[attr-defined]
     with live.client.websocket_connect(f"/ws/control?token={live.token}") as ws:
         send(ws, 1, "claim")
         send(ws, 2, "command", name="start_eval", episodes=2)

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 
 from server.fake_bridge import FakeBridge
-from server.store import EpisodeStore
+from server.store import Store
 from tandem import wire
 
 STEPS = 12
@@ -36,7 +36,7 @@ def test_each_step_is_decoded_once_for_the_recorder_and_the_browsers(
     client: TestClient,
     tokens: dict[str, str],
     bridge: FakeBridge,
-    store: EpisodeStore,
+    store: Store,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     decodes: list[int] = []
@@ -61,7 +61,8 @@ def test_each_step_is_decoded_once_for_the_recorder_and_the_browsers(
         rollouts = [next_of(ws, "rollout")["step"] for _ in range(STEPS)]
         summary = next_of(ws, "episode_summary")
     assert rollouts == list(range(STEPS)) and summary["length"] == STEPS
-    wait_until(lambda: store.has_episode("once") and store.get_episode("once").length == STEPS,
+    eps = store.episodes
+    wait_until(lambda: eps.has_episode("once") and eps.get_episode("once").length == STEPS,
                what="the recorder to store the episode")  # fmt: skip
     assert state.extra["recorder"].stats().steps == STEPS
     assert len(decodes) == STEPS, f"{len(decodes)} step decodes for {STEPS} steps"

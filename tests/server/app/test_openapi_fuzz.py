@@ -107,11 +107,13 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with TestClient(create_app(app_settings, record=False)) as client:
         store = client.app.state.tandem.store  # type: ignore[attr-defined]
         for i, kind in enumerate((EpisodeKind.DEMO, EpisodeKind.ROLLOUT)):
-            write_episode(store, ("demo1", "roll1")[i], kind, time.time() - 100 + i, intervene=(1,))
-        store.reconcile()
+            write_episode(
+                store.episodes, ("demo1", "roll1")[i], kind, time.time() - 100 + i, intervene=(1,)
+            )
+        store.episodes.reconcile()
         ids = {
-            "op": store.create_operator("op", "operator", "pw-pw-pw").id,
-            "viewer": store.create_operator("v", "viewer", "pw-pw-pw").id,
+            "op": store.auth.create_operator("op", "operator", "pw-pw-pw").id,
+            "viewer": store.auth.create_operator("v", "viewer", "pw-pw-pw").id,
         }
         yield client, ids
     bridge.stop()
@@ -174,7 +176,7 @@ def _fuzz_operation(
         who = data.draw(st.sampled_from(["op", "op", "viewer", None]))
         store = client.app.state.tandem.store  # type: ignore[attr-defined]
         # a fresh token per request: the fuzzer may call /api/auth/logout, which revokes it
-        headers = auth(store.issue_token(ids[who], 60)) if who else {}
+        headers = auth(store.auth.issue_token(ids[who], 60)) if who else {}
         kwargs: dict[str, Any] = {"params": query, "headers": headers}
         if body_schema is not None:
             strategy = from_schema(body_schema, components)
@@ -214,7 +216,7 @@ def _check_media_type(method: str, path: str, response: Any, spec: dict[str, Any
 def test_non_standard_json_constants_are_a_422(fuzz_app: Any, body: str) -> None:
     """Python's parser accepts NaN/Infinity; echoing them in the error must not crash."""
     client, ids = fuzz_app
-    token = client.app.state.tandem.store.issue_token(ids["op"], 60)
+    token = client.app.state.tandem.store.auth.issue_token(ids["op"], 60)
     urls = ["/api/auth/exchange", "/api/episodes/roll1/label"]
     if not body.startswith("{"):  # e-stop ignores unknown fields on purpose
         urls.append("/api/estop")

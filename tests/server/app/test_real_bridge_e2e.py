@@ -107,8 +107,8 @@ def test_demo_recorded_through_the_real_bridge(
     )
     with TestClient(create_app(settings)) as client:
         state = client.app.state.tandem  # type: ignore[attr-defined]
-        token = state.store.issue_token(
-            state.store.create_operator("op", "operator", "pw-pw-pw").id, 600
+        token = state.store.auth.issue_token(
+            state.store.auth.create_operator("op", "operator", "pw-pw-pw").id, 600
         )
         wait_until(state.link.robots, 60, "the bridge's first status")
         time.sleep(0.5)  # the recorder's SUB connects alongside the link's

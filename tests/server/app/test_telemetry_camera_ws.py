@@ -108,7 +108,9 @@ def test_telemetry_batches_learner_metrics(
         assert batch["rows"] and batch["rows"][0]["run_id"] == "run1"
         assert batch["rows"][0]["scalars"]["q/mean"] == 2.0
     store = client.app.state.tandem.store  # type: ignore[attr-defined]
-    wait_until(lambda: store.metrics_history("run1").get("critic/loss"), what="metrics history")
+    wait_until(
+        lambda: store.metrics.metrics_history("run1").get("critic/loss"), what="metrics history"
+    )
     response = client.get(
         "/api/metrics/run1", headers={"Authorization": f"Bearer {tokens['viewer']}"}
     )
@@ -209,7 +211,7 @@ def test_stalled_camera_client_drops_frames_instead_of_queueing(
 
     app = create_app(make_settings(tmp_path, [bridge]), record=False)
     store = app.state.tandem.store
-    token = store.issue_token(store.create_operator("v", "viewer", "pw-pw-pw").id, 60)
+    token = store.auth.issue_token(store.auth.create_operator("v", "viewer", "pw-pw-pw").id, 60)
     frames = 120
     blob = bytes(range(256)) * 1024  # 256 KiB: more than the socket buffers hold
     with LiveServer(app) as server:

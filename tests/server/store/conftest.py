@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from server.store import EpisodeStore
+from server.store import EpisodeStore, Store
 
 PG_USER = "tandem"
 
@@ -107,7 +107,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def store(database_url: str, tmp_path: Path) -> Iterator[EpisodeStore]:
-    st = EpisodeStore(database_url, tmp_path / "data", metrics_interval_s=1.0)
+def stores(database_url: str, tmp_path: Path) -> Iterator[Store]:
+    """Every resource store over one fresh database."""
+    st = Store(database_url, tmp_path / "data", metrics_interval_s=1.0)
     yield st
     st.close()
+
+
+@pytest.fixture
+def store(stores: Store) -> EpisodeStore:
+    """The episodes store of ``stores``."""
+    return stores.episodes

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from server.store import EpisodeStore, NotFoundError
+from server.store import EpisodeStore, NotFoundError, Store
 from tandem.messages import EpisodeKind, Outcome
 from tests.server.store._support import STATE_DIM, action, image, state, write_episode
 
@@ -56,9 +56,11 @@ def test_layout_and_values(store: EpisodeStore, tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "demos.hdf5.tmp").exists()
 
 
-def test_evaluation_episodes_keep_result_and_batch(store: EpisodeStore, tmp_path: Path) -> None:
+def test_evaluation_episodes_keep_result_and_batch(
+    store: EpisodeStore, stores: Store, tmp_path: Path
+) -> None:
     # The learner published weights version 3 at 1200 env steps.
-    store.record_metrics("run-a", 50.0, {"weights/version": 3, "learner/env_steps": 1200})
+    stores.metrics.record_metrics("run-a", 50.0, {"weights/version": 3, "learner/env_steps": 1200})
     evaluation = EpisodeKind.EVALUATION
     for i, outcome in enumerate([None, Outcome.FAILURE]):  # the bridge fails a take-over
         extra = {"weights_version": 3, "eval_batch": "b1", "eval_index": i + 1}

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from server.db.engine import alembic_config, make_engine
-from server.store import EpisodeStore
+from server.store import EpisodeStore, Store
 from tandem.messages import EpisodeKind, Outcome
 from tests.server.store._support import write_episode
 
@@ -53,7 +53,9 @@ def test_assisted_success_is_never_autonomous(store: EpisodeStore) -> None:
     assert result_of(store, "helped") == ("assisted_success", False)
 
 
-def test_eval_batches_keep_weights_version_and_env_steps(store: EpisodeStore) -> None:
+def test_eval_batches_keep_weights_version_and_env_steps(
+    store: EpisodeStore, stores: Store
+) -> None:
     t = time.time() - 100
     # The learner's metrics history: version 3 published at 1200 env steps, version 4 at 2500.
     for i, (version, env_steps) in enumerate([(2, 800), (3, 1200), (3, 1300), (4, 2500)]):
@@ -61,7 +63,7 @@ def test_eval_batches_keep_weights_version_and_env_steps(store: EpisodeStore) ->
             "weights/version": version,
             "learner/env_steps": env_steps,
         }
-        store.record_metrics("run-a", t + 2 * i, metrics)
+        stores.metrics.record_metrics("run-a", t + 2 * i, metrics)
     evaluation = EpisodeKind.EVALUATION
     for i, (success, human) in enumerate([(True, None), (False, None), (True, (1, 3))]):
         extra = {"weights_version": 3, "eval_batch": "b1", "eval_index": i + 1}
@@ -79,7 +81,7 @@ def test_eval_batches_keep_weights_version_and_env_steps(store: EpisodeStore) ->
     # A human in an evaluation episode makes it a failure, even when it succeeded.
     assert result_of(store, "b1-2") == ("failure", False)
 
-    b1, b2 = store.list_evals()
+    b1, b2 = stores.evals.list_evals()
     assert (b1.batch, b1.episodes, b1.successes, b1.success_rate) == (
         "b1",
         3,
@@ -88,15 +90,19 @@ def test_eval_batches_keep_weights_version_and_env_steps(store: EpisodeStore) ->
     )
     assert (b1.weights_version, b1.env_steps, b1.weights_versions) == (3, 1200, [3])
     assert (b2.batch, b2.successes, b2.env_steps, b2.weights_version) == ("b2", 1, 2500, 4)
-    assert store.list_evals(robot="nobody") == []
+    assert stores.evals.list_evals(robot="nobody") == []
 
 
-def test_env_steps_filled_later_when_metrics_arrive_late(store: EpisodeStore) -> None:
+def test_env_steps_filled_later_when_metrics_arrive_late(
+    store: EpisodeStore, stores: Store
+) -> None:
     extra = {"weights_version": 9, "eval_batch": "late", "eval_index": 1}
     write_episode(store, "late-0", kind=EpisodeKind.EVALUATION, n=4, outcome=None, extra=extra)
     assert store.get_episode("late-0").env_steps is None  # no metrics for version 9 yet
-    store.record_metrics("run-b", time.time(), {"weights/version": 9, "learner/env_steps": 4321})
-    (batch,) = store.list_evals()
+    stores.metrics.record_metrics(
+        "run-b", time.time(), {"weights/version": 9, "learner/env_steps": 4321}
+    )
+    (batch,) = stores.evals.list_evals()
     assert batch.env_steps == 4321
     assert store.get_episode("late-0").env_steps == 4321
 

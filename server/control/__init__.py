@@ -1,0 +1,1 @@
+"""The ``/ws/control`` channel behind its router: clients and leases, input, commands."""
