@@ -50,3 +50,22 @@ def test_take_over_follows_the_deadman_setting(page: Page, lb_deadman: Stack) ->
     robot.wait_status(lambda s: s["mode"] == "intervention", 10, "mode intervention")
     set_pad(page, pressed={LB: False})
     robot.wait_status(lambda s: s["mode"] == "rollout", 10, "mode rollout again")
+
+
+@pytest.fixture
+def left_hand(robot: Stack) -> Iterator[Stack]:
+    """The shared stack with ``teleop.xr_hand`` = left (read by the VR page when it opens)."""
+    settings = robot.state.settings
+    default = settings.teleop
+    settings.teleop = default.model_copy(update={"xr_hand": "left"})
+    try:
+        yield robot
+    finally:
+        settings.teleop = default
+
+
+def test_the_vr_page_drives_with_the_configured_hand(page: Page, left_hand: Stack) -> None:
+    page.goto("/vr.html?emulate=iwer")
+    expect(page.locator("#xr-support")).to_have_text("WebXR ready (left controller drives).")
+    page.goto("/vr.html?emulate=iwer&hand=right")  # the page's own override still wins
+    expect(page.locator("#xr-support")).to_have_text("WebXR ready (right controller drives).")

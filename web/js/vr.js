@@ -1,7 +1,8 @@
 // VR page: an immersive WebXR session that streams the driving controller's grip pose and
 // buttons every XR frame (raw, WebXR local-floor frame); the server maps them (teleop/).
 // ?emulate=iwer installs Meta's IWER emulated runtime (tests and development without a headset).
-// ?hand=left drives with the left controller.
+// The driving controller is the server's teleop.xr_hand (GET /api/teleop/mapping); ?hand=left or
+// ?hand=right overrides it for this page.
 
 import { setLink, startPage } from "./common.js";
 import { ControlClient } from "./control.js";
@@ -11,7 +12,8 @@ import { $, fmt, fmtMs, showMode, toast } from "./ui.js";
 import { XRHud } from "./xrhud.js";
 
 const params = new URLSearchParams(location.search);
-const HAND = params.get("hand") === "left" ? "left" : "right";
+const HANDS = ["left", "right"];
+let HAND = HANDS.includes(params.get("hand")) ? params.get("hand") : null;
 // IWER marks every pose of its emulated runtime as emulatedPosition; that flag means
 // "tracking lost" only on a real headset.
 const EMULATED_RUNTIME = params.get("emulate") === "iwer";
@@ -44,8 +46,22 @@ async function installEmulator() {
   window.__xrDevice = device;
 }
 
+/** The VR hand of the server's mapping; the right one when the mapping cannot be read. */
+async function serverHand() {
+  try {
+    const mapping = await api("/api/teleop/mapping");
+    return HANDS.includes(mapping.xr_hand) ? mapping.xr_hand : "right";
+  } catch (err) {
+    toast(`Controller mapping unavailable (${err.message}): the right controller drives.`, {
+      error: true,
+    });
+    return "right";
+  }
+}
+
 async function main() {
   await startPage();
+  HAND = HAND ?? (await serverHand());
   await installEmulator();
   page.control = new ControlClient({
     onlease: (lease) => {
