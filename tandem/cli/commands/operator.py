@@ -13,7 +13,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tandem.cli.util import add_config_argument, settings_from_args
-from tandem.credentials import SCRIPTED_OPERATOR, credentials_file, read_credentials
+from tandem.credentials import (
+    SCRIPTED_OPERATOR,
+    credentials_file,
+    read_credentials,
+    read_session,
+    session_file,
+    write_private,
+)
 from tandem.logs import setup_logging
 from tandem.messages.commands import MAX_EVAL_EPISODES
 from tandem.settings import Settings
@@ -92,15 +99,24 @@ def _positive(text: str) -> int:
 
 
 def local_token(settings: Settings, url: str) -> str:
-    """Log in at ``url`` as the scripted operator with the credentials the server wrote.
+    """A session of the scripted operator at ``url``: the kept one while the server accepts
+    it, else a new login with the credentials the server wrote.
 
     The server provisions them at start-up in ``<data_dir>/secrets/`` (setting
     ``server.scripted_operator``), so this works where the operator runs next to
     the server, as under ``tandem up``; elsewhere pass ``--token``. Raises
     ``LinkError`` when the server refuses and ValueError when there is no file.
     """
-    from tandem.cli.operator.link import log_in
+    from tandem.cli.operator.link import LinkError, log_in, request_json
 
+    kept_path = session_file(settings.data_dir, OPERATOR_NAME)
+    kept = read_session(kept_path)
+    if kept is not None:
+        try:
+            request_json(url, "GET", "/api/auth/me", None, token=kept)
+            return kept
+        except LinkError as exc:
+            log.info("kept session refused (%s): logging in again", exc)
     path = credentials_file(settings.data_dir, OPERATOR_NAME)
     credentials = read_credentials(path)
     if credentials is None:
@@ -108,7 +124,9 @@ def local_token(settings: Settings, url: str) -> str:
             f"no scripted-operator credentials at {path}: start the server with this data "
             "directory first (it writes them), or pass --token"
         )
-    return log_in(url, credentials.name, credentials.password)
+    token = log_in(url, credentials.name, credentials.password)
+    write_private(kept_path, token)
+    return token
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from server.app import create_app
 from server.fake_bridge import FakeBridge
 from tandem.cli.commands.operator import OPERATOR_NAME, local_token
 from tandem.cli.operator.link import LinkError
-from tandem.credentials import credentials_file, read_credentials
+from tandem.credentials import credentials_file, read_credentials, session_file
 from tandem.settings import Settings
 
 
@@ -30,6 +30,22 @@ def test_operator_logs_in_with_the_provisioned_credentials(settings: Settings) -
     assert (me["name"], me["role"]) == (OPERATOR_NAME, "operator")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_started_many_times_a_minute_it_reuses_its_session(settings: Settings) -> None:
+    """More starts than the login rate limit allows in a minute (5 per user): the kept
+    session serves them all; once it is logged out, the next start logs in again."""
+    with LiveServer(create_app(settings)) as live:
+        url = f"http://{live.base}"
+        tokens = {local_token(settings, url) for _ in range(8)}
+        assert len(tokens) == 1
+        kept = session_file(settings.data_dir)
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+        (token,) = tokens
+        assert httpx.post(f"{url}/api/auth/logout", headers=auth(token)).status_code == 204
+        fresh = local_token(settings, url)
+        me = httpx.get(f"{url}/api/auth/me", headers=auth(fresh))
+    assert fresh != token and me.json()["name"] == OPERATOR_NAME
 
 
 def test_a_restart_keeps_the_password_and_a_lost_file_gets_a_new_one(settings: Settings) -> None:
