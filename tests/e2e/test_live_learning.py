@@ -110,6 +110,7 @@ def test_the_last_evaluation_batch_beats_the_first(tmp_path: Path) -> None:
     up.start()
     t0 = time.monotonic()
     ctx = zmq.Context()
+    metrics: Collector | None = None
     try:
         up.wait_ready()
         api = Api(up)
@@ -122,10 +123,11 @@ def test_the_last_evaluation_batch_beats_the_first(tmp_path: Path) -> None:
                         report=tmp_path / f"round{i}.json")  # fmt: skip
         wait_for(lambda: refitted_and_loaded(api, metrics), 90, "the last IL refit", interval=0.5)
         last = api.evaluate(EVAL_EPISODES)
-        metrics.close()
         elapsed = time.monotonic() - t0
         assert up.stop() == 0
     finally:
+        if metrics is not None:
+            metrics.close()  # its thread closes its socket before the context goes
         up.kill()
         ctx.destroy(linger=0)
     log.warning(
