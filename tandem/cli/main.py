@@ -20,6 +20,7 @@ from tandem.cli.commands import (
     store,
     up,
 )
+from tandem.cli.supervisor import follow_supervisor
 from tandem.settings import SettingsError
 
 # Modules that add subcommands, in --help order.
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    follow_supervisor()  # a child of `tandem up` stops when the launcher dies
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

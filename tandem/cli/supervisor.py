@@ -35,6 +35,32 @@ from tandem.processes import ChildState, ProcessTable
 
 log = logging.getLogger(__name__)
 
+# Set in every child's environment: the supervisor's pid (see ``follow_supervisor``).
+SUPERVISOR_PID_ENV = "TANDEM_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def follow_supervisor() -> None:
+    """In a supervised child: get SIGTERM when the supervisor dies, even by SIGKILL.
+
+    ``stop`` shuts children down in order, but a supervisor that is killed
+    outright cannot; without this its children would live on as orphans,
+    holding the ports and the robot. SIGTERM lets each one stop cleanly (the
+    bridge ends its episode, the learner checkpoints). Linux only (prctl); a
+    no-op elsewhere and outside ``tandem up``.
+    """
+    expected = os.environ.pop(SUPERVISOR_PID_ENV, None)  # not for our own children
+    if not expected or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("cannot follow the supervisor: prctl errno %d", ctypes.get_errno())
+        return
+    if str(os.getppid()) != expected:  # it died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+
 
 @dataclass(frozen=True)
 class ChildSpec:
@@ -76,6 +102,7 @@ class _Child:
 
     def start(self) -> None:
         env = {**os.environ, **self.spec.env, "PYTHONUNBUFFERED": "1", LOG_CAPTURED_ENV: "1"}
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())
         self.proc = subprocess.Popen(
             self.spec.argv,
             stdout=subprocess.PIPE,

@@ -216,3 +216,60 @@ def test_each_line_is_logged_once_and_the_log_file_has_no_token(tmp_path: Path):
     assert text.count("started once") == 1, text
     assert "Sup3rSecret" not in text and "login?token=<redacted>" in text
     assert (log_file.stat().st_mode & 0o777) == 0o600
+
+
+KILLED_LAUNCHER = """
+import sys
+from pathlib import Path
+from tandem.cli.supervisor import ChildSpec, Supervisor
+child = ChildSpec("arm", [sys.executable, "-m", "tandem", "arm-server", "--driver", "mock",
+                          "--bind", sys.argv[2]])
+Supervisor([child], log_dir=Path(sys.argv[1]), status_path=Path(sys.argv[1]) / "p.json").run()
+"""
+
+
+def test_children_stop_when_the_launcher_is_killed(tmp_path: Path) -> None:
+    """A ``tandem up`` killed with SIGKILL cannot stop its children; they follow it anyway
+    (SIGTERM from the kernel) instead of living on as orphans holding ports and the robot."""
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        ep = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    env = {**os.environ, "TANDEM_DATA_DIR": str(tmp_path)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", KILLED_LAUNCHER, str(tmp_path), ep], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    status = tmp_path / "p.json"
+    try:
+        assert wait_for(lambda: status.exists() and _child_pid(status) is not None, 20)
+        pid = _child_pid(status)
+        assert pid is not None and _alive(pid)
+        time.sleep(1.0)  # the child is past its start-up and serving
+        launcher.kill()
+        launcher.wait(10)
+        assert wait_for(lambda: not _alive(pid), 15), f"child {pid} outlived its launcher"
+    finally:
+        launcher.kill()
+        pid = _child_pid(status) if status.exists() else None
+        if pid is not None and _alive(pid):
+            os.kill(pid, 9)
+
+
+def _child_pid(status: Path) -> int | None:
+    try:
+        return ProcessTable.model_validate_json(status.read_text()).children[0].pid
+    except ValueError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by init) counts as gone
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
