@@ -116,7 +116,7 @@ def timing(args: argparse.Namespace, trainer_dir: Path, env: str) -> list[dict[s
     trainer = OfflineTrainer(settings(args, "srpo"), parse_env(env), dataset(args, env, 0),
                              trainer_dir)  # fmt: skip
     for stage in ("behavior", "policy"):
-        trainer._load_stage(trainer_dir / "stages" / f"{stage}.pt", stage)
+        trainer.load_stage(trainer_dir / "stages" / f"{stage}.pt", stage)
     policy, behavior = trainer.policy.eval(), trainer.behavior.eval()
     state = {"state": torch.as_tensor(trainer.data.obs[:1])}
     norm = trainer.norm(state["state"])

@@ -101,7 +101,7 @@ class OfflineTrainer:
 
     def _run_stage(self, stage: str) -> None:
         path = self.out / "stages" / f"{stage}.pt"
-        start = self._load_stage(path, stage) if path.exists() else 0
+        start = self.load_stage(path, stage) if path.exists() else 0
         total = self._steps(stage)
         if start >= total:
             log.info("stage %s: done (%d steps), loaded", stage, start)
@@ -160,7 +160,8 @@ class OfflineTrainer:
         save_checkpoint(path, {"stage": stage, "step": step, "state": state,
                                "settings_json": self.cfg.model_dump_json()})  # fmt: skip
 
-    def _load_stage(self, path: Path, stage: str) -> int:
+    def load_stage(self, path: Path, stage: str) -> int:
+        """Load a stage checkpoint into this trainer's networks; returns its step."""
         saved = load_checkpoint(path)
         for name, module in self._modules(stage).items():
             module.load_state_dict(saved["state"][name])
