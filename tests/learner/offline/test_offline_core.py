@@ -148,6 +148,7 @@ def test_q_guidance_is_the_action_gradient_of_the_mean_head() -> None:
     assert float(unit.pow(2).mean()) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_behavior_model_score_points_towards_the_two_modes() -> None:
     torch.manual_seed(0)
     net = ScoreNet(1, 1, hidden=64, blocks=2, expand=2, dropout=0.0)
