@@ -264,6 +264,33 @@ def faults(records: list[Record]) -> list[Figure]:
     ]  # fmt: skip
 
 
+# ---------------------------------------------------------------------------- offline_rl
+def offline_rl(records: list[Record]) -> list[Figure]:
+    """Issue 15: SRPO >= BC + 0.2 and >= IQL on mixed data; >= 25x faster than DDPM."""
+    runs = [r for r in records if r["kind"] == "success"]
+    if not any(r["method"] == "srpo" for r in runs):
+        raise ValueError("no srpo records")
+    figures = []
+    for r in sorted(runs, key=lambda r: (r["env"], r["method"])):
+        unit = f"success, {r['seeds']} seeds"
+        figures.append(Figure(f"mean success, {r['env']}, {r['method']}", r["success_mean"], unit))
+        if r["method"] == "srpo":
+            figures += [
+                Figure(f"srpo minus bc, {r['env']}", r["margin_vs_bc"], "success",
+                       bound(">=", 0.2, why="issue 15")),
+                Figure(f"srpo minus iql, {r['env']}", r["margin_vs_iql"], "success",
+                       bound(">=", 0, why="issue 15")),
+            ]  # fmt: skip
+    policy = one(records, kind="timing", sampler="srpo policy")
+    figures.append(Figure("act time, srpo policy", policy["ms"], "ms/action"))
+    for r in records:
+        if r["kind"] == "timing" and r["sampler"] != "srpo policy":
+            target = bound(">=", 25, "x", "issue 15") if r["sampler"].startswith("DDPM") else None
+            figures.append(Figure(f"act time vs srpo, {r['sampler']} ({r['steps']} steps)",
+                                  r["speedup_vs_srpo"], "x", target))  # fmt: skip
+    return figures
+
+
 SUITE = [
     Bench("bridge_timing", bridge_timing, "--seconds 1", "--seconds 10", "--seconds 20"),
     Bench("sim_render", sim_render, "--steps 20", "--steps 300", "--steps 300"),
@@ -303,5 +330,16 @@ SUITE = [
         full="--out {tmp}",
         skip={"quick": "24 runs of 10k env steps (3 seeds x 4 methods x 2 tasks): about 2 h"},
         timeout_s={"smoke": 90, "full": 4 * 3600},
+    ),
+    Bench(
+        "offline_rl",
+        offline_rl,
+        smoke="--envs sim:lift --seeds 0 --mix expert:2,random:1 --critic-steps 20 "
+        "--behavior-steps 20 --policy-steps 20 --eval-episodes 2 --ddpm-steps 10 "
+        "--timing-reps 3 --out {tmp}",
+        quick="--envs sim:lift --seeds 0 --critic-steps 1000 --behavior-steps 1000 "
+        "--policy-steps 500 --eval-episodes 10 --out {tmp}",
+        full="--out {tmp}",
+        timeout_s={"smoke": 90, "quick": 600, "full": 3 * 3600},
     ),
 ]

@@ -213,6 +213,20 @@ def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     return {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
 
 
+def load_il_policy(path: str | Path, spec: ObsSpec) -> BCPolicy:
+    """The IL policy of a bundle (e.g. an SRPO policy from ``tandem train-offline``), in
+    eval mode, gradients off; its observation spec must equal ``spec``."""
+    tensors, config = read_bundle(path)
+    if config["il_arch"] is None:
+        raise BundleError(f"{path}: the bundle has no IL policy")
+    bundled = ObsSpec.from_json(config["spec"])
+    if bundled != spec:
+        raise BundleError(f"{path}: bundle observations {bundled} != {spec}")
+    il = BCPolicy(spec, **config["il_arch"])
+    il.load_state_dict(_section(tensors, "il"))
+    return il.eval().requires_grad_(False)
+
+
 def load_policy(data: bytes | memoryview | str | Path, device: str = "cpu") -> BundlePolicy:
     """Load a bundle (bytes, a view of them, or a file path) into an acting policy."""
     tensors, config = read_bundle(data)

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from learner import runtime
+from learner.acting import load_il_policy
 from learner.bc import BCPolicy, bc_update
 from learner.bundle import make_bundle
 from learner.checkpoint import load_checkpoint, load_replay, save_checkpoint, save_replay
@@ -203,6 +204,9 @@ class Trainer:
 
     def _make_il(self) -> BCPolicy:
         cfg = self.cfg
+        if cfg.il_kind == "srpo":  # an offline policy (tandem train-offline), used as is
+            assert cfg.il_bundle is not None
+            return load_il_policy(cfg.il_bundle, self.spec).to(self.device)
         il = BCPolicy(
             self.spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=cfg.bc_dropout,
             pixel_dropout=cfg.bc_pixel_dropout, resnet_width=cfg.bc_resnet_width,
@@ -219,7 +223,7 @@ class Trainer:
         self.sink = make_sink(self.cfg.logger, self.out, self.settings.model_dump(mode="json"))
         try:
             state = self._load_resume() if self.args.resume else None
-            if self.il is not None and state is None:
+            if self.il is not None and state is None and self.cfg.il_kind == "bc":
                 metrics = pretrain_il(self.il, self.demos, self.cfg, self.device, self.rng)
                 log.info("IL pre-training done: %s", metrics)
             if self.cfg.method == "bc":

@@ -78,6 +78,16 @@ EXPECTED = {
         "mean success at the end, sim:lift, bc",
         "ibrl minus the best of bc and rlpd, sim:lift",
     ],
+    "offline_rl": [
+        "mean success, sim:lift, srpo",
+        "mean success, sim:lift, iql",
+        "mean success, sim:lift, bc",
+        "srpo minus bc, sim:lift",
+        "srpo minus iql, sim:lift",
+        "act time, srpo policy",
+        "act time vs srpo, DDPM, trained denoiser (10 steps)",
+        "act time vs srpo, DDIM, official size denoiser (10 steps)",
+    ],
 }
 
 

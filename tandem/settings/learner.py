@@ -7,7 +7,7 @@ state MLPs of 3x1024 with a 5-head critic ensemble). Named profiles in ``learner
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Method = Literal["ibrl", "ibrl_soft", "rl", "rlpd", "bc"]
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -113,6 +113,14 @@ class LearnerSettings(BaseModel):
     bc_pixel_dropout: float = Field(0.0, ge=0, lt=1, description="IL dropout for pixel obs.")
     bc_grad_clip: float = Field(5.0, gt=0, description="Gradient-norm clip of IL training.")
     bc_resnet_width: int = Field(64, ge=4, description="First-stage width of the IL ResNet.")
+    il_kind: Literal["bc", "srpo"] = Field(
+        "bc",
+        description="IL proposal of ibrl/ibrl_soft: bc = trained on the demos here; srpo = "
+        "the policy of an offline bundle (tandem train-offline, il_bundle), not retrained.",
+    )
+    il_bundle: str | None = Field(
+        None, description="Policy bundle (file path) of the IL proposal when il_kind = srpo."
+    )
 
     # ---- compute
     bf16: bool = Field(False, description="bfloat16 autocast for forward passes (CUDA only).")
@@ -138,6 +146,12 @@ class LearnerSettings(BaseModel):
         description="Also send training and evaluation scalars to TensorBoard (RUN_DIR/"
         "tensorboard) or Weights & Biases (offline unless WANDB_MODE is set).",
     )
+
+    @model_validator(mode="after")
+    def _il_bundle_given(self) -> "LearnerSettings":
+        if self.il_kind == "srpo" and not self.il_bundle:
+            raise ValueError("il_kind = srpo needs il_bundle (a tandem train-offline bundle)")
+        return self
 
     bridges: list[str] = Field(
         default_factory=lambda: ["tcp://127.0.0.1:5555"],

@@ -87,6 +87,9 @@ def _add_train_arguments(p: argparse.ArgumentParser, bc_only: bool) -> None:
     p.add_argument("--eval-every", type=int, default=None, help="env steps between evaluations")
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation")
     p.add_argument("--bc-steps", type=int, default=None, help="IL pre-training steps")
+    p.add_argument("--il-bundle", default=None, metavar="BUNDLE",
+                   help="use this tandem train-offline policy as the IL proposal "
+                        "(il_kind = srpo) instead of training one on the demos")  # fmt: skip
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="device")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--logger", choices=["none", "tensorboard", "wandb"], default=None,
@@ -137,6 +140,7 @@ def _resolve_settings(args: argparse.Namespace) -> Settings:
         "method": "bc" if not hasattr(args, "method") else args.method,
         "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
         "bc_steps": args.bc_steps, "device": args.device, "logger": args.logger,
+        "il_bundle": args.il_bundle, "il_kind": "srpo" if args.il_bundle else None,
     }  # fmt: skip
     learner = {k: v for k, v in overrides.items() if v is not None}
     config = args.config
