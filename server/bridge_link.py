@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import zmq.asyncio
@@ -34,6 +35,8 @@ from tandem.messages.telemetry import finite_json, to_json
 from tandem.settings import ServerSettings
 
 log = logging.getLogger(__name__)
+
+STATUS_POLL_S = 0.02  # status_after's polling period
 
 __all__ = [
     "BridgeError",
@@ -130,6 +133,19 @@ class BridgeLink:
 
     def status(self, robot_id: str | None) -> BridgeStatus | None:
         return self.registry.status(robot_id)
+
+    async def status_after(
+        self, robot_id: str | None, since_mono: float, timeout_s: float = 1.0
+    ) -> BridgeStatus | None:
+        """The first status of ``robot_id`` received after ``since_mono`` (monotonic s): one
+        that reflects a command answered at that time. The latest one after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            bridge = self.registry.find(robot_id)
+            if bridge is not None and bridge.status and bridge.status_rx_mono > since_mono:
+                return bridge.status
+            await asyncio.sleep(STATUS_POLL_S)
+        return self.status(robot_id)
 
     def resolve_robot(self, robot_id: str | None) -> str:
         """The robot id a request means (the first bridge's when not given)."""

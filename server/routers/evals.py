@@ -10,6 +10,7 @@ driving); the operator who holds it, or anyone when nobody does, may.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -99,10 +100,13 @@ async def _send(
             f"{command.type} refused (ask them, or wait until they release it)"
         )
     reply = await link.command(command, robot_id)
+    answered = time.monotonic()
     log.info("%s by %s over HTTP: %s (%s)", command.type, who, reply.ok, reply.reason)
     if not reply.ok:
         raise HTTPException(status.HTTP_409_CONFLICT, f"the robot refused: {reply.reason}")
-    latest = link.status(robot_id)
+    # The status that already shows the command's effect: the one held now may still be
+    # the previous batch's (status and replies travel on different sockets).
+    latest = await link.status_after(robot_id, answered)
     return EvalCommandResult(
         robot_id=reply.robot_id, ok=reply.ok, reason=reply.reason, mode=reply.mode.value,
         progress=latest.eval if latest is not None else None,
