@@ -49,3 +49,20 @@ def random_batch(spec: ObsSpec, size: int, seed: int = 0) -> dict:
         "reward": torch.rand(size, generator=g),
         "discount": torch.full((size,), 0.99**3),
     }
+
+
+def loaded_by_importing(modules: list[str], watched: list[str]) -> list[str]:
+    """Which of ``watched`` a fresh interpreter has loaded after importing ``modules``."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps([m for m in {watched!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded
