@@ -104,8 +104,8 @@ export class UnsureMeter {
       scales: { x: { time: false }, y: { range: (u, lo, hi) => [0, Math.max(hi, this.threshold) * 1.2] } },
       series: [
         { label: "step" },
-        { label: "uncertainty", stroke: "#4f9dff", width: 1.5 },
-        { label: "threshold", stroke: "#f0b429", width: 1, dash: [4, 4] },
+        { label: "uncertainty", stroke: "#4f9dff", width: 1.5, points: { show: false } },
+        { label: "threshold", stroke: "#f0b429", width: 1, dash: [4, 4], points: { show: false } },
       ],
       axes: [
         { stroke: "#9aa4b2", size: 24 },
@@ -117,6 +117,7 @@ export class UnsureMeter {
   summary() {
     return {
       episode: this.episode,
+      step: this.columns[0][this.columns[0].length - 1] ?? null,
       points: this.columns[0].length,
       plotted: this.plot.data[0].length,
       last: this.columns[1][this.columns[1].length - 1] ?? null,
