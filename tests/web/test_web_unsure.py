@@ -19,6 +19,7 @@ from server.fake_bridge import FakeBridge
 from tandem.messages import ActionSource, ControlMode, EpisodeKind, PolicyInfo, StepRecord
 from tandem.settings import load_settings
 from tests.polling import free_port
+from tests.web.docshots import doc_screenshot
 from tests.web.harness import ARTIFACTS, REPO, PageErrors, serve, session_token, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -135,6 +136,8 @@ def test_unsure_badge_turns_on_when_the_signal_crosses_the_threshold(
     assert unsure["unsure"] and unsure["beeps"] == 1, unsure
     expect(page.locator("#unsure")).to_be_visible()
     expect(page.locator("#unsure")).to_have_text("unsure")
+    page.evaluate("window.tandem.unsure.flush()")
+    doc_screenshot(page.locator("section[aria-label='Policy uncertainty']"), "operate_unsure.png")
     feed(page, robot, 0.05, WINDOW)
     expect(page.locator("#unsure")).to_be_hidden()
     # A step of an old sender (no uncertainty) draws a gap and keeps the badge off.
