@@ -370,8 +370,8 @@ SUITE = [
     Bench(
         "uncertainty",
         uncertainty,
-        smoke="--steps 100 --bc-steps 50 --demos 2 --episodes 6 --time-limit 20 --at 5 "
-        "--window 3 --first 5 --explore --out {tmp}",
+        smoke="--untrained --episodes 6 --time-limit 20 --at 5 --window 3 --first 5 --explore "
+        "--out {tmp}",
         quick="--episodes 150 --explore --out {tmp}",
         full="--episodes 300 --explore --out {tmp}",
         timeout_s={"smoke": 90, "quick": 600, "full": 1800},

@@ -75,6 +75,33 @@ def train(args: argparse.Namespace) -> Path:
     return bundle
 
 
+def untrained(args: argparse.Namespace) -> Path:
+    """A bundle of a freshly initialised IBRL agent (cpu profile sizes, state observations):
+    no training, for ``--smoke``-style checks that the measuring runs at all."""
+    import torch
+
+    from learner.bc import BCPolicy
+    from learner.bundle import make_bundle
+    from learner.envs import make_env, parse_env
+    from learner.ibrl import IBRLAgent
+    from learner.obs import ObsSpec
+    from tandem.cli.commands.learn import PROFILE_DIR
+    from tandem.settings import load_settings
+
+    torch.manual_seed(args.seed)
+    cfg = load_settings(PROFILE_DIR / "cpu.toml").learner.model_copy(update={"method": "ibrl"})
+    env = make_env(parse_env(args.env), cameras=())
+    obs, _ = env.reset(seed=0)
+    dim = int(obs["state"].shape[0])
+    spec = ObsSpec(state_dim=dim, action_dim=int(env.action_space.shape[0]), raw_state_dim=dim)
+    il = BCPolicy(spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=0.0)
+    blob, _ = make_bundle(cfg, spec, agent=IBRLAgent(cfg, spec, il, "cpu"), il=il)
+    path = args.out.resolve() / "untrained.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    return path
+
+
 def step_signals(policy: Any, obs: dict[str, np.ndarray], explore: bool) -> tuple[Any, dict]:
     """Act once as the bridge does; -> (action, {candidate: value or None})."""
     import torch
@@ -207,6 +234,9 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--env", default="sim:lift")
     p.add_argument("--bundle", type=Path, help="a policy bundle to measure (default: train one)")
+    p.add_argument(
+        "--untrained", action="store_true", help="measure an untrained agent (plumbing check)"
+    )
     p.add_argument("--steps", type=int, default=3000, help="env steps of the IBRL run (3000)")
     p.add_argument("--bc-steps", type=int, default=None, help="IL pre-training steps (profile's)")
     p.add_argument("--demos", type=int, default=10, help="scripted demonstrations (10)")
@@ -233,7 +263,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    bundle = args.bundle or train(args)
+    bundle = args.bundle or (untrained(args) if args.untrained else train(args))
     t0 = time.monotonic()
     episodes = roll_out(args, bundle)
     report(args, episodes, time.monotonic() - t0)
