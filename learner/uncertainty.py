@@ -89,8 +89,10 @@ def mc_dropout(
             assert rng is not None
             torch.default_generator.set_state(rng.get_state())
         actor.train()
-        try:
-            actions = torch.stack([actor(feat, prop).float() for _ in range(samples)])
+        try:  # one batched pass: every row draws its own dropout mask
+            many = feat.repeat(samples, *([1] * (feat.dim() - 1)))
+            props = None if prop is None else prop.repeat(samples, 1)
+            actions = actor(many, props).float().unflatten(0, (samples, feat.shape[0]))
         finally:
             actor.train(was_training)
         if own:
