@@ -92,3 +92,29 @@ def test_the_slot_passes_a_good_value_on_and_drops_a_bad_one_but_still_acts() ->
         action, info = result
         assert action.tolist() == [0.1] * 7 and info.uncertainty is None
     assert slot.failures == 0
+
+
+def test_a_learned_policy_in_the_slot_reports_an_uncertainty_the_telemetry_carries() -> None:
+    """The bridge's path: a real bundle policy in the slot, its info in a step record, the
+    step record as the browser's ``rollout`` message."""
+    import torch
+
+    from learner.acting import load_policy
+    from learner.bundle import make_bundle
+    from learner.obs import ObsSpec
+    from tests.learner.helpers import tiny_agent
+
+    spec = ObsSpec(state_dim=17, action_dim=7, raw_state_dim=17)
+    torch.manual_seed(0)
+    agent = tiny_agent(spec, method="ibrl", actor_dropout=0.5)
+    blob, _ = make_bundle(agent.cfg, spec, agent=agent, il=agent.il)
+    slot = PolicySlot()
+    slot.load(load_policy(blob), version=5)
+    result = slot.act(OBS, explore=True)
+    assert result is not None and slot.failures == 0
+    action, info = result
+    assert action.shape == (7,) and np.all(np.abs(action) <= 1)
+    assert info.uncertainty is not None and info.uncertainty > 0
+    rec = StepRecord.model_validate({**_step(None), "policy_info": info.model_dump()})
+    sample = json.loads(RolloutSample.of(rec).to_json())
+    assert sample["uncertainty"] == info.uncertainty and sample["weights_version"] == 5
