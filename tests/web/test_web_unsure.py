@@ -124,6 +124,7 @@ def test_unsure_badge_turns_on_when_the_signal_crosses_the_threshold(
 ) -> None:
     robot = Robot(fake)
     page = operate
+    expect(page.locator("#unsure-sound")).not_to_be_checked()  # sound is off by default
     operate.check("#unsure-sound")  # a click: the gesture WebAudio needs
     calm = feed(page, robot, 0.1, WINDOW + 2)
     assert not calm["unsure"] and calm["threshold"] == THRESHOLD and calm["window"] == WINDOW
