@@ -81,7 +81,7 @@ async function main() {
       sound: $("unsure-sound"),
     },
     {
-      threshold: page.mapping?.unsure_threshold ?? Infinity,
+      threshold: page.mapping?.unsure_threshold ?? null,
       window: page.mapping?.unsure_window ?? 5,
     },
   );

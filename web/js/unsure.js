@@ -10,12 +10,13 @@ const SOUND_KEY = "tandem.unsureSound";
 
 export class UnsureMeter {
   /**
-   * @param {{chart: HTMLElement, badge: HTMLElement, value: HTMLElement, sound: HTMLInputElement}} els
+   * @param {{chart: HTMLElement, badge: HTMLElement, value: HTMLElement,
+   *          sound: HTMLInputElement}} els
    * @param {{threshold: number, window: number}} config  the server's teleop.unsure_* settings
    */
   constructor(els, config) {
     this.els = els;
-    this.threshold = config.threshold;
+    this.threshold = Number.isFinite(config.threshold) ? config.threshold : null; // null: unknown
     this.window = Math.max(1, config.window);
     this.episode = null;
     this.columns = [[], [], []]; // step, uncertainty, threshold
@@ -56,7 +57,7 @@ export class UnsureMeter {
 
   update() {
     const mean = this.recentMean();
-    const unsure = mean != null && mean >= this.threshold;
+    const unsure = mean != null && this.threshold != null && mean >= this.threshold;
     if (unsure && !this.unsure) this.beep();
     this.unsure = unsure;
     const { badge, value } = this.els;
@@ -67,7 +68,7 @@ export class UnsureMeter {
       mean == null
         ? "no uncertainty reported"
         : `${last == null ? "—" : last.toFixed(3)} (mean of last ${this.window}: ` +
-          `${mean.toFixed(3)}; unsure at ${this.threshold})`;
+          `${mean.toFixed(3)}; unsure at ${this.threshold ?? "? (no threshold from the server)"})`;
   }
 
   setSound(on) {
@@ -101,7 +102,10 @@ export class UnsureMeter {
       width,
       height: 90,
       legend: { show: false },
-      scales: { x: { time: false }, y: { range: (u, lo, hi) => [0, Math.max(hi, this.threshold) * 1.2] } },
+      scales: {
+        x: { time: false },
+        y: { range: (u, lo, hi) => [0, Math.max(hi ?? 0, this.threshold ?? 0, 0.01) * 1.2] },
+      },
       series: [
         { label: "step" },
         { label: "uncertainty", stroke: "#4f9dff", width: 1.5, points: { show: false } },
