@@ -291,6 +291,31 @@ def offline_rl(records: list[Record]) -> list[Figure]:
     return figures
 
 
+# --------------------------------------------------------------------------- uncertainty
+UNSURE_AUC = bound(">=", 0.7, why="issue 14")
+UNSURE_FROM_STEP = 15  # the target is read from t = 15 on (a successful rollout's median is 11)
+
+
+def uncertainty(records: list[Record]) -> list[Figure]:
+    """Issue 14: the chosen signal's ROC AUC for a failed rollout >= 0.7 (running@t, t >= 15);
+    the other candidates at the last t, for comparison."""
+    summary = one(records, summary=True)
+    chosen = summary["chosen"]
+    running = [r for r in records if r.get("aggregate") == "running"]
+    last = max(r["t"] for r in running)
+    unit = f"AUC, {summary['episodes']} rollouts ({summary['successes']} successes)"
+    figures = []
+    for r in sorted(running, key=lambda r: (r["signal"] != chosen, r["signal"], r["t"])):
+        if r["signal"] == chosen:
+            target = UNSURE_AUC if r["t"] >= UNSURE_FROM_STEP else None
+            figures.append(Figure(f"{chosen} (chosen), running@{r['t']}", r["auc"], unit, target))
+        elif r["t"] == last and r["signal"] != "step":
+            figures.append(Figure(f"{r['signal']}, running@{r['t']}", r["auc"], unit))
+    if not any(f.name.startswith(f"{chosen} (chosen)") for f in figures):
+        raise ValueError(f"no running@t record of the chosen signal {chosen}")
+    return figures
+
+
 SUITE = [
     Bench("bridge_timing", bridge_timing, "--seconds 1", "--seconds 10", "--seconds 20"),
     Bench("sim_render", sim_render, "--steps 20", "--steps 300", "--steps 300"),
@@ -341,5 +366,14 @@ SUITE = [
         "--policy-steps 500 --eval-episodes 10 --out {tmp}",
         full="--out {tmp}",
         timeout_s={"smoke": 90, "quick": 600, "full": 3 * 3600},
+    ),
+    Bench(
+        "uncertainty",
+        uncertainty,
+        smoke="--untrained --episodes 6 --time-limit 20 --at 5 --window 3 --first 5 --explore "
+        "--out {tmp}",
+        quick="--episodes 150 --explore --out {tmp}",
+        full="--episodes 300 --explore --out {tmp}",
+        timeout_s={"smoke": 90, "quick": 600, "full": 1800},
     ),
 ]

@@ -20,7 +20,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from learner.networks import (
 )
 from learner.obs import Normalizer, ObsSpec, Stacker, to_torch
 from learner.selection import SelectionMode, selection_mode
+from learner.uncertainty import il_spread, mc_dropout
 from tandem.settings.learner import LearnerSettings
 
 BUNDLE_FORMAT = 1
@@ -141,7 +142,7 @@ class BundlePolicy:
     rollouts); the IL proposal is never noised, and ``explore=False`` (evaluation) is
     deterministic. An IL-only bundle (``il_only``: warm-up, or method bc) acts with the IL
     policy alone (``rl`` is None). ``info``: ``proposal`` ("il" or "rl"), ``q_il``,
-    ``q_rl`` (NaN when not computed).
+    ``q_rl`` (NaN when not computed), ``uncertainty`` (see ``act``).
     """
 
     def __init__(
@@ -164,6 +165,7 @@ class BundlePolicy:
         self.env_steps = int(config.get("env_steps", 0))  # sets the exploration noise
         self._stacker = Stacker(self.spec)
         self._fresh = True
+        self._mc_rng = torch.Generator().manual_seed(0)  # MC-dropout masks (uncertainty)
 
     def reset(self) -> None:
         """Forget the stacked history (start of an episode)."""
@@ -171,7 +173,12 @@ class BundlePolicy:
 
     @torch.no_grad()
     def act(self, obs: Any, explore: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
-        """Action (A,) float32 in [-1, 1] for one observation, and the selection info."""
+        """Action (A,) float32 in [-1, 1] for one observation, and the selection info.
+
+        ``info["uncertainty"]``: how unsure the policy is of this action (``learner.uncertainty``,
+        signal ``CHOSEN``: MC dropout of the RL actor); for an IL-only bundle the IL kind's
+        spread, None when it exposes none.
+        """
         raw = obs if isinstance(obs, dict) else {"state": np.asarray(obs, np.float32).ravel()}
         stacked = self._stacker.reset(raw) if self._fresh else self._stacker.step(raw)
         self._fresh = False
@@ -179,12 +186,17 @@ class BundlePolicy:
         if self.rl is None:
             assert self.il is not None
             action = self.il(batch)[0]
-            return action.cpu().numpy(), {"proposal": "il", "q_il": _NAN, "q_rl": _NAN}
-        action, use_il, q_rl, q_il = self.act_batch(batch, explore=explore)
-        return action[0].cpu().numpy(), {
-            "proposal": "il" if bool(use_il[0]) else "rl",
-            "q_il": float(q_il[0]),
-            "q_rl": float(q_rl[0]),
+            spread = il_spread(self.il, batch)
+            return action.cpu().numpy(), {
+                "proposal": "il", "q_il": _NAN, "q_rl": _NAN,
+                "uncertainty": None if spread is None else float(spread[0]),
+            }  # fmt: skip
+        p = self.propose_batch(batch, explore=explore)
+        return p.action[0].cpu().numpy(), {
+            "proposal": "il" if bool(p.use_il[0]) else "rl",
+            "q_il": float(p.q_il[0]),
+            "q_rl": float(p.q_rl[0]),
+            "uncertainty": float(self.uncertainty(p)[0]),
         }
 
     @torch.no_grad()
@@ -193,6 +205,12 @@ class BundlePolicy:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The hybrid's choice for a batch of stacked observations (tensors on the device):
         (action [B, A], use_il [B] bool, q_rl [B], q_il [B] (NaN for rl and rlpd))."""
+        p = self.propose_batch(obs, explore=explore)
+        return p.action, p.use_il, p.q_rl, p.q_il
+
+    @torch.no_grad()
+    def propose_batch(self, obs: dict[str, torch.Tensor], *, explore: bool) -> Proposal:
+        """``act_batch`` with what it was computed from (features, the RL proposal)."""
         rl = self.rl
         if rl is None:
             raise ValueError("an IL-only bundle has no RL proposal")
@@ -205,7 +223,29 @@ class BundlePolicy:
                 rl.critic, rl.il, feat, prop, a_rl, obs=obs, mode=rl.mode, num_k=rl.num_k,
                 beta=self.cfg.soft_beta,
             )  # fmt: skip
-        return action.float(), use_il, q_rl, q_il
+        return Proposal(action.float(), use_il, q_rl, q_il, feat, prop, a_rl, mu, obs)
+
+    @torch.no_grad()
+    def uncertainty(self, p: Proposal) -> torch.Tensor:
+        """The chosen uncertainty signal of a proposal, [B]: the spread of the RL actor's
+        action over MC-dropout passes (``learner.uncertainty.mc_dropout``)."""
+        assert self.rl is not None
+        with autocast(self.cfg.bf16, self.device):
+            return mc_dropout(self.rl.actor, p.feat, p.prop, rng=self._mc_rng)
+
+
+class Proposal(NamedTuple):
+    """The hybrid's choice for a batch and what it came from (tensors on the device)."""
+
+    action: torch.Tensor  # [B, A], the action taken
+    use_il: torch.Tensor  # [B] bool
+    q_rl: torch.Tensor  # [B]
+    q_il: torch.Tensor  # [B], NaN for rl and rlpd
+    feat: torch.Tensor  # encoded observation (state features or patches)
+    prop: torch.Tensor | None  # proprioception (pixels) or None
+    a_rl: torch.Tensor  # [B, A], the RL proposal (with exploration noise when explore)
+    mu: torch.Tensor  # [B, A], the RL actor's action without noise
+    obs: dict[str, torch.Tensor]  # the stacked observation batch
 
 
 def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -4,7 +4,7 @@ A policy is any object with ``act(obs, explore) -> (action, info)`` and ``reset(
 ``obs`` is the Gymnasium-style dict ``{"state": float32 (D,), <camera>: uint8 H x W x 3}``,
 ``explore`` asks for exploration noise (training rollouts) or none (evaluation),
 ``action`` a 7-D array in [-1, 1], ``info`` a dict with the optional keys of
-``tandem.messages.PolicyInfo`` (proposal, q_il, q_rl). ``reset()`` starts an episode
+``tandem.messages.PolicyInfo`` (proposal, q_il, q_rl, uncertainty). ``reset()`` starts an episode
 (stacked observations are forgotten). A deterministic, memoryless policy may define
 ``act(obs)`` alone: the slot adapts it once, when it is loaded. The learner swaps a
 new actor in from another thread with ``PolicySlot.load``.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from pydantic import ValidationError
 from tandem.messages import PolicyInfo
 
 log = logging.getLogger(__name__)
-_INFO_KEYS = ("proposal", "q_il", "q_rl")
+_INFO_KEYS = ("proposal", "q_il", "q_rl", "uncertainty")
 
 
 class Policy(Protocol):
@@ -87,6 +88,7 @@ class PolicySlot:
         self._policy: Policy | None = None
         self._version: int | None = None
         self.failures = 0
+        self._bad_uncertainty_logged = False
 
     def load(self, policy: object | None, version: int | None = None) -> None:
         """Put ``policy`` (None empties the slot) in place; the next tick uses it.
@@ -138,8 +140,25 @@ class PolicySlot:
             action, info = policy.act(obs, explore=explore)
             action = np.asarray(action, dtype=np.float64).reshape(-1)
             fields = {k: info[k] for k in _INFO_KEYS if k in info}
+            fields["uncertainty"] = self._uncertainty(fields.get("uncertainty"))
             return action, PolicyInfo(weights_version=version, **fields)
         except (ValueError, TypeError, RuntimeError, KeyError, ValidationError) as exc:
             self.failures += 1
             log.warning("policy failed to act (%s): %s", type(exc).__name__, exc)
             return None
+
+    def _uncertainty(self, value: object) -> float | None:
+        """The policy's uncertainty as reported, or None when it is missing or unusable (not
+        a finite number >= 0): a bad signal is logged once and never stops the policy acting."""
+        if value is None:
+            return None
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = math.nan
+        if math.isfinite(number) and number >= 0:
+            return number
+        if not self._bad_uncertainty_logged:
+            self._bad_uncertainty_logged = True
+            log.warning("policy reported an unusable uncertainty %r: dropped", value)
+        return None

@@ -88,6 +88,12 @@ EXPECTED = {
         "act time vs srpo, DDPM, trained denoiser (10 steps)",
         "act time vs srpo, DDIM, official size denoiser (10 steps)",
     ],
+    "uncertainty": [
+        "mc_dropout (chosen), running@5",
+        "action_gap, running@5",
+        "q_gap, running@5",
+        "q_std, running@5",
+    ],
 }
 
 

@@ -29,6 +29,11 @@ class TeleopMapping(BaseModel):
         description="KeyboardEvent.code held to move; None: any mapped key held moves."
     )
     xr_hand: Literal["right", "left"] = Field(description="The VR controller that drives.")
+    unsure_threshold: float = Field(
+        description="The policy is shown as unsure while the mean of its last unsure_window "
+        "uncertainties is at or above this."
+    )
+    unsure_window: int = Field(description="Steps the unsure mean covers.")
 
 
 @router.get("/mapping", response_model=TeleopMapping)
@@ -41,4 +46,6 @@ def mapping(user: CurrentUser, settings: SettingsDep) -> TeleopMapping:
         gripper_mode=teleop.gripper_mode,
         keyboard_deadman_key=teleop.keyboard_deadman_key,
         xr_hand=teleop.xr_hand,
+        unsure_threshold=teleop.unsure_threshold,
+        unsure_window=teleop.unsure_window,
     )

@@ -32,6 +32,13 @@ class PolicyInfo(BaseModel):
     q_il: float | None = Field(None, description="Target-critic value of the IL proposal.")
     q_rl: float | None = Field(None, description="Target-critic value of the RL proposal.")
     weights_version: int | None = Field(None, description="Weights version that acted.")
+    uncertainty: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="How unsure the policy is of this action (>= 0, larger: less sure; "
+        "learner.uncertainty, bench/uncertainty.py). None: the policy reports none.",
+    )
 
 
 class StepRecord(Message):

@@ -88,6 +88,9 @@ class RolloutSample(Telemetry):
     q_rl: float | None
     weights_version: int | None
     t_wall: float
+    uncertainty: float | None = Field(
+        None, description="The policy's uncertainty at this step (PolicyInfo.uncertainty)."
+    )
 
     @classmethod
     def of(cls, rec: StepRecord) -> RolloutSample:
@@ -111,6 +114,7 @@ class RolloutSample(Telemetry):
             q_rl=info.q_rl if info else None,
             weights_version=info.weights_version if info else None,
             t_wall=rec.t_wall,
+            uncertainty=info.uncertainty if info else None,
         )
 
 

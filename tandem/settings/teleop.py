@@ -92,3 +92,14 @@ class TeleopSettings(BaseModel):
     lease_timeout_s: float = Field(
         5.0, gt=0, description="Control lease expires after this long without operator input."
     )
+    unsure_threshold: float = Field(
+        0.28,
+        ge=0,
+        allow_inf_nan=False,
+        description="The operate page marks the policy 'unsure' while the mean of its last "
+        "unsure_window per-step uncertainties (PolicyInfo.uncertainty) is at or above this "
+        "(bench/uncertainty.py; a hint to take over).",
+    )
+    unsure_window: int = Field(
+        5, ge=1, le=100, description="Steps the 'unsure' mean covers (operate page)."
+    )

@@ -58,6 +58,9 @@ def test_cli_refuses_bad_arguments_and_names_an_unreachable_server(tmp_path: Pat
         ("--eval-episodes", "0", "must be >= 1, got 0"),
         ("--eval-episodes", "1001", "must be <= 1000, got 1001"),
         ("--eval-every", "-2", "must be >= 0, got -2"),
+        ("--take-over-unsure", "-0.5", "must be a finite number >= 0, got -0.5"),
+        ("--take-over-unsure", "nan", "must be a finite number >= 0, got nan"),
+        ("--unsure-window", "0", "must be >= 1, got 0"),
     ]:
         bad = run_cli(flag, value, data=tmp_path)
         assert bad.returncode == 2 and f"{flag}: {why}" in bad.stderr, bad.stderr

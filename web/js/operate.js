@@ -1,6 +1,7 @@
 // Operate page: cameras, mode, e-stop, episode commands, control lease, device input, latency.
 // Buttons work only in the modes that allow them and say why not; an ended episode says how
-// it ended and how to label it; refused input says why (js/operate_view.js).
+// it ended and how to label it; refused input says why (js/operate_view.js); the policy's
+// uncertainty is drawn per step with an "unsure" badge (js/unsure.js).
 
 import { setLink, startPage } from "./common.js";
 import { CameraView } from "./camera.js";
@@ -20,6 +21,7 @@ import {
   stepText,
 } from "./operate_view.js";
 import { Telemetry } from "./telemetry.js";
+import { UnsureMeter } from "./unsure.js";
 import { $, fmt, fmtMs, h, showMode, toast } from "./ui.js";
 
 const PAD_SEND_PERIOD_MS = 33; // ~30 Hz of gamepad samples while holding the lease
@@ -63,6 +65,7 @@ const page = {
   user: null, // the logged-in user's name
   ended: null, // episode_summary of the episode that ended last (with its latest label)
   refusedUntil: 0, // the refused-input notice is shown until then (nowMs)
+  unsure: null, // UnsureMeter: the policy's uncertainty of the current episode
 };
 // Read-only handle for the browser console and the browser tests.
 window.tandem = page;
@@ -70,6 +73,18 @@ window.tandem = page;
 async function main() {
   page.user = (await startPage())?.name ?? null;
   page.mapping = await loadMapping();
+  page.unsure = new UnsureMeter(
+    {
+      chart: $("unsure-chart"),
+      badge: $("unsure"),
+      value: $("unsure-value"),
+      sound: $("unsure-sound"),
+    },
+    {
+      threshold: page.mapping?.unsure_threshold ?? null,
+      window: page.mapping?.unsure_window ?? 5,
+    },
+  );
   page.control = new ControlClient({
     onlease: showLease,
     onerror: (text) => toast(text, { error: true }),
@@ -89,6 +104,9 @@ async function main() {
     episode_start: onEpisodeStart,
     episode_summary: onEpisodeSummary,
     episode_label: onEpisodeLabel,
+    rollout: (msg) => {
+      if (ours(msg)) page.unsure.add(msg);
+    },
   });
   page.processes = new ProcessesPanel($("processes"));
   page.evalControls = new EvalControls($("eval-controls"), {
@@ -434,6 +452,7 @@ function tick() {
   $("input-age").textContent = sent ? fmtMs(nowMs() - sent) : "—";
   $("frame-age").textContent = fmtMs(page.frameAgeMs);
   $("device").textContent = page.device;
+  page.unsure.flush();
   if (page.refusedUntil && nowMs() > page.refusedUntil) {
     page.refusedUntil = 0;
     $("input-refused").hidden = true;

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import sys
 from dataclasses import asdict
@@ -62,6 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="take over when the hand moved less than 1 cm in this many steps (15)",
     )  # fmt: skip
     p.add_argument(
+        "--take-over-unsure", type=_threshold, default=None, metavar="U",
+        help="also take over when the mean of the policy's last --unsure-window uncertainties "
+        "is >= U (the operate page's teleop.unsure_threshold; default: off)",
+    )  # fmt: skip
+    p.add_argument(
+        "--unsure-window", type=_positive, default=5, metavar="STEPS",
+        help="steps the --take-over-unsure mean covers (5)",
+    )  # fmt: skip
+    p.add_argument(
         "--policy-timeout", type=float, default=900.0, metavar="S",
         help="how long to wait for the learner's first policy before the rollouts (900 s)",
     )  # fmt: skip
@@ -85,6 +95,16 @@ def _eval_size(text: str) -> int:
     value = _positive(text)
     if value > MAX_EVAL_EPISODES:
         raise argparse.ArgumentTypeError(f"must be <= {MAX_EVAL_EPISODES}, got {value}")
+    return value
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -146,6 +166,7 @@ def _run(args: argparse.Namespace) -> int:
         demos=args.demos, rollouts=args.rollouts, take_over_after=args.take_over_after,
         stall_steps=args.stall_steps, policy_timeout_s=args.policy_timeout,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+        unsure_threshold=args.take_over_unsure, unsure_window=args.unsure_window,
     )  # fmt: skip
     limits = (settings.bridge.max_translation_m, settings.bridge.max_rotation_rad)
 

@@ -3,7 +3,8 @@
 It reacts to the telemetry stream the way a person watching the dashboard
 would. On each step of an episode it drives (demos, interventions) or watches
 the policy (rollouts); a policy that has not succeeded after ``take_over_after``
-steps, or whose hand has hardly moved for ``stall_steps`` steps, is taken over
+steps, or whose hand has hardly moved for ``stall_steps`` steps, or (with
+``unsure_threshold``) that says it is unsure (``gate.UnsureGate``), is taken over
 and the expert finishes the episode. Episodes that end without success are
 labelled ``failure``; between episodes it signals ``reset_done`` (the simulator
 resets the scene itself). After every ``eval_every`` rollouts it runs an
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tandem.cli.operator.gate import UnsureGate
 from tandem.cli.operator.hands import ExpertHands
 from tandem.cli.operator.link import LinkError, ServerLink
 from tandem.messages.control import CommandName
@@ -51,6 +53,8 @@ class OperatorPlan:
     eval_every: int = 0  # an evaluation batch after every this many rollouts; 0: never
     eval_episodes: int = 10
     eval_timeout_s: float = 1800.0  # one batch, start to end
+    unsure_threshold: float | None = None  # take over when the policy is unsure; None: never
+    unsure_window: int = 5  # steps the unsure mean covers
 
 
 @dataclass
@@ -103,6 +107,11 @@ class ScriptedOperator:
         self.hands: ExpertHands | None = None
         self.reports: list[EpisodeReport] = []
         self.evals: list[EvalReport] = []
+        self.gate = (
+            None
+            if plan.unsure_threshold is None
+            else UnsureGate(plan.unsure_threshold, plan.unsure_window)
+        )
 
     async def run(self) -> list[EpisodeReport]:
         """Claim the robot, record the demos, then run the rollouts."""
@@ -206,6 +215,8 @@ class ScriptedOperator:
     async def _follow(self, report: EpisodeReport) -> None:
         """React to every step of the episode until its summary arrives."""
         human = report.kind == "demo"
+        if self.gate is not None:
+            self.gate.reset()
         window: deque[np.ndarray] = deque(maxlen=self.plan.stall_steps)
         driven: deque[np.ndarray] = deque(maxlen=self.plan.give_up_steps)
         gave_up = False
@@ -329,6 +340,8 @@ class ScriptedOperator:
         await self.link.send_pad(self.pad.idle())
         window.append(_state(step)[:3])
         reason = self._stalled(int(step["step"]), window)
+        if reason is None and self.gate is not None:
+            reason = self.gate.see(step.get("uncertainty"))
         if reason is None:
             return False
         ack = await self.link.command("take_over", reason)

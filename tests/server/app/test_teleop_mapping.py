@@ -11,8 +11,9 @@ from tandem.settings import Settings
 
 def test_mapping_follows_the_settings(settings: Settings) -> None:
     settings.teleop = settings.teleop.model_copy(
-        update={"deadman_button": 4, "gripper_button": 2, "keyboard_deadman_key": "ShiftLeft"}
-    )
+        update={"deadman_button": 4, "gripper_button": 2, "keyboard_deadman_key": "ShiftLeft",
+                "unsure_threshold": 0.4, "unsure_window": 3}
+    )  # fmt: skip
     with TestClient(create_app(settings)) as client:
         assert client.get("/api/teleop/mapping").status_code == 401
         _, once = client.app.state.tandem.store.auth.ensure_default_operator()  # type: ignore[attr-defined]
@@ -24,4 +25,6 @@ def test_mapping_follows_the_settings(settings: Settings) -> None:
         "gripper_mode": "toggle",
         "keyboard_deadman_key": "ShiftLeft",
         "xr_hand": "right",
+        "unsure_threshold": 0.4,
+        "unsure_window": 3,
     }
