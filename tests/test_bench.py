@@ -88,6 +88,11 @@ EXPECTED = {
         "act time vs srpo, DDPM, trained denoiser (10 steps)",
         "act time vs srpo, DDIM, official size denoiser (10 steps)",
     ],
+    "dagger": [
+        f"success at the {point}, sim:lift, {method}"
+        for point in ("common label budget", "last point")
+        for method in ("bc", "dagger", "hg_dagger")
+    ],
 }
 
 
