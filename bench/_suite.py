@@ -363,9 +363,10 @@ SUITE = [
     Bench(
         "dagger",
         dagger,
-        smoke="--bc-demos 1,2 --start-demos 1 --dagger-steps 30 --episodes-per-round 1 "
-        "--eval-episodes 2 --bc-steps 20 --seeds 0 --out {tmp}",
-        quick="--seeds 0 --bc-demos 1,4,16 --dagger-steps 150 --eval-episodes 10 --out {tmp}",
+        smoke="--bc-demos 1,2 --start-demos 1 --dagger-steps 30 --hg-steps 30 "
+        "--episodes-per-round 1 --eval-episodes 2 --bc-steps 20 --seeds 0 --out {tmp}",
+        quick="--seeds 0 --bc-demos 1,4,16 --dagger-steps 150 --hg-steps 150 --eval-episodes 10 "
+        "--out {tmp}",
         full="--out {tmp}",
         timeout_s={"smoke": 90, "quick": 900, "full": 2 * 3600},
     ),

@@ -7,10 +7,11 @@
   ``--bc-demos`` (nested sets); its expert labels are the demo transitions.
 * DAgger and HG-DAgger: ``tandem train --method dagger|hg_dagger --expert sim:expert_for``
   from the first ``--start-demos`` demos, ``--episodes-per-round`` rollouts per round, until
-  ``--dagger-steps`` rollout steps; every round's policy is evaluated. DAgger's expert labels
-  every visited state; HG-DAgger's expert takes over when its action and the policy's differ
-  by more than the profile's ``hg_dagger_threshold`` (or the hand stalls) and only the
-  correction segment is labelled. Demos count as labels for all three.
+  ``--dagger-steps`` (``--hg-steps``) rollout steps; every round's policy is evaluated.
+  DAgger's expert labels every visited state; HG-DAgger's expert takes over when its action
+  and the policy's differ by more than the profile's ``hg_dagger_threshold`` for
+  ``hg_dagger_patience`` steps in a row (or the hand stalls), and only the correction
+  segment is labelled. Demos count as labels for all three.
 
 Every run uses the ``--profile`` (cpu: 2x256 MLP, 2000 BC steps from scratch per fit, episodes
 of at most 50 steps), one torch thread and the same ``--eval-episodes`` evaluation seeds.
@@ -63,7 +64,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     p.add_argument("--bc-demos", default="1,2,4,8,16,32", help="demo counts of the BC runs")
     p.add_argument("--start-demos", type=int, default=2, help="demos DAgger starts from")
-    p.add_argument("--dagger-steps", type=int, default=300, help="rollout steps per run")
+    p.add_argument("--dagger-steps", type=int, default=600, help="rollout steps, DAgger")
+    p.add_argument("--hg-steps", type=int, default=300, help="rollout steps, HG-DAgger")
     p.add_argument("--episodes-per-round", type=int, default=3)
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--bc-steps", type=int, default=None, help="BC steps per fit (profile's)")
@@ -108,11 +110,25 @@ def demo_labels(path: Path, env: str) -> int:
     return sum(len(d) for d in load_demos(path, action_dim=dim))
 
 
+def budget(args: argparse.Namespace, r: Run) -> int:
+    """Rollout steps of a run (0 for BC)."""
+    return {"dagger": args.dagger_steps, "hg_dagger": args.hg_steps}.get(r.method, 0)
+
+
+def finished(run_dir: Path, log_file: str, steps: int) -> bool:
+    """The run wrote its bundle and its log reached ``steps`` rollout steps."""
+    if not (run_dir / "policy.safetensors").exists() or not (run_dir / log_file).exists():
+        return False
+    with open(run_dir / log_file) as f:
+        rows = list(csv.DictReader(f))
+    return bool(rows) and int(rows[-1]["env_step"]) >= steps
+
+
 def train(args: argparse.Namespace, r: Run) -> list[dict[str, Any]]:
     """Run one (method, seed, demos) unless finished; its points as result rows."""
     run_dir = args.out / r.slug()
     log_file = "eval.csv" if r.method == "bc" else "dagger.csv"
-    if not (run_dir / "policy.safetensors").exists():
+    if not finished(run_dir, log_file, budget(args, r)):
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         cmd = [*TANDEM, "train", "--env", args.env, "--demos", str(record_demos(args, r.demos)),
@@ -120,7 +136,7 @@ def train(args: argparse.Namespace, r: Run) -> list[dict[str, Any]]:
                "--eval-episodes", str(args.eval_episodes), "--seed", str(r.seed),
                "--device", "cpu", "--log-level", "WARNING"]  # fmt: skip
         if r.method != "bc":
-            cmd += ["--expert", "sim:expert_for", "--steps", str(args.dagger_steps)]
+            cmd += ["--expert", "sim:expert_for", "--steps", str(budget(args, r))]
         if args.bc_steps is not None:
             cmd += ["--bc-steps", str(args.bc_steps)]
         env = {"TANDEM_LEARNER__DAGGER_EPISODES": str(args.episodes_per_round)}

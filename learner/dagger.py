@@ -14,7 +14,8 @@ of rollouts have been spent (the last episode is cut at the budget).
 * ``hg_dagger``: the policy acts until the gate fires, then the expert acts until the
   episode ends, as the scripted operator does after a take-over. The scripted expert stands
   in for the human: the gate fires when the expert's action and the policy's differ by more
-  than ``hg_dagger_threshold`` (L2, actions in [-1, 1]), or when the hand (``info["ee_pos"]``)
+  than ``hg_dagger_threshold`` (L2, actions in [-1, 1]) for ``hg_dagger_patience`` steps in a
+  row (the first of them is not corrected), or when the hand (``info["ee_pos"]``)
   moved less than ``hg_dagger_stall_m`` in ``hg_dagger_stall_steps`` steps (the operator's
   stall rule). Only the correction segment is labelled and aggregated.
 
@@ -186,12 +187,14 @@ class HGDAggerDriver:
     threshold: float | None
     stall_steps: int | None
     stall_m: float
+    patience: int = 1
     take_over: int | None = None
     reason: str | None = None
     _hand: deque[np.ndarray] = field(default_factory=deque)
+    _over: int = 0  # consecutive steps with the action gap over the threshold
 
     def begin(self) -> None:
-        self.take_over, self.reason = None, None
+        self.take_over, self.reason, self._over = None, None, 0
         self._hand = deque(maxlen=self.stall_steps or 1)
 
     def choose(
@@ -210,8 +213,9 @@ class HGDAggerDriver:
         """Why the expert takes over now, or None."""
         if self.threshold is not None:
             gap = float(np.linalg.norm(ask() - a_policy))
-            if gap > self.threshold:
-                return f"action gap {gap:.2f} > {self.threshold:g}"
+            self._over = self._over + 1 if gap > self.threshold else 0
+            if self._over >= self.patience:
+                return f"action gap {gap:.2f} > {self.threshold:g} for {self._over} steps"
         if self.stall_steps is None or ee_pos is None:
             return None
         self._hand.append(np.asarray(ee_pos, np.float64))
@@ -229,6 +233,7 @@ class Rollout:
     """One policy rollout as the expert saw it."""
 
     obs: Obs  # the policy's (stacked) observation at each step, [T, ...]
+    actions: np.ndarray  # [T, A] the executed actions, in [-1, 1]
     labels: np.ndarray  # [T, A] the expert's label; NaN where the state was not labelled
     labelled: np.ndarray  # [T] bool
     success: bool
@@ -257,6 +262,7 @@ def roll_out(
     obs = stacker.reset(raw)
     frames: list[Obs] = []
     labels: list[np.ndarray] = []
+    actions: list[np.ndarray] = []
     nan = np.full(spec.action_dim, np.nan, np.float32)
     done, success, ret = False, False, 0.0
     while not done and len(frames) < max_steps:
@@ -264,6 +270,7 @@ def roll_out(
         action, label = driver.choose(len(frames), act(obs), ask, info.get("ee_pos"))
         frames.append(obs)
         labels.append(nan if label is None else label)
+        actions.append(np.asarray(action, np.float32))
         raw, reward, terminated, truncated, info = env.step(action)
         obs = stacker.step(raw)
         ret += reward
@@ -272,7 +279,9 @@ def roll_out(
     stacked = {k: np.stack([f[k] for f in frames]) for k in frames[0]}
     label_arr = np.asarray(labels, np.float32)
     labelled = np.asarray(~np.isnan(label_arr).any(-1))
-    return Rollout(stacked, label_arr, labelled, success, ret, driver.take_over)
+    return Rollout(
+        stacked, np.asarray(actions), label_arr, labelled, success, ret, driver.take_over
+    )
 
 
 class _Question:
@@ -348,7 +357,7 @@ def make_driver(trainer: Trainer) -> DAggerDriver | HGDAggerDriver:
     if cfg.method == "dagger":
         return DAggerDriver(beta_at(cfg.dagger_beta, cfg.dagger_beta_decay, 1), trainer.rng)
     return HGDAggerDriver(cfg.hg_dagger_threshold, cfg.hg_dagger_stall_steps,
-                          cfg.hg_dagger_stall_m)  # fmt: skip
+                          cfg.hg_dagger_stall_m, cfg.hg_dagger_patience)  # fmt: skip
 
 
 class DAggerRun:

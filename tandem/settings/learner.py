@@ -146,6 +146,13 @@ class LearnerSettings(BaseModel):
         description="hg_dagger: the expert takes over when its action and the policy's differ "
         "by more than this (L2, actions in [-1, 1]); None = no action gate.",
     )
+    hg_dagger_patience: int = Field(
+        3,
+        ge=1,
+        description="hg_dagger: consecutive steps the action gap must stay over the threshold "
+        "before the expert takes over (1 = at the first; a one-step lag of the gripper "
+        "command is not a mistake a person would step in for).",
+    )
     hg_dagger_stall_steps: int | None = Field(
         15,
         ge=2,
