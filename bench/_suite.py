@@ -364,7 +364,8 @@ SUITE = [
         "dagger",
         dagger,
         smoke="--bc-demos 1 --start-demos 1 --dagger-steps 20 --hg-steps 20 "
-        "--episodes-per-round 1 --eval-episodes 1 --bc-steps 20 --seeds 0 --out {tmp}",
+        "--episodes-per-round 1 --eval-episodes 1 --bc-steps 20 --seeds 0 "
+        "--methods bc,dagger,hg_dagger --out {tmp}",
         quick="--seeds 0 --bc-demos 1,4,16 --dagger-steps 150 --hg-steps 150 --eval-episodes 10 "
         "--out {tmp}",
         full="--out {tmp}",

@@ -11,7 +11,10 @@
   DAgger's expert labels every visited state; HG-DAgger's expert takes over when its action
   and the policy's differ by more than the profile's ``hg_dagger_threshold`` for
   ``hg_dagger_patience`` steps in a row (or the hand stalls), and only the correction
-  segment is labelled. Demos count as labels for all three.
+  segment is labelled. Demos count as labels for all of them.
+* ``dagger_beta``: DAgger whose rollouts execute the expert's action with probability
+  ``--beta`` at each step of round 1, halved every round (``dagger_beta``,
+  ``dagger_beta_decay`` = 0.5); every visited state is still labelled.
 
 Every run uses the ``--profile`` (cpu: 2x256 MLP, 2000 BC steps from scratch per fit, episodes
 of at most 50 steps), one torch thread and the same ``--eval-episodes`` evaluation seeds.
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+TANDEM_METHOD = {"dagger_beta": "dagger"}
 TANDEM = [sys.executable, "-m", "tandem"]
 FIELDS = ["method", "seed", "demos", "round", "expert_labels", "success_rate", "env_step"]
 Point = tuple[int, float]  # (expert labels, success rate)
@@ -49,7 +53,7 @@ Point = tuple[int, float]  # (expert labels, success rate)
 
 @dataclass(frozen=True)
 class Run:
-    method: str  # bc, dagger or hg_dagger
+    method: str  # bc, dagger, dagger_beta (dagger with --beta) or hg_dagger
     seed: int
     demos: int
 
@@ -67,6 +71,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dagger-steps", type=int, default=600, help="rollout steps, DAgger")
     p.add_argument("--hg-steps", type=int, default=300, help="rollout steps, HG-DAgger")
     p.add_argument("--episodes-per-round", type=int, default=3)
+    p.add_argument("--methods", default="bc,dagger,dagger_beta,hg_dagger",
+                   help="dagger_beta: dagger with --beta")  # fmt: skip
+    p.add_argument("--beta", type=float, default=0.5, help="dagger_beta's round-1 beta")
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--bc-steps", type=int, default=None, help="BC steps per fit (profile's)")
     p.add_argument("--profile", default="cpu")
@@ -112,7 +119,8 @@ def demo_labels(path: Path, env: str) -> int:
 
 def budget(args: argparse.Namespace, r: Run) -> int:
     """Rollout steps of a run (0 for BC)."""
-    return {"dagger": args.dagger_steps, "hg_dagger": args.hg_steps}.get(r.method, 0)
+    steps = {"dagger": args.dagger_steps, "dagger_beta": args.dagger_steps}
+    return {**steps, "hg_dagger": args.hg_steps}.get(r.method, 0)
 
 
 def finished(run_dir: Path, log_file: str, steps: int) -> bool:
@@ -132,7 +140,8 @@ def train(args: argparse.Namespace, r: Run) -> list[dict[str, Any]]:
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         cmd = [*TANDEM, "train", "--env", args.env, "--demos", str(record_demos(args, r.demos)),
-               "--method", r.method, "--profile", args.profile, "--out", str(run_dir),
+               "--method", TANDEM_METHOD.get(r.method, r.method), "--profile", args.profile,
+               "--out", str(run_dir),
                "--eval-episodes", str(args.eval_episodes), "--seed", str(r.seed),
                "--device", "cpu", "--log-level", "WARNING"]  # fmt: skip
         if r.method != "bc":
@@ -140,6 +149,8 @@ def train(args: argparse.Namespace, r: Run) -> list[dict[str, Any]]:
         if args.bc_steps is not None:
             cmd += ["--bc-steps", str(args.bc_steps)]
         env = {"TANDEM_LEARNER__DAGGER_EPISODES": str(args.episodes_per_round)}
+        if r.method == "dagger_beta":
+            env["TANDEM_LEARNER__DAGGER_BETA"] = str(args.beta)
         t0 = time.monotonic()
         run(cmd, run_dir.parent / f"{run_dir.name}.log", env)
         print(f"{r.slug()}: {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -187,14 +198,15 @@ def common_budget(data: dict[str, dict[int, list[Point]]]) -> int:
     return min(p[-1][0] for seeds in data.values() for p in seeds.values())
 
 
-def plot(path: Path, data: dict[str, dict[int, list[Point]]], title: str) -> None:
+def plot(path: Path, data: dict[str, dict[int, list[Point]]], title: str, beta: float) -> None:
     sys.path.insert(0, str(ROOT))
     from learner.plot import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    names = {"bc": "BC (more demos)", "dagger": "DAgger", "hg_dagger": "HG-DAgger"}
-    for method in ("bc", "dagger", "hg_dagger"):
+    names = {"bc": "BC (more demos)", "dagger": "DAgger", "hg_dagger": "HG-DAgger",
+             "dagger_beta": f"DAgger, beta {beta:g} (x0.5 per round)"}  # fmt: skip
+    for method in ("bc", "dagger", "dagger_beta", "hg_dagger"):
         if method not in data:
             continue
         per_seed = data[method]
@@ -239,8 +251,10 @@ def main() -> None:
     counts = sorted({*(int(c) for c in args.bc_demos.split(",")), args.start_demos})
     for count in counts:  # before the pool: runs of one count share the directory
         record_demos(args, count)
-    runs = [Run(m, s, args.start_demos) for m in ("dagger", "hg_dagger") for s in seeds]
-    runs += [Run("bc", s, c) for c in counts if c in _bc_counts(args) for s in seeds]
+    methods = [m for m in args.methods.split(",") if m != "bc"]
+    runs = [Run(m, s, args.start_demos) for m in methods for s in seeds]
+    if "bc" in args.methods.split(","):
+        runs += [Run("bc", s, c) for c in counts if c in _bc_counts(args) for s in seeds]
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = [row for rs in pool.map(lambda r: train(args, r), runs) for row in rs]
@@ -252,7 +266,7 @@ def main() -> None:
     png = args.png or args.out / "dagger.png"
     title = (f"{args.env}, {args.profile} profile, {args.eval_episodes} eval episodes per point;"
              f" DAgger from {args.start_demos} demos")  # fmt: skip
-    plot(png, data, title)
+    plot(png, data, title, args.beta)
     report(args, summary(data), time.monotonic() - t0, png)
 
 
@@ -268,10 +282,10 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], wall: float, pn
     budget = rows[0]["common_labels"]
     print(f"\n{args.env}: success against expert labels ({args.seeds} seeds, "
           f"{args.eval_episodes} eval episodes; {wall / 60:.0f} min)")  # fmt: skip
-    print(f"{'method':<10} {'at ' + str(budget) + ' labels':>14} {'last labels':>12} "
+    print(f"{'method':<12} {'at ' + str(budget) + ' labels':>14} {'last labels':>12} "
           f"{'last success':>13}")  # fmt: skip
     for r in rows:
-        print(f"{r['method']:<10} {r['success_at_common']:>14.2f} {r['final_labels']:>12.0f} "
+        print(f"{r['method']:<12} {r['success_at_common']:>14.2f} {r['final_labels']:>12.0f} "
               f"{r['final_success']:>13.2f}")  # fmt: skip
     print(f"\n{args.out / 'results.csv'}\n{png}")
 
