@@ -203,7 +203,7 @@ def plot(path: Path, data: dict[str, dict[int, list[Point]]], title: str, beta: 
     from learner.plot import _pyplot
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
     names = {"bc": "BC (more demos)", "dagger": "DAgger", "hg_dagger": "HG-DAgger",
              "dagger_beta": f"DAgger, beta {beta:g} (x0.5 per round)"}  # fmt: skip
     for method in ("bc", "dagger", "dagger_beta", "hg_dagger"):
@@ -219,9 +219,9 @@ def plot(path: Path, data: dict[str, dict[int, list[Point]]], title: str, beta: 
                     alpha=0.25, linewidth=1, marker=".", markersize=3)  # fmt: skip
     ax.set(xlabel="expert labels (demo transitions + labelled states)", ylabel="success rate",
            ylim=(-0.03, 1.03), title=title)  # fmt: skip
-    ax.set_xscale("symlog", linthresh=50)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize="small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
