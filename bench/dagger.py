@@ -167,12 +167,14 @@ def train(args: argparse.Namespace, r: Run) -> list[dict[str, Any]]:
 
 
 def curves(rows: list[dict[str, Any]]) -> dict[str, dict[int, list[Point]]]:
-    """method -> seed -> sorted (labels, success) points."""
+    """method -> seed -> (labels, success) points in the order of the label counts."""
     out: dict[str, dict[int, list[Point]]] = {}
     for row in rows:
         seeds = out.setdefault(row["method"], {})
         seeds.setdefault(row["seed"], []).append((row["expert_labels"], row["success_rate"]))
-    return {m: {s: sorted(p) for s, p in seeds.items()} for m, seeds in out.items()}
+    # by label count; rounds that added no label keep their order (the last is the newest)
+    return {m: {s: sorted(p, key=lambda x: x[0]) for s, p in seeds.items()}
+            for m, seeds in out.items()}  # fmt: skip
 
 
 def at(points: list[Point], labels: int) -> float | None:
