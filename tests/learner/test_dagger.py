@@ -190,6 +190,10 @@ def test_expert_that_cannot_be_loaded_is_refused_with_a_precise_message(
         (["--method", "dagger"], "--method dagger needs --expert MODULE:ATTR"),
         (["--method", "hg_dagger"], "--method hg_dagger needs --expert MODULE:ATTR"),
         (["--method", "ibrl", "--expert", "sim:expert_for"], "--expert is used by --method"),
+        (
+            ["--method", "dagger", "--expert", "sim:expert_for", "--il-bundle", "x.safetensors"],
+            "cannot take --il-bundle",
+        ),
     ],
 )
 def test_expert_and_method_must_go_together(

@@ -177,7 +177,7 @@ def _train(args: argparse.Namespace) -> int:
     if settings.learner.method != "bc" and steps is None:
         sys.stderr.write("tandem train: --steps is required\n")
         return EXIT_USAGE
-    problem = _dagger_usage(settings.learner.method, getattr(args, "expert", None), resume)
+    problem = _dagger_usage(settings.learner, getattr(args, "expert", None), resume)
     if problem:
         sys.stderr.write(f"tandem train: {problem}\n")
         return EXIT_USAGE
@@ -197,8 +197,11 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dagger_usage(method: str, expert: str | None, resume: Path | None) -> str | None:
-    """What is wrong with --expert / --resume for ``method``, or None."""
+def _dagger_usage(cfg: Any, expert: str | None, resume: Path | None) -> str | None:
+    """What is wrong with --expert / --resume / --il-bundle for the method, or None."""
+    method = cfg.method
+    if method in DAGGER_METHODS and cfg.il_kind == "srpo":
+        return f"--method {method} trains its own IL policy; it cannot take --il-bundle"
     if method in DAGGER_METHODS and not expert:
         return f"--method {method} needs --expert MODULE:ATTR (e.g. sim:expert_for)"
     if method not in DAGGER_METHODS and expert:
