@@ -316,6 +316,24 @@ def uncertainty(records: list[Record]) -> list[Figure]:
     return figures
 
 
+# -------------------------------------------------------------------------------- dagger
+def dagger(records: list[Record]) -> list[Figure]:
+    """Issue 14 asks for a plot (docs/dagger.png), no target: each method's mean success at
+    the label budget all of them reached, and at its last point."""
+    if not any(r["method"] == "dagger" for r in records):
+        raise ValueError("no dagger record")
+    figures = []
+    for r in sorted(records, key=lambda r: r["method"]):
+        where = f"{r['env']}, {r['method']}"
+        figures += [
+            Figure(f"success at the common label budget, {where}", r["success_at_common"],
+                   f"at {r['common_labels']} expert labels, {r['seeds']} seeds"),
+            Figure(f"success at the last point, {where}", r["final_success"],
+                   f"at {r['final_labels']:.0f} expert labels (mean)"),
+        ]  # fmt: skip
+    return figures
+
+
 SUITE = [
     Bench("bridge_timing", bridge_timing, "--seconds 1", "--seconds 10", "--seconds 20"),
     Bench("sim_render", sim_render, "--steps 20", "--steps 300", "--steps 300"),
@@ -375,5 +393,16 @@ SUITE = [
         quick="--episodes 150 --explore --out {tmp}",
         full="--episodes 300 --explore --out {tmp}",
         timeout_s={"smoke": 90, "quick": 600, "full": 1800},
+    ),
+    Bench(
+        "dagger",
+        dagger,
+        smoke="--bc-demos 1 --start-demos 1 --dagger-steps 20 --hg-steps 20 "
+        "--episodes-per-round 1 --eval-episodes 1 --bc-steps 20 --seeds 0 "
+        "--methods bc,dagger,hg_dagger --out {tmp}",
+        quick="--seeds 0 --bc-demos 1,4,16 --dagger-steps 150 --hg-steps 150 --eval-episodes 10 "
+        "--out {tmp}",
+        full="--out {tmp}",
+        timeout_s={"smoke": 90, "quick": 900, "full": 2 * 3600},
     ),
 ]

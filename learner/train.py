@@ -228,9 +228,16 @@ class Trainer:
                 log.info("IL pre-training done: %s", metrics)
             if self.cfg.method == "bc":
                 return self._run_bc()
-            return RLLoop(self, state).run()
+            return self._run_loop(state)
         finally:
             self.sink.close()
+
+    def _run_loop(self, state: dict[str, Any] | None) -> list[dict[str, float]]:
+        """The training loop after the IL pre-training; ``learner.dagger.DAggerTrainer``
+        overrides it for dagger and hg_dagger (they need a scripted expert)."""
+        if self.cfg.method in ("dagger", "hg_dagger"):
+            raise ValueError(f"method {self.cfg.method} runs with learner.dagger.DAggerTrainer")
+        return RLLoop(self, state).run()
 
     def _save_run_info(self) -> None:
         """What ``tandem plot`` groups runs by: env, method, seed (and the budget)."""

@@ -94,6 +94,11 @@ EXPECTED = {
         "q_gap, running@5",
         "q_std, running@5",
     ],
+    "dagger": [
+        f"success at the {point}, sim:lift, {method}"
+        for point in ("common label budget", "last point")
+        for method in ("bc", "dagger", "hg_dagger")
+    ],
 }
 
 

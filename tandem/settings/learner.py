@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Method = Literal["ibrl", "ibrl_soft", "rl", "rlpd", "bc"]
+Method = Literal["ibrl", "ibrl_soft", "rl", "rlpd", "bc", "dagger", "hg_dagger"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 ObsMode = Literal["auto", "state", "pixels"]
 
@@ -17,7 +17,11 @@ ObsMode = Literal["auto", "state", "pixels"]
 class LearnerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Method = Field("ibrl", description="Algorithm: ibrl, ibrl_soft, rl, rlpd or bc.")
+    method: Method = Field(
+        "ibrl",
+        description="Algorithm: ibrl, ibrl_soft, rl, rlpd or bc; dagger or hg_dagger (tandem "
+        "train with a scripted --expert, docs/learner.md).",
+    )
     device: DeviceName = Field("auto", description="Compute device; auto picks CUDA when present.")
     batch_size: int = Field(256, ge=1, description="Minibatch size of every update.")
     lr: float = Field(1e-4, gt=0, description="Adam learning rate of actor, critic and encoder.")
@@ -120,6 +124,44 @@ class LearnerSettings(BaseModel):
     )
     il_bundle: str | None = Field(
         None, description="Policy bundle (file path) of the IL proposal when il_kind = srpo."
+    )
+
+    # ---- DAgger and HG-DAgger with a scripted expert (tandem train --expert)
+    dagger_episodes: int = Field(
+        5, ge=1, description="dagger, hg_dagger: policy rollouts per round before each refit."
+    )
+    dagger_beta: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="dagger: probability that the expert, not the policy, acts at a step of "
+        "round 1 (Ross et al.'s beta mixture); the expert labels every visited state either way.",
+    )
+    dagger_beta_decay: float = Field(
+        0.5, ge=0, le=1, description="dagger: beta of round i is dagger_beta * decay^(i-1)."
+    )
+    hg_dagger_threshold: float | None = Field(
+        1.0,
+        gt=0,
+        description="hg_dagger: the expert takes over when its action and the policy's differ "
+        "by more than this (L2, actions in [-1, 1]); None = no action gate.",
+    )
+    hg_dagger_patience: int = Field(
+        3,
+        ge=1,
+        description="hg_dagger: consecutive steps the action gap must stay over the threshold "
+        "before the expert takes over (1 = at the first; a one-step lag of the gripper "
+        "command is not a mistake a person would step in for).",
+    )
+    hg_dagger_stall_steps: int | None = Field(
+        15,
+        ge=2,
+        description="hg_dagger: the expert also takes over when the hand (info ee_pos) moved "
+        "less than hg_dagger_stall_m in this many steps, as the scripted operator does; None = "
+        "no stall gate.",
+    )
+    hg_dagger_stall_m: float = Field(
+        0.01, gt=0, description="hg_dagger: the stall gate's distance, metres."
     )
 
     # ---- compute

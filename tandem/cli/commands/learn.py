@@ -16,7 +16,8 @@ from tandem.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 PROFILE_DIR = Path(__file__).resolve().parents[3] / "learner" / "profiles"
-METHODS = ["ibrl", "ibrl_soft", "rl", "rlpd", "bc"]
+METHODS = ["ibrl", "ibrl_soft", "rl", "rlpd", "bc", "dagger", "hg_dagger"]
+DAGGER_METHODS = ("dagger", "hg_dagger")
 EXIT_USAGE = 2
 
 
@@ -84,6 +85,11 @@ def _add_train_arguments(p: argparse.ArgumentParser, bc_only: bool) -> None:
             metavar="RUN_DIR",
             help="continue the run in RUN_DIR (its settings.json is used)",
         )
+        p.add_argument("--expert", default=None, metavar="MODULE:ATTR",
+                       help="dagger, hg_dagger: the scripted expert that labels states "
+                            "(callable obs -> action, object with get_action, class, or task "
+                            "factory such as sim:expert_for); --steps is then the budget of "
+                            "policy rollout steps")  # fmt: skip
     p.add_argument("--eval-every", type=int, default=None, help="env steps between evaluations")
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation")
     p.add_argument("--bc-steps", type=int, default=None, help="IL pre-training steps")
@@ -159,6 +165,7 @@ def _resolve_settings(args: argparse.Namespace) -> Settings:
 
 def _train(args: argparse.Namespace) -> int:
     setup_logging("learner", args.log_level, None)
+    from learner.dagger import DAggerTrainer, ExpertError, load_expert
     from learner.demos import DemoError
     from learner.envs import EnvSpecError, parse_env
     from learner.loggers import LoggerError
@@ -170,17 +177,38 @@ def _train(args: argparse.Namespace) -> int:
     if settings.learner.method != "bc" and steps is None:
         sys.stderr.write("tandem train: --steps is required\n")
         return EXIT_USAGE
+    problem = _dagger_usage(settings.learner, getattr(args, "expert", None), resume)
+    if problem:
+        sys.stderr.write(f"tandem train: {problem}\n")
+        return EXIT_USAGE
     out = resume or args.out or Path("runs") / _stamp()
     try:
         spec = parse_env(args.env, args.env_kwargs, args.imports)
-        trainer = Trainer(settings, TrainArgs(spec, args.demos, steps or 0, out, args.seed,
-                                              resume is not None))  # fmt: skip
-        rows = trainer.run()
-    except (EnvSpecError, DemoError, LoggerError) as exc:
+        train_args = TrainArgs(spec, args.demos, steps or 0, out, args.seed, resume is not None)
+        if settings.learner.method in DAGGER_METHODS:
+            expert = load_expert(args.expert, spec)  # before the run directory is made
+            rows = DAggerTrainer(settings, train_args, expert, args.expert).run()
+        else:
+            rows = Trainer(settings, train_args).run()
+    except (EnvSpecError, DemoError, LoggerError, ExpertError) as exc:
         sys.stderr.write(f"tandem train: {exc}\n")
         return EXIT_USAGE
     _report(rows, out)
     return 0
+
+
+def _dagger_usage(cfg: Any, expert: str | None, resume: Path | None) -> str | None:
+    """What is wrong with --expert / --resume / --il-bundle for the method, or None."""
+    method = cfg.method
+    if method in DAGGER_METHODS and cfg.il_kind == "srpo":
+        return f"--method {method} trains its own IL policy; it cannot take --il-bundle"
+    if method in DAGGER_METHODS and not expert:
+        return f"--method {method} needs --expert MODULE:ATTR (e.g. sim:expert_for)"
+    if method not in DAGGER_METHODS and expert:
+        return f"--expert is used by --method dagger or hg_dagger only, not {method}"
+    if method in DAGGER_METHODS and resume is not None:
+        return f"--method {method} cannot --resume; start a new run"
+    return None
 
 
 def _report(rows: list[dict[str, Any]], out: Path) -> None:
