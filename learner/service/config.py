@@ -19,6 +19,7 @@ from typing import Any
 from tandem.settings import LearnerServiceSettings, Settings, SettingsError, load_settings
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"
+OFFLINE_ONLY = ("dagger", "hg_dagger")  # tandem train --expert: no expert in the live loop
 
 
 def load_service_settings(
@@ -37,6 +38,11 @@ def load_service_settings(
         include=settings.learner.model_fields_set
     )
     settings = load_settings(config_file, learner=learner, learner_service=service)
+    if settings.learner.method in OFFLINE_ONLY:
+        raise SettingsError(
+            f"learner.method = {settings.learner.method!r} runs only in tandem train (it needs "
+            "a scripted expert); the online learner takes rl, rlpd, ibrl, ibrl_soft or bc"
+        )
     return settings, settings.learner_service
 
 

@@ -247,3 +247,12 @@ def test_ingest_without_bridges_waits_instead_of_spinning():
         assert time.process_time() - before < 0.3
     finally:
         ingest.stop()
+
+
+@pytest.mark.parametrize("method", ["dagger", "hg_dagger"])
+def test_the_online_learner_refuses_the_expert_methods(tmp_path, monkeypatch, method):
+    monkeypatch.delenv("TANDEM_CONFIG", raising=False)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[learner]\nmethod = "{method}"\n')
+    with pytest.raises(SettingsError, match=f"'{method}' runs only in tandem train"):
+        load_service_settings(cfg)
