@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from learner import networks
+from learner import networks, runtime
 from learner.bc import BCPolicy
 from learner.encoders import MultiCamViT
 from learner.networks import (
@@ -93,7 +93,9 @@ class IBRLAgent:
         self.critic_target.compile(mode=mode)
 
     def _cuda_layout(self) -> None:
-        """Convolutions in channels_last (the images arrive NHWC, so no copy) on CUDA."""
+        """TF32 (``tf32``) and convolutions in channels_last (the images arrive NHWC, so no
+        copy) on CUDA."""
+        runtime.set_tf32(self.cfg.tf32)
         if not self.cfg.channels_last:
             return
         for module in (self.encoder, self.il):

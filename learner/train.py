@@ -183,7 +183,9 @@ class Trainer:
     def __init__(self, settings: Settings, args: TrainArgs):
         self.settings, self.args, self.cfg = settings, args, settings.learner
         self.device = resolve_device(self.cfg.device)
-        runtime.configure(self.device, self.cfg.threads)
+        runtime.configure(
+            self.device, self.cfg.threads, tf32=self.cfg.tf32, overlap=self.cfg.overlap
+        )
         torch.manual_seed(args.seed)
         self.rng = np.random.default_rng(args.seed)
         self.out = args.out
