@@ -2,7 +2,7 @@
 
     python bench/train_speed.py --base b3719fd             # base commit vs this checkout
     python bench/train_speed.py --base b3719fd --rounds 3 --steps 3000
-    python bench/train_speed.py --base none --steps 600    # this checkout only
+    python bench/train_speed.py --base none --variants head,no-overlap --steps 600
 
 Records scripted demos once, then trains ``--method`` for ``--steps`` env steps with
 ``--profile`` in each variant: the ``--base`` commit (checked out into a temporary git
@@ -58,17 +58,23 @@ def train(tree: Path, args: argparse.Namespace, demos: Path, out: Path, env: dic
         "train", "--env", args.env, "--demos", str(demos), "--profile", args.profile,
         "--method", args.method, "--steps", str(args.steps), "--eval-every", str(args.steps),
         "--eval-episodes", "2", "--seed", "0", "--out", str(out), "--log-level", "WARNING",
+        *(["--bc-steps", str(args.bc_steps)] if args.bc_steps is not None else []),
     ], {**env, "TANDEM_LEARNER__LOG_EVERY": str(args.log_every)})  # fmt: skip
     return steps_per_s(out, args.skip)
 
 
-def variants(base: Path | None) -> dict[str, tuple[Path, dict[str, str]]]:
-    out: dict[str, tuple[Path, dict[str, str]]] = {}
+def variants(base: Path | None, names: list[str]) -> dict[str, tuple[Path, dict[str, str]]]:
+    """{variant: (tree, environment overrides)} of the ``--variants`` asked for."""
+    known: dict[str, tuple[Path, dict[str, str]]] = {
+        "head": (ROOT, {}),
+        "head, no overlap": (ROOT, {"TANDEM_LEARNER__OVERLAP": "false"}),
+    }
     if base is not None:
-        out["base"] = (base, {})
-    out["head"] = (ROOT, {})
-    out["head, no overlap"] = (ROOT, {"TANDEM_LEARNER__OVERLAP": "false"})
-    return out
+        known = {"base": (base, {}), **known}
+    unknown = [n for n in names if n not in known and n != "base"]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: base, head, no-overlap")
+    return {n: known[n] for n in known if n in names}
 
 
 def measure(args: argparse.Namespace, base: Path | None, tmp: Path) -> dict[str, list[float]]:
@@ -76,8 +82,9 @@ def measure(args: argparse.Namespace, base: Path | None, tmp: Path) -> dict[str,
     tandem(ROOT, ["record-demos", "--env", args.env, "--episodes", str(args.demos),
                   "--out", str(demos), "--cameras", "none", "--seed", "1000"])  # fmt: skip
     figures: dict[str, list[float]] = {}
+    names = [v.replace("no-overlap", "head, no overlap") for v in args.variants.split(",")]
     for r in range(args.rounds):
-        for i, (name, (tree, env)) in enumerate(variants(base).items()):
+        for i, (name, (tree, env)) in enumerate(variants(base, names).items()):
             value = train(tree, args, demos, tmp / f"run{r}-{i}", env)
             figures.setdefault(name, []).append(value)
             print(f"round {r + 1}/{args.rounds} {name}: {value:.1f} env steps/s",
@@ -122,7 +129,11 @@ def main() -> None:
     p.add_argument("--skip", type=int, default=1000, help="env steps left out of the figure")
     p.add_argument("--log-every", type=int, default=250, help="env steps per metrics window")
     p.add_argument("--demos", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--bc-steps", type=int, default=None, help="IL pre-training steps")
+    p.add_argument(
+        "--variants", default="base,head,no-overlap", help="which of base, head, no-overlap"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per variant")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
