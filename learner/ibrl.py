@@ -87,10 +87,10 @@ class IBRLAgent:
     def compile_networks(self, mode: str = "default") -> None:
         """``torch.compile`` the networks an update runs (``mode`` as torch.compile's;
         ``reduce-overhead`` replays CUDA graphs)."""
-        for module in (self.encoder, self.actor, self.actor_target, self.critic):
+        nets = (self.encoder, self.actor, self.actor_target, self.critic, self.critic_target)
+        for module in nets:
             if module is not None:
                 module.compile(mode=mode)
-        self.critic_target.compile(mode=mode)
 
     def _cuda_layout(self) -> None:
         """TF32 (``tf32``) and convolutions in channels_last (the images arrive NHWC, so no
