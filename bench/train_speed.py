@@ -2,12 +2,12 @@
 
     python bench/train_speed.py --base b3719fd             # base commit vs this checkout
     python bench/train_speed.py --base b3719fd --rounds 3 --steps 3000
-    python bench/train_speed.py --base none --variants head,no-overlap --steps 600
+    python bench/train_speed.py --base none --variants head,overlap --steps 600
 
 Records scripted demos once, then trains ``--method`` for ``--steps`` env steps with
 ``--profile`` in each variant: the ``--base`` commit (checked out into a temporary git
-worktree), this checkout as configured (``head``) and this checkout with
-``overlap = false`` (``head, no overlap``). Variants alternate round by round, so they
+worktree), this checkout as configured (``head``), and this checkout with the learner thread
+on (``overlap``) or off (``no-overlap``). Variants alternate round by round, so they
 share the machine's load. The figure of a run is the median of ``train/env_steps_per_s``
 over its metrics windows after ``--skip`` env steps (the IL warm-up rollouts, which do no
 updates, fall before it); evaluations run only at the start and the end, outside those
@@ -67,13 +67,14 @@ def variants(base: Path | None, names: list[str]) -> dict[str, tuple[Path, dict[
     """{variant: (tree, environment overrides)} of the ``--variants`` asked for."""
     known: dict[str, tuple[Path, dict[str, str]]] = {
         "head": (ROOT, {}),
-        "head, no overlap": (ROOT, {"TANDEM_LEARNER__OVERLAP": "false"}),
+        "head, overlap on": (ROOT, {"TANDEM_LEARNER__OVERLAP": "true"}),
+        "head, overlap off": (ROOT, {"TANDEM_LEARNER__OVERLAP": "false"}),
     }
     if base is not None:
         known = {"base": (base, {}), **known}
     unknown = [n for n in names if n not in known and n != "base"]
     if unknown:
-        raise SystemExit(f"unknown variants {unknown}; known: base, head, no-overlap")
+        raise SystemExit(f"unknown variants {unknown}; known: base, head, overlap, no-overlap")
     return {n: known[n] for n in known if n in names}
 
 
@@ -82,7 +83,8 @@ def measure(args: argparse.Namespace, base: Path | None, tmp: Path) -> dict[str,
     tandem(ROOT, ["record-demos", "--env", args.env, "--episodes", str(args.demos),
                   "--out", str(demos), "--cameras", "none", "--seed", "1000"])  # fmt: skip
     figures: dict[str, list[float]] = {}
-    names = [v.replace("no-overlap", "head, no overlap") for v in args.variants.split(",")]
+    aliases = {"overlap": "head, overlap on", "no-overlap": "head, overlap off"}
+    names = [aliases.get(v, v) for v in args.variants.split(",")]
     for r in range(args.rounds):
         for i, (name, (tree, env)) in enumerate(variants(base, names).items()):
             value = train(tree, args, demos, tmp / f"run{r}-{i}", env)
@@ -132,7 +134,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--bc-steps", type=int, default=None, help="IL pre-training steps")
     p.add_argument(
-        "--variants", default="base,head,no-overlap", help="which of base, head, no-overlap"
+        "--variants", default="base,head,overlap", help="of base, head, overlap, no-overlap"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per variant")
     args = p.parse_args()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from tandem.settings import Settings, save_settings
 from tandem.settings.learner import LearnerSettings
 
 log = logging.getLogger(__name__)
+GIL_SWITCH_S = 2e-4  # GIL switch interval while a learner thread runs (default 5e-3)
 EVAL_FIELDS = [
     "env_step",
     "success_rate",
@@ -351,15 +353,20 @@ class RLLoop:
         rows = []
         if self.t.env_step == 0:
             rows.append(self._evaluate())
+        switch = sys.getswitchinterval()
         if self.t.cfg.overlap:
             self.acting = copy_acting_nets(self.agent.acting_nets())
             self.worker = UpdateWorker(self._update, self.t.cfg.overlap_max_lag)
+            # The learner thread needs the GIL back after every torch op; while the env
+            # thread runs Python (IK, stacking) it would wait up to the 5 ms default each time.
+            sys.setswitchinterval(GIL_SWITCH_S)
         try:
             while self.t.env_step < self.t.args.steps:
                 rows += self._episode()
         finally:
             if self.worker is not None:
                 self.worker.close()
+            sys.setswitchinterval(switch)
         self._checkpoint()
         self.t.write_bundle()
         return rows

@@ -141,9 +141,10 @@ class LearnerSettings(BaseModel):
         True, description="channels_last memory format for the conv encoders (CUDA only)."
     )
     overlap: bool = Field(
-        True,
+        False,
         description="tandem train: run updates on a learner thread while the env steps "
-        "(the update-to-data ratio still holds, within overlap_max_lag update calls).",
+        "(the update-to-data ratio still holds, within overlap_max_lag update calls); off "
+        "by default: on the 2-core CPU it measured no faster (docs/learner.md, Speed).",
     )
     overlap_max_lag: int = Field(
         1,
