@@ -199,6 +199,27 @@ def learner_throughput(records: list[Record]) -> list[Figure]:
     return figures
 
 
+# --------------------------------------------------------------------------- train_speed
+TRAIN_SPEEDUP = 4.0  # issue 13: the cpu profile trains at least 4x faster than before
+
+
+def train_speed(records: list[Record]) -> list[Figure]:
+    """Env steps/s of ``tandem train`` per variant; head / base against 4x (issue 13)."""
+    runs = [r for r in records if r["variant"] != "speedup"]
+    if not any(r["variant"] == "head" for r in runs):
+        raise ValueError("no head record")
+    figures = [
+        Figure(f"env steps/s, {r['variant']} ({r['rev']})", r["env_steps_per_s"],
+               f"{r['profile']} profile, {r['env']}")
+        for r in runs
+    ]  # fmt: skip
+    for r in records:
+        if r["variant"] == "speedup":
+            figures.append(Figure("speedup, head / base", r["head / base"], "x",
+                                  bound(">=", TRAIN_SPEEDUP, "x", "issue 13")))  # fmt: skip
+    return figures
+
+
 # --------------------------------------------------------------------- sample_efficiency
 def sample_efficiency(records: list[Record]) -> list[Figure]:
     """Per (task, method): mean final success over seeds; the profile's IBRL method against
@@ -363,6 +384,14 @@ SUITE = [
         learner_throughput,
         smoke="--configs state --iters 1 --warmup 0",
         quick="--configs state --iters 2 --warmup 1",
+    ),
+    Bench(
+        "train_speed",
+        train_speed,
+        smoke="--base none --variants head --steps 100 --skip 0 --log-every 50 --demos 2 "
+        "--bc-steps 20 --rounds 1",
+        quick="--steps 2000 --rounds 1",
+        timeout_s={"smoke": 60, "quick": 900, "full": 3600},
     ),
     Bench(
         "sample_efficiency",

@@ -2,6 +2,7 @@
 
     python bench/learner_throughput.py                      # CPU, both configs
     python bench/learner_throughput.py --device cuda --iters 300 --bf16 --compile
+    python bench/learner_throughput.py --device cuda --compile --compile-mode reduce-overhead
 
 One "update" is one critic step plus one actor step (the pixel reference schedule); the state
 config runs ``num_critic_updates`` (5) critic steps and one actor step per call and reports
@@ -57,8 +58,8 @@ def bench(
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    for _ in range(iters):
-        agent.update(batches)
+    for _ in range(iters):  # as tandem train runs them: metrics stay on the device
+        agent.update_tensors(batches)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
@@ -68,7 +69,8 @@ def bench(
         "config": name, "device": device.type, "gpu": gpu, "batch": cfg.batch_size,
         "calls": iters, "critic_updates_per_s": round(critic / dt, 3),
         "update_calls_per_s": round(iters / dt, 3), "s_per_call": round(dt / iters, 4),
-        "bf16": cfg.bf16, "compile": cfg.compile, "threads": torch.get_num_threads(),
+        "bf16": cfg.bf16, "compile": cfg.compile, "compile_mode": cfg.compile_mode,
+        "tf32": cfg.tf32, "threads": torch.get_num_threads(),
     }  # fmt: skip
     text = (
         f"{name:<6} device={device.type} batch={cfg.batch_size} calls={iters} "
@@ -88,13 +90,19 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument(
+        "--compile-mode", default="default",
+        help="torch.compile mode (reduce-overhead = CUDA graphs); with --compile",
+    )  # fmt: skip
+    p.add_argument("--no-tf32", action="store_true", help="CUDA: plain fp32 matmuls")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print one JSON line per config")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = resolve_device(args.device).type == "cuda"
-    common = {"device": args.device, "bf16": args.bf16, "compile": args.compile, "method": "ibrl"}
+    common = {"device": args.device, "bf16": args.bf16, "compile": args.compile, "method": "ibrl",
+              "compile_mode": args.compile_mode, "tf32": not args.no_tf32}  # fmt: skip
     for name in args.configs.split(","):
         if name == "state":
             cfg = LearnerSettings(**common, num_critic_updates=5, num_q=5)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from learner import networks
+from learner import networks, runtime
 from learner.bc import BCPolicy
+from learner.encoders import MultiCamViT
 from learner.networks import (
     StateActor,
     actor_dropout,
@@ -30,7 +31,10 @@ from learner.selection import SelectionMode, selection_mode
 from tandem.settings.learner import LearnerSettings
 
 Tensors = dict[str, torch.Tensor]
-__all__ = ["IBRLAgent", "actor_dropout", "init_actor_from_il", "resolve_device", "selection_mode"]
+__all__ = [
+    "ActingNets", "IBRLAgent", "actor_dropout", "copy_acting_nets", "init_actor_from_il",
+    "resolve_device", "selection_mode", "sync_acting_nets", "to_floats",
+]  # fmt: skip
 MODULES = ("normalizer", "encoder", "actor", "critic", "actor_target", "critic_target", "il")
 
 
@@ -75,10 +79,28 @@ class IBRLAgent:
         self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.lr)
         self.num_updates = 0
         self.env_steps = 0
-        if cfg.compile and self.device.type == "cuda":
-            for module in (self.encoder, self.actor, self.critic, self.critic_target):
-                if module is not None:
-                    module.compile()
+        if self.device.type == "cuda":
+            self._cuda_layout()
+        if cfg.compile and (self.device.type == "cuda" or cfg.compile_on_cpu):
+            self.compile_networks(cfg.compile_mode)
+
+    def compile_networks(self, mode: str = "default") -> None:
+        """``torch.compile`` the networks an update runs (``mode`` as torch.compile's;
+        ``reduce-overhead`` replays CUDA graphs)."""
+        nets = (self.encoder, self.actor, self.actor_target, self.critic, self.critic_target)
+        for module in nets:
+            if module is not None:
+                module.compile(mode=mode)
+
+    def _cuda_layout(self) -> None:
+        """TF32 (``tf32``) and convolutions in channels_last (the images arrive NHWC, so no
+        copy) on CUDA."""
+        runtime.set_tf32(self.cfg.tf32)
+        if not self.cfg.channels_last:
+            return
+        for module in (self.encoder, self.il):
+            if module is not None:
+                module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     # ------------------------------------------------------------------ helpers
     def stddev(self) -> float:
@@ -117,58 +139,85 @@ class IBRLAgent:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ acting
+    def acting_nets(self) -> ActingNets:
+        """The modules acting reads (the agent's own; ``copy_acting_nets`` makes copies)."""
+        return ActingNets(self.normalizer, self.encoder, self.actor, self.critic_target)
+
     @torch.no_grad()
     def act(
-        self, obs: Tensors, *, explore: bool, mode: SelectionMode | None = None
+        self,
+        obs: Tensors,
+        *,
+        explore: bool,
+        mode: SelectionMode | None = None,
+        nets: ActingNets | None = None,
     ) -> tuple[torch.Tensor, Tensors]:
         """Actions [B, A] for a batch of observations and info tensors.
 
         The actor runs without dropout; exploration noise (when ``explore``) only on the RL
         proposal; both proposals are scored with the target critic. ``mode`` overrides the
-        selection rule (``ibrl`` scores an ibrl_soft agent greedily). Info: ``use_il`` [B]
-        bool, ``q_rl``, ``q_il`` [B].
+        selection rule (``ibrl`` scores an ibrl_soft agent greedily); ``nets`` acts with
+        copies of the acting modules (``copy_acting_nets``) instead of the agent's own, so a
+        learner thread may update those meanwhile. Info: ``use_il`` [B] bool, ``q_rl``,
+        ``q_il`` [B].
         """
-        self.actor.eval()
+        nets = nets or self.acting_nets()
+        nets.actor.eval()
         with self.autocast():
-            feat, prop = self.encode(obs, augment=False)
-            mu = self.actor(feat, prop)
+            feat, prop = networks.encode(nets.normalizer, nets.encoder, obs, 0)
+            mu = nets.actor(feat, prop)
             a_rl = sample_action(mu, self.stddev(), None) if explore else mu
             action, use_il, _, q_rl, q_il = self.propose(
-                feat, prop, a_rl, obs, self.critic_target, mode=mode
+                feat, prop, a_rl, obs, nets.critic, mode=mode
             )
         return action.float(), {"use_il": use_il, "q_rl": q_rl, "q_il": q_il}
 
     # ------------------------------------------------------------------ learning
     @torch.no_grad()
     def bootstrap_target(
-        self, next_obs: Tensors, reward: torch.Tensor, discount: torch.Tensor
+        self,
+        next_obs: Tensors,
+        reward: torch.Tensor,
+        discount: torch.Tensor,
+        next_il_action: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """TD target y = R^(n) + discount * Q'(s', a*) with a* chosen between the target
         actor's smoothed action (dropout on) and the IL action by the selection rule.
 
-        Returns (y [B], use_il [B]).
+        The IL action is ``next_il_action`` [B, A] when given (the replay's cache of
+        ``il(next_obs)``, see ``learner.replay``), else computed here. Returns (y [B],
+        use_il [B]).
         """
         feat, prop = self.encode(next_obs, augment=True)
         self.actor_target.train()
         mu = self.actor_target(feat, prop)
         a_rl = sample_action(mu, self.stddev(), self.cfg.stddev_clip)
-        _, use_il, q, _, _ = self.propose(feat, prop, a_rl, next_obs, self.critic_target)
+        rule: SelectionMode = "rl" if self.mode == "rl" else self.mode
+        _, use_il, q, _, _ = networks.propose(
+            self.critic_target, self.il, feat, prop, a_rl, obs=next_obs, mode=rule,
+            num_k=self.num_k, beta=self.cfg.soft_beta, a_il=next_il_action,
+        )  # fmt: skip
         return reward + discount * q, use_il
 
     def update_critic(self, batch: dict[str, Any]) -> dict[str, float]:
         """One critic (+ encoder) step and a Polyak step of the target critic."""
         metrics, _, _ = self._critic_step(batch)
-        return metrics
+        return to_floats(metrics)
 
     def update_actor(self, batch: dict[str, Any]) -> dict[str, float]:
         """One actor step on detached features and a Polyak step of the target actor."""
         with torch.no_grad(), self.autocast():
             feat, prop = self.encode(batch["obs"], augment=True)
-        return self._actor_step(feat, prop)
+        return to_floats(self._actor_step(feat, prop))
 
     def update(self, batches: list[dict[str, Any]]) -> dict[str, float]:
         """One update call: a critic step per batch, the actor step on the last batch."""
-        metrics: dict[str, float] = {}
+        return to_floats(self.update_tensors(batches))
+
+    def update_tensors(self, batches: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """``update`` without a host sync: the metrics stay 0-d tensors on the device (read
+        them with ``to_floats`` every N calls, not after each)."""
+        metrics: dict[str, torch.Tensor] = {}
         feat: torch.Tensor | None = None
         prop: torch.Tensor | None = None
         for batch in batches:
@@ -179,10 +228,10 @@ class IBRLAgent:
 
     def _critic_step(
         self, batch: dict[str, Any]
-    ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
         with self.autocast():
             target, use_il = self.bootstrap_target(
-                batch["next_obs"], batch["reward"], batch["discount"]
+                batch["next_obs"], batch["reward"], batch["discount"], batch.get("next_il_action")
             )
             feat, prop = self.encode(batch["obs"], augment=True)
             q = self.critic(feat, prop, batch["action"]).float()
@@ -193,25 +242,29 @@ class IBRLAgent:
         soft_update(self.critic_target, self.critic, self.cfg.tau)
         self.num_updates += 1
         metrics = {
-            "critic/loss": loss.item(),
-            "critic/q_mean": q.mean().item(),
-            "critic/target_mean": target.float().mean().item(),
-            "ibrl/bc_selected_frac_target": use_il.float().mean().item(),
+            "critic/loss": loss.detach(),
+            "critic/q_mean": q.detach().mean(),
+            "critic/target_mean": target.float().mean(),
+            "ibrl/bc_selected_frac_target": use_il.float().mean(),
         }
         return metrics, feat.detach(), None if prop is None else prop.detach()
 
-    def _actor_step(self, feat: torch.Tensor, prop: torch.Tensor | None) -> dict[str, float]:
+    def _actor_step(self, feat: torch.Tensor, prop: torch.Tensor | None) -> dict[str, torch.Tensor]:
         self.actor.train()
-        with self.autocast():
-            mu = self.actor(feat, prop)
-            action = sample_action(mu, self.stddev(), self.cfg.stddev_clip)
-            q = self.critic(feat, prop, action).float().min(dim=0).values
-        loss = -q.mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.critic.requires_grad_(False)  # the actor loss needs no critic weight gradients
+        try:
+            with self.autocast():
+                mu = self.actor(feat, prop)
+                action = sample_action(mu, self.stddev(), self.cfg.stddev_clip)
+                q = self.critic(feat, prop, action).float().min(dim=0).values
+            loss = -q.mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            loss.backward()
+        finally:
+            self.critic.requires_grad_(True)
         self.actor_opt.step()
         soft_update(self.actor_target, self.actor, self.cfg.tau)
-        return {"actor/loss": loss.item(), "actor/stddev": self.stddev()}
+        return {"actor/loss": loss.detach(), "actor/stddev": torch.tensor(self.stddev())}
 
     # ------------------------------------------------------------------ state
     def modules(self) -> Iterator[tuple[str, nn.Module]]:
@@ -236,6 +289,47 @@ class IBRLAgent:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.num_updates = int(state["counters"]["num_updates"])
         self.env_steps = int(state["counters"]["env_steps"])
+
+
+class ActingNets(NamedTuple):
+    """The modules that acting reads."""
+
+    normalizer: nn.Module
+    encoder: MultiCamViT | None
+    actor: nn.Module
+    critic: nn.Module  # the target critic: it scores the proposals
+
+
+def copy_acting_nets(nets: ActingNets) -> ActingNets:
+    """Frozen copies of ``nets`` (refresh them with ``sync_acting_nets``)."""
+    encoder = None if nets.encoder is None else copy.deepcopy(nets.encoder).requires_grad_(False)
+    return ActingNets(
+        _frozen_copy(nets.normalizer), encoder, _frozen_copy(nets.actor), _frozen_copy(nets.critic)
+    )
+
+
+@torch.no_grad()
+def sync_acting_nets(dst: ActingNets, src: ActingNets) -> None:
+    """Copy the parameters and buffers of ``src`` into ``dst`` (same architectures)."""
+    for d, s in zip(dst, src, strict=True):
+        if d is None or s is None:
+            continue
+        dst_state, src_state = d.state_dict(), s.state_dict()
+        torch._foreach_copy_(list(dst_state.values()), [src_state[k] for k in dst_state])
+
+
+def to_floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    """0-d metric tensors -> floats with one host transfer per device."""
+    if not metrics:
+        return {}
+    keys = list(metrics)
+    device = (
+        next(v.device for v in metrics.values() if v.device.type != "cpu")
+        if any(v.device.type != "cpu" for v in metrics.values())
+        else torch.device("cpu")
+    )
+    values = torch.stack([metrics[k].detach().float().to(device) for k in keys]).tolist()
+    return dict(zip(keys, values, strict=True))
 
 
 def init_actor_from_il(actor: nn.Module, il: BCPolicy) -> None:

@@ -132,8 +132,12 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(heads, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(heads, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
+        """``heads`` (long [K]): apply only these layers, [K, B, I] -> [K, B, O]."""
+        if heads is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        weight, bias = self.weight.index_select(0, heads), self.bias.index_select(0, heads)
+        return torch.baddbmm(bias, x, weight)
 
 
 class EnsembleCritic(nn.Module):
@@ -149,13 +153,19 @@ class EnsembleCritic(nn.Module):
         self.out = EnsembleLinear(heads, dims[-1], 1)
 
     def forward(
-        self, feat: torch.Tensor, prop: torch.Tensor | None, action: torch.Tensor
+        self,
+        feat: torch.Tensor,
+        prop: torch.Tensor | None,
+        action: torch.Tensor,
+        heads: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = torch.cat([feat, action], dim=-1).unsqueeze(0).expand(self.heads, -1, -1)
+        """Q of every head [H, B], or of the heads in ``heads`` (long [K]) only: [K, B]."""
+        count = self.heads if heads is None else heads.shape[0]
+        x = torch.cat([feat, action], dim=-1).unsqueeze(0).expand(count, -1, -1)
         for layer in self.hidden:
-            h = layer(x)
+            h = layer(x, heads)
             x = F.relu(F.layer_norm(h, h.shape[-1:]))  # LayerNorm without affine, per head
-        return self.out(x).squeeze(-1)
+        return self.out(x, heads).squeeze(-1)
 
 
 class SpatialEmbQ(nn.Module):
@@ -202,9 +212,15 @@ class PixelCritic(nn.Module):
         self.qs = nn.ModuleList(SpatialEmbQ(**kwargs) for _ in range(heads))
 
     def forward(
-        self, feat: torch.Tensor, prop: torch.Tensor | None, action: torch.Tensor
+        self,
+        feat: torch.Tensor,
+        prop: torch.Tensor | None,
+        action: torch.Tensor,
+        heads: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return torch.stack([q(feat, prop, action) for q in self.qs])
+        """Q of every head [H, B], or of the heads in ``heads`` (long [K]) only: [K, B]."""
+        qs = list(self.qs) if heads is None else [self.qs[i] for i in heads.tolist()]
+        return torch.stack([q(feat, prop, action) for q in qs])
 
 
 def min_of_random_heads(
@@ -223,6 +239,30 @@ def min_of_random_heads(
     else:
         idx = torch.randperm(heads, generator=generator)[:k].to(q.device)
     return q.index_select(0, idx).min(dim=0).values
+
+
+def random_heads(heads: int, k: int, device: torch.device) -> torch.Tensor | None:
+    """The random subset of ``k`` of ``heads`` critic heads that scores a proposal (long [k]),
+    drawn as ``min_of_random_heads`` draws it; None when k >= heads (every head)."""
+    if k >= heads:
+        return None
+    return torch.randperm(heads, device=device)[:k]
+
+
+def min_q(
+    critic: nn.Module,
+    feat: torch.Tensor,
+    prop: torch.Tensor | None,
+    action: torch.Tensor,
+    k: int,
+) -> torch.Tensor:
+    """``min_of_random_heads(critic(feat, prop, action), k)`` [B], running only the k drawn
+    heads: the same draw from the same generator, so the same value, at k/H of the cost."""
+    count = getattr(critic, "heads", None)
+    if not isinstance(count, int):  # a critic that cannot run a subset of its heads
+        return min_of_random_heads(critic(feat, prop, action), k)
+    heads = random_heads(count, k, feat.device)
+    return critic(feat, prop, action, heads).min(dim=0).values
 
 
 @torch.no_grad()
@@ -296,24 +336,29 @@ def propose(
     mode: SelectionMode,
     num_k: int,
     beta: float,
+    a_il: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Score the RL proposal (and, unless ``mode`` is rl, the IL proposal ``il(obs)``) with
-    ``critic`` (min over ``num_k`` random heads) and apply the selection rule.
+    """Score the RL proposal (and, unless ``mode`` is rl, the IL proposal) with ``critic``
+    (min over ``num_k`` random heads, only those heads run) and apply the selection rule.
 
-    Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il [B] (NaN for rl)).
+    The IL proposal is ``a_il`` [B, A] when given (the replay's cache of ``il(obs)``), else
+    ``il(obs)``. Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il [B] (NaN for
+    rl)).
     """
     if mode == "rl":
-        q_rl = min_of_random_heads(critic(feat, prop, a_rl), num_k).float()
+        q_rl = min_q(critic, feat, prop, a_rl, num_k).float()
         action, use_il, q = select_proposal("rl", a_rl, q_rl)
         return action, use_il, q, q_rl, torch.full_like(q_rl, float("nan"))
-    if il is None:
-        raise ValueError(f"selection mode {mode!r} needs an IL policy")
-    a_il = il(obs).to(a_rl.dtype)
+    if a_il is None:
+        if il is None:
+            raise ValueError(f"selection mode {mode!r} needs an IL policy")
+        a_il = il(obs)
+    a_il = a_il.to(a_rl.dtype)
     b = a_rl.shape[0]
     both = torch.cat([a_rl, a_il])
     feat2 = torch.cat([feat, feat])
     prop2 = None if prop is None else torch.cat([prop, prop])
-    q = min_of_random_heads(critic(feat2, prop2, both), num_k).float()
+    q = min_q(critic, feat2, prop2, both, num_k).float()
     q_rl, q_il = q[:b], q[b:]
     action, use_il, q_sel = select_proposal(mode, a_rl, q_rl, a_il, q_il, beta=beta)
     return action, use_il, q_sel, q_rl, q_il

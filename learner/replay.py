@@ -5,17 +5,29 @@ the server's episode store on disk). Every transition stores its n-step return a
 bootstrap discount, computed when its episode is added: the discount is gamma**m (m = steps
 to the bootstrap frame, m <= n) and 0 only when the window reaches a ``terminated`` end.
 A time-limit truncation therefore bootstraps from the final observation.
+
+Two optional speed-ups keep the same numbers (docs/learner.md, "Speed"):
+
+* ``set_il_proposal`` caches the frozen IL policy's action a_IL(obs) of every stored frame,
+  computed once when its episode enters the ring (and again for every frame when the IL
+  version changes); batches then carry ``next_il_action`` [B, A], the TD target's IL proposal.
+* ``mirror(device)`` keeps a torch copy of the ring on a device (CUDA: states and uint8 images
+  on the GPU); ``Replay.sample_torch`` then gathers batches there and copies only the indices.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 Batch = dict[str, Any]
 SampleMode = Literal["uniform", "rlpd"]
+ILProposal = Callable[[dict[str, np.ndarray]], np.ndarray]  # frames [N, ...] -> a_IL [N, A]
+IL_CHUNK = 1024  # frames per IL call when the cache is (re)computed
 
 
 def nstep_targets(
@@ -71,6 +83,11 @@ class TransitionRing:
         self.episodes: deque[tuple[int, int]] = deque()  # (start frame, frames) oldest first
         self.ptr = 0
         self._valid_idx = np.zeros(0, np.int64)
+        self.il_action: np.ndarray | None = None  # [capacity, A] a_IL of each frame (cache)
+        self.il_version: int | None = None
+        self._il: ILProposal | None = None
+        self._mirror: dict[str, torch.Tensor] | None = None
+        self.mirror_device: torch.device | None = None
 
     def __len__(self) -> int:
         """Number of stored transitions."""
@@ -106,9 +123,63 @@ class TransitionRing:
         self.ret[tsl], self.discount[tsl], self.offset[tsl] = ret, discount, offset
         self.valid[tsl] = True
         self.valid[self.ptr + t_len] = False  # the final frame starts no transition
+        if self._il is not None and self.il_action is not None:
+            self.il_action[sl] = self._propose(self._il, self.ptr, frames)
+        self._copy_to_mirror(sl)
         self.episodes.append((self.ptr, frames))
         self.ptr += frames
         self._valid_idx = np.flatnonzero(self.valid)
+
+    # ------------------------------------------------------------------ IL proposal cache
+    def set_il_proposal(self, il: ILProposal | None, version: int = 0) -> None:
+        """Cache ``il`` (frames -> a_IL [N, A]) for every frame: the stored frames now, each
+        new episode when it is added. Call again with a new ``version`` when the IL policy
+        changes: the whole cache is computed into a new array and swapped in at once, so a
+        concurrent ``sample`` sees the old or the new cache, never a mix. None drops it."""
+        if il is None:
+            self._il, self.il_action, self.il_version = None, None, None
+            self._copy_to_mirror(slice(0, 0))
+            return
+        if il is self._il and version == self.il_version:
+            return
+        cache = np.zeros_like(self.action)
+        for start, frames in self.episodes:
+            cache[start : start + frames] = self._propose(il, start, frames)
+        self._il, self.il_action, self.il_version = il, cache, version
+        self._copy_to_mirror(slice(0, self.capacity))
+
+    def _propose(self, il: ILProposal, start: int, frames: int) -> np.ndarray:
+        out = np.empty((frames, self.action.shape[1]), np.float32)
+        for lo in range(0, frames, IL_CHUNK):
+            hi = min(lo + IL_CHUNK, frames)
+            chunk = {k: v[start + lo : start + hi] for k, v in self.obs.items()}
+            out[lo:hi] = il(chunk)
+        return out
+
+    # ------------------------------------------------------------------ device mirror
+    def mirror(self, device: torch.device | str) -> None:
+        """Keep a torch copy of the stored arrays on ``device`` (updated by ``add_episode``)."""
+        self._mirror, self.mirror_device = {}, torch.device(device)
+        self._copy_to_mirror(slice(0, self.capacity))
+
+    def _arrays_to_mirror(self) -> dict[str, np.ndarray]:
+        arrays = {f"obs.{k}": v for k, v in self.obs.items()}
+        arrays.update(action=self.action, ret=self.ret, discount=self.discount)
+        if self.il_action is not None:
+            arrays["il_action"] = self.il_action
+        return arrays
+
+    def _copy_to_mirror(self, sl: slice) -> None:
+        if self._mirror is None:
+            return
+        device = self.mirror_device
+        if "il_action" in self._mirror and self.il_action is None:
+            del self._mirror["il_action"]
+        for key, array in self._arrays_to_mirror().items():
+            if key not in self._mirror:
+                self._mirror[key] = torch.as_tensor(array).to(device)
+            elif sl.stop > sl.start:
+                self._mirror[key][sl] = torch.as_tensor(array[sl]).to(device, non_blocking=True)
 
     def _evict_overlapping(self, lo: int, hi: int) -> None:
         kept: deque[tuple[int, int]] = deque()
@@ -119,17 +190,44 @@ class TransitionRing:
                 kept.append((start, n))
         self.episodes = kept
 
-    def sample(self, size: int, rng: np.random.Generator) -> Batch:
-        """``size`` transitions drawn uniformly (with replacement)."""
+    def _indices(self, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         idx = self._valid_idx[rng.integers(0, len(self._valid_idx), size)]
-        nxt = idx + self.offset[idx]
-        return {
+        return idx, idx + self.offset[idx]
+
+    def sample(self, size: int, rng: np.random.Generator) -> Batch:
+        """``size`` transitions drawn uniformly (with replacement); ``next_il_action`` too
+        when the IL proposal is cached."""
+        idx, nxt = self._indices(size, rng)
+        batch = {
             "obs": {k: v[idx] for k, v in self.obs.items()},
             "next_obs": {k: v[nxt] for k, v in self.obs.items()},
             "action": self.action[idx],
             "reward": self.ret[idx],
             "discount": self.discount[idx],
         }
+        if self.il_action is not None:
+            batch["next_il_action"] = self.il_action[nxt]
+        return batch
+
+    def sample_torch(self, size: int, rng: np.random.Generator) -> Batch:
+        """``sample`` (the same draw from ``rng``) gathered from the device mirror: tensors
+        on the mirror's device; only the indices cross from the host."""
+        if self._mirror is None:
+            raise ValueError("sample_torch needs a mirror (call mirror(device) first)")
+        m = self._mirror
+        idx_np, nxt_np = self._indices(size, rng)
+        both = torch.from_numpy(np.concatenate([idx_np, nxt_np])).to(self.mirror_device)
+        idx, nxt = both[:size], both[size:]
+        batch: Batch = {
+            "obs": {k: m[f"obs.{k}"][idx] for k in self.obs},
+            "next_obs": {k: m[f"obs.{k}"][nxt] for k in self.obs},
+            "action": m["action"][idx],
+            "reward": m["ret"][idx],
+            "discount": m["discount"][idx],
+        }
+        if "il_action" in m:
+            batch["next_il_action"] = m["il_action"][nxt]
+        return batch
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything needed to restore the store, as plain arrays (for ``np.savez``)."""
@@ -147,17 +245,25 @@ class TransitionRing:
         self.ptr = int(arrays["ptr"])
         self.episodes = deque((int(s), int(n)) for s, n in arrays["episodes"])
         self._valid_idx = np.flatnonzero(self.valid)
+        if self._il is not None:
+            il, self._il = self._il, None
+            self.set_il_proposal(il, self.il_version or 0)
+        self._copy_to_mirror(slice(0, self.capacity))
 
 
 def concat_batches(a: Batch, b: Batch) -> Batch:
-    """Concatenate two batches along the batch axis."""
+    """Concatenate two batches (numpy or torch) along the batch axis."""
     out: Batch = {}
     for key, value in a.items():
         if isinstance(value, dict):
-            out[key] = {k: np.concatenate([v, b[key][k]]) for k, v in value.items()}
+            out[key] = {k: _cat(v, b[key][k]) for k, v in value.items()}
         else:
-            out[key] = np.concatenate([value, b[key]])
+            out[key] = _cat(value, b[key])
     return out
+
+
+def _cat(a: Any, b: Any) -> Any:
+    return torch.cat([a, b]) if isinstance(a, torch.Tensor) else np.concatenate([a, b])
 
 
 def sampling(method: str, rlpd_frac: float, ibrl_frac: float | None) -> tuple[SampleMode, float]:
@@ -188,7 +294,27 @@ class Replay:
     def __len__(self) -> int:
         return len(self.demos) + len(self.online)
 
+    def set_il_proposal(self, il: ILProposal | None, version: int = 0) -> None:
+        """Cache the IL proposal in both stores (``TransitionRing.set_il_proposal``)."""
+        self.demos.set_il_proposal(il, version)
+        self.online.set_il_proposal(il, version)
+
+    def mirror(self, device: torch.device | str) -> None:
+        """Keep both stores on ``device`` too (``TransitionRing.mirror``)."""
+        self.demos.mirror(device)
+        self.online.mirror(device)
+
     def sample(self, size: int, rng: np.random.Generator) -> Batch:
+        """A batch of numpy arrays drawn by the method's rule."""
+        parts = [s.sample(m, rng) for s, m in self._split(size, rng)]
+        return parts[0] if len(parts) == 1 else concat_batches(parts[0], parts[1])
+
+    def sample_torch(self, size: int, rng: np.random.Generator) -> Batch:
+        """``sample`` (the same draws) gathered on the stores' device mirror."""
+        parts = [s.sample_torch(m, rng) for s, m in self._split(size, rng)]
+        return parts[0] if len(parts) == 1 else concat_batches(parts[0], parts[1])
+
+    def _split(self, size: int, rng: np.random.Generator) -> list[tuple[TransitionRing, int]]:
         n_demo, n_online = len(self.demos), len(self.online)
         if n_demo + n_online == 0:
             raise ValueError("replay is empty")
@@ -197,5 +323,4 @@ class Replay:
         else:
             k = int(rng.binomial(size, n_demo / (n_demo + n_online)))
         k = 0 if n_demo == 0 else (size if n_online == 0 else k)
-        parts = [s.sample(m, rng) for s, m in ((self.demos, k), (self.online, size - k)) if m > 0]
-        return parts[0] if len(parts) == 1 else concat_batches(parts[0], parts[1])
+        return [(s, m) for s, m in ((self.demos, k), (self.online, size - k)) if m > 0]

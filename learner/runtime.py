@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 
 import torch
 
@@ -38,12 +39,27 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-def configure(device: torch.device, threads: int | None) -> None:
-    """Threads and allocator on the CPU; TF32 matmuls and convolutions on CUDA."""
+def configure(
+    device: torch.device, threads: int | None, *, tf32: bool = True, overlap: bool = False
+) -> None:
+    """Threads and allocator on the CPU; TF32 matmuls and convolutions on CUDA (``tf32``).
+
+    ``threads`` None on the CPU with ``overlap`` (a learner thread beside the env loop):
+    one core is left to the env loop (torch's default would take every core for the
+    updates, and the two would fight over them; on 2 cores that is 1 torch thread).
+    """
+    if threads is None and overlap and device.type == "cpu":
+        threads = max(1, (os.cpu_count() or 1) - 1)
     if threads:
         torch.set_num_threads(threads)
     if device.type == "cpu":
         keep_freed_memory()
     else:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        set_tf32(tf32)
+
+
+def set_tf32(enabled: bool) -> None:
+    """TF32 tensor-core matmuls and convolutions on CUDA (fp32 storage, 10-bit mantissa
+    products): the default of every learner process on CUDA (``learner.tf32``)."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +30,25 @@ from learner.checkpoint import load_checkpoint, load_replay, save_checkpoint, sa
 from learner.demos import load_demos
 from learner.envs import CanonicalEnv, EnvSpec, make_env
 from learner.episode_arrays import Segment
-from learner.ibrl import IBRLAgent, resolve_device
+from learner.ibrl import (
+    ActingNets,
+    IBRLAgent,
+    copy_acting_nets,
+    resolve_device,
+    sync_acting_nets,
+    to_floats,
+)
 from learner.loggers import NullSink, ScalarSink, make_sink
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
+from learner.overlap import UpdateWorker
 from learner.plot import RUN_FILE
-from learner.replay import Replay, TransitionRing, sampling
+from learner.replay import ILProposal, Replay, TransitionRing, sampling
 from learner.selection import SelectionMode
 from tandem.settings import Settings, save_settings
 from tandem.settings.learner import LearnerSettings
 
 log = logging.getLogger(__name__)
+GIL_SWITCH_S = 2e-4  # GIL switch interval while a learner thread runs (default 5e-3)
 EVAL_FIELDS = [
     "env_step",
     "success_rate",
@@ -174,7 +185,9 @@ class Trainer:
     def __init__(self, settings: Settings, args: TrainArgs):
         self.settings, self.args, self.cfg = settings, args, settings.learner
         self.device = resolve_device(self.cfg.device)
-        runtime.configure(self.device, self.cfg.threads)
+        runtime.configure(
+            self.device, self.cfg.threads, tf32=self.cfg.tf32, overlap=self.cfg.overlap
+        )
         torch.manual_seed(args.seed)
         self.rng = np.random.default_rng(args.seed)
         self.out = args.out
@@ -298,7 +311,12 @@ class Trainer:
 
 
 class RLLoop:
-    """The act -> step -> store -> update loop of ibrl, ibrl_soft, rl and rlpd."""
+    """The act -> step -> store -> update loop of ibrl, ibrl_soft, rl and rlpd.
+
+    With ``overlap`` the update calls run on a learner thread (``learner.overlap``) while the
+    env steps; acting then reads copies of the acting networks, refreshed after every update
+    call. Metrics stay tensors until a log line reads them.
+    """
 
     def __init__(self, trainer: Trainer, state: dict[str, Any] | None):
         self.t, cfg = trainer, trainer.cfg
@@ -313,13 +331,27 @@ class RLLoop:
             replay_path = trainer.out / "checkpoints" / "replay.npz"
             if replay_path.exists():
                 load_replay(replay_path, self.online)
+        if il is not None and cfg.il_cache:
+            self.replay.set_il_proposal(il_proposal(il, trainer.device))
+        self.on_device = cfg.replay_on_device and trainer.device.type == "cuda"
+        if self.on_device:
+            self.replay.mirror(trainer.device)
         trainer.agent = self.agent
         self.metrics_file = trainer.out / "metrics.jsonl"
+        self.data_lock = threading.Lock()  # replay: episodes added here, sampled by the learner
+        self.window_lock = threading.Lock()
+        self.worker: UpdateWorker | None = None
+        self.acting: ActingNets | None = None
+        self.acting_lock = threading.Lock()
+        self.learner_rng = np.random.default_rng([trainer.args.seed, 1])
+        self.sums: dict[str, torch.Tensor] = {}  # metric sums of the log window
+        self.updates = 0  # update calls in the log window
         self._reset_window()
 
     def _reset_window(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.updates, self.acts, self.il_acts = 0, 0, 0
+        """Start a log window (sums and updates, which the learner thread adds to, are
+        taken and reset by ``_log``)."""
+        self.acts, self.il_acts = 0, 0
         self.ep_returns: list[float] = []
         self.ep_success: list[bool] = []
         self.window_t0 = time.monotonic()
@@ -328,8 +360,20 @@ class RLLoop:
         rows = []
         if self.t.env_step == 0:
             rows.append(self._evaluate())
-        while self.t.env_step < self.t.args.steps:
-            rows += self._episode()
+        switch = sys.getswitchinterval()
+        if self.t.cfg.overlap:
+            self.acting = copy_acting_nets(self.agent.acting_nets())
+            self.worker = UpdateWorker(self._update, self.t.cfg.overlap_max_lag)
+            # The learner thread needs the GIL back after every torch op; while the env
+            # thread runs Python (IK, stacking) it would wait up to the 5 ms default each time.
+            sys.setswitchinterval(GIL_SWITCH_S)
+        try:
+            while self.t.env_step < self.t.args.steps:
+                rows += self._episode()
+        finally:
+            if self.worker is not None:
+                self.worker.close()
+            sys.setswitchinterval(switch)
         self._checkpoint()
         self.t.write_bundle()
         return rows
@@ -343,7 +387,9 @@ class RLLoop:
                 with torch.no_grad():
                     return self.t.il(to_torch(obs, self.t.device))[0].cpu().numpy(), True
             return self.t.rng.uniform(-1, 1, self.t.spec.action_dim).astype(np.float32), False
-        action, info = self.agent.act(to_torch(obs, self.t.device), explore=True)
+        with self.acting_lock:
+            batch = to_torch(obs, self.t.device)
+            action, info = self.agent.act(batch, explore=True, nets=self.acting)
         use_il = bool(info["use_il"][0])
         self.acts, self.il_acts = self.acts + 1, self.il_acts + int(use_il)
         return action[0].cpu().numpy(), use_il
@@ -367,7 +413,8 @@ class RLLoop:
             self.agent.env_steps = t.env_step
             rows += self._after_step()
         obs = {k: np.stack([f[k] for f in frames]) for k in frames[0]}
-        self.online.add_episode(obs, np.asarray(actions), np.asarray(rewards), terminated)
+        with self.data_lock:
+            self.online.add_episode(obs, np.asarray(actions), np.asarray(rewards), terminated)
         t.episodes += 1
         self.ep_returns.append(float(np.sum(rewards)))
         self.ep_success.append(success)
@@ -380,7 +427,7 @@ class RLLoop:
             and len(self.replay) >= cfg.min_buffer
             and step % cfg.update_freq == 0
         ):
-            self._update()
+            self.worker.request() if self.worker is not None else self._update()
         if step % cfg.log_every == 0:
             self._log()
         rows = [self._evaluate()] if step % cfg.eval_every == 0 or step == t.args.steps else []
@@ -388,22 +435,39 @@ class RLLoop:
             self._checkpoint()
         return rows
 
+    def _sample(self) -> dict[str, Any]:
+        cfg, rng = self.t.cfg, self.learner_rng if self.worker is not None else self.t.rng
+        with self.data_lock:
+            if self.on_device:
+                return self.replay.sample_torch(cfg.batch_size, rng)
+            batch = self.replay.sample(cfg.batch_size, rng)
+        return batch_to_torch(batch, self.t.device)
+
     def _update(self) -> None:
-        cfg, dev = self.t.cfg, self.t.device
-        batches = [
-            batch_to_torch(self.replay.sample(cfg.batch_size, self.t.rng), dev)
-            for _ in range(cfg.num_critic_updates)
-        ]
-        metrics = self.agent.update(batches)
-        for key, value in metrics.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.updates += 1
+        """One update call (on the learner thread with overlap); no host sync."""
+        batches = [self._sample() for _ in range(self.t.cfg.num_critic_updates)]
+        metrics = self.agent.update_tensors(batches)
+        if self.acting is not None:
+            with self.acting_lock:
+                sync_acting_nets(self.acting, self.agent.acting_nets())
+        with self.window_lock:
+            for key, value in metrics.items():
+                total = self.sums.get(key)
+                self.sums[key] = value if total is None else total + value
+            self.updates += 1
+
+    def _drain(self) -> None:
+        if self.worker is not None:
+            self.worker.drain()
 
     def _log(self) -> None:
         elapsed = max(time.monotonic() - self.window_t0, 1e-9)
-        line: dict[str, Any] = {k: v / max(self.updates, 1) for k, v in self.sums.items()}
+        with self.window_lock:
+            sums, updates = to_floats(self.sums), self.updates
+            self.sums, self.updates = {}, 0
+        line: dict[str, Any] = {k: v / max(updates, 1) for k, v in sums.items()}
         line.update({
-            "train/updates_per_s": self.updates * self.t.cfg.num_critic_updates / elapsed,
+            "train/updates_per_s": updates * self.t.cfg.num_critic_updates / elapsed,
             "train/env_steps_per_s": self.t.cfg.log_every / elapsed,
             "buffer/online_size": len(self.online), "buffer/demo_size": len(self.t.demos),
             "ibrl/bc_selected_frac": self.il_acts / self.acts if self.acts else float("nan"),
@@ -418,6 +482,8 @@ class RLLoop:
         self._reset_window()
 
     def _evaluate(self) -> dict[str, float]:
+        self._drain()
+
         def policy(mode: SelectionMode | None) -> Any:
             def act(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, bool]:
                 batch = to_torch(obs, self.t.device)
@@ -430,6 +496,7 @@ class RLLoop:
         return self.t.evaluate_row(policy(None), self.agent.num_updates, greedy)
 
     def _checkpoint(self) -> None:
+        self._drain()
         t = self.t
         directory = t.out / "checkpoints"
         directory.mkdir(parents=True, exist_ok=True)
@@ -438,6 +505,17 @@ class RLLoop:
             "agent": self.agent.state_dict(), "settings_json": t.settings.model_dump_json(),
             "spec": t.spec.to_json(), "progress": {"env_step": t.env_step, "episodes": t.episodes},
         })  # fmt: skip
+
+
+def il_proposal(il: torch.nn.Module, device: torch.device) -> ILProposal:
+    """The replay's IL cache function: frames (numpy) -> ``il(obs)`` [N, A] (numpy)."""
+
+    def propose(frames: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            action: np.ndarray = il(to_torch(frames, device, batch=True)).float().cpu().numpy()
+        return action
+
+    return propose
 
 
 def _mean(values: list[float]) -> float:

@@ -58,6 +58,7 @@ EXPECTED = {
         "ticks while a bundle loaded",
     ],
     "learner_throughput": ["critic updates/s, state config"],
+    "train_speed": ["env steps/s, head (working tree)"],
     "command_flood": [
         "tick rate, command flood",
         "lateness p99, command flood",

@@ -168,6 +168,43 @@ class LearnerSettings(BaseModel):
     bf16: bool = Field(False, description="bfloat16 autocast for forward passes (CUDA only).")
     compile: bool = Field(False, description="torch.compile the networks (CUDA only).")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None = default.")
+    compile_mode: Literal[
+        "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+    ] = Field(
+        "default",
+        description="torch.compile mode when compile is on; reduce-overhead captures CUDA "
+        "graphs (docs/learner.md, Speed).",
+    )
+    compile_on_cpu: bool = Field(
+        False, description="Let compile = true compile on the CPU too (off: measured slower)."
+    )
+    tf32: bool = Field(True, description="TF32 matmuls and convolutions (CUDA only).")
+    channels_last: bool = Field(
+        True, description="channels_last memory format for the conv encoders (CUDA only)."
+    )
+    overlap: bool = Field(
+        False,
+        description="tandem train: run updates on a learner thread while the env steps "
+        "(the update-to-data ratio still holds, within overlap_max_lag update calls); off "
+        "by default: on the 2-core CPU it measured no faster (docs/learner.md, Speed).",
+    )
+    overlap_max_lag: int = Field(
+        1,
+        ge=1,
+        description="tandem train with overlap: update calls the learner may be behind the "
+        "env before the env waits.",
+    )
+    il_cache: bool = Field(
+        True,
+        description="Store the IL proposal a_IL(obs) of every replay frame when it enters the "
+        "replay (recomputed when the IL policy changes) instead of running the IL policy on "
+        "every sampled batch.",
+    )
+    replay_on_device: bool = Field(
+        True,
+        description="CUDA: keep a copy of the replay (states and uint8 images) on the GPU so "
+        "sampling copies nothing from the host.",
+    )
 
     # ---- evaluation and checkpoints (tandem train)
     time_limit: int | None = Field(
