@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from learner import networks
-from learner.bc import BCPolicy
+from learner.il import ILPolicy
 from learner.networks import (
     StateActor,
     actor_dropout,
@@ -48,7 +48,7 @@ class IBRLAgent:
         self,
         cfg: LearnerSettings,
         spec: ObsSpec,
-        il: BCPolicy | None,
+        il: ILPolicy | None,
         device: torch.device | str = "cpu",
     ):
         self.cfg, self.spec, self.device = cfg, spec, torch.device(device)
@@ -238,7 +238,7 @@ class IBRLAgent:
         self.env_steps = int(state["counters"]["env_steps"])
 
 
-def init_actor_from_il(actor: nn.Module, il: BCPolicy) -> None:
+def init_actor_from_il(actor: nn.Module, il: ILPolicy) -> None:
     """Start a state actor as the IL policy: copy its Linear layers in order.
 
     Both are MLPs on the demo-normalised state ending in tanh; the actor's dropout layers

@@ -1,0 +1,69 @@
+"""``gmm``: a mixture of K diagonal Gaussians per observation (robomimic's GMM policy, K = 5
+by default), trained by log-likelihood; acts with the mean of its most probable component,
+so with two ways in the demos it commits to one of them instead of averaging them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from learner.il.base import ILPolicy, Tensors
+from learner.il.gaussian import LOG_STD_MAX, LOG_STD_MIN, gaussian_log_prob
+from learner.networks import mlp
+from learner.obs import ObsSpec
+
+
+class GMMPolicy(ILPolicy):
+    """Head -> K component logits, K means (tanh) and K log-stds per action dim."""
+
+    kind = "gmm"
+
+    def __init__(self, spec: ObsSpec, *, modes: int = 5, **trunk: Any):
+        super().__init__(spec, **trunk)
+        if modes < 1:
+            raise ValueError(f"a GMM needs at least one mode, got {modes}")
+        self.arch.update(kind=self.kind, modes=modes)
+        self.modes = modes
+        out = modes * (1 + 2 * spec.action_dim)
+        self.head = mlp(
+            self.feat_dim, self.arch["hidden"], self.head_layers, out,
+            dropout=self.head_dropout, layer_norm=self.head_layer_norm,
+        )  # fmt: skip
+
+    def mixture(
+        self, obs: Tensors, augment: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits [B, K], means [B, K, A], log_stds [B, K, A])."""
+        out = self.head(self.features(obs, augment))
+        b, k, a = out.shape[0], self.modes, self.action_dim
+        logits = out[:, :k]
+        mean, log_std = out[:, k:].view(b, k, 2 * a).chunk(2, dim=-1)
+        return logits, torch.tanh(mean), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def forward(self, obs: Tensors, augment: bool = False) -> torch.Tensor:
+        """The mean of the most probable component."""
+        logits, mean, _ = self.mixture(obs, augment)
+        best = logits.argmax(-1)
+        return mean[torch.arange(mean.shape[0], device=mean.device), best]
+
+    def log_prob(self, obs: Tensors, action: torch.Tensor, augment: bool = False) -> torch.Tensor:
+        """log pi(action | obs) [B]."""
+        logits, mean, log_std = self.mixture(obs, augment)
+        per_mode = gaussian_log_prob(action.unsqueeze(1), mean, log_std)  # [B, K]
+        return torch.logsumexp(torch.log_softmax(logits, -1) + per_mode, dim=-1)
+
+    def loss(self, obs: Tensors, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        return -self.log_prob(obs, action, augment=True).mean(), {}
+
+    def sample(
+        self, obs: Tensors, n: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        logits, mean, log_std = self.mixture(obs)
+        b = mean.shape[0]
+        probs = torch.softmax(logits.float(), -1)
+        idx = torch.multinomial(probs, n, replacement=True, generator=generator).T  # [n, B]
+        rows = torch.arange(b, device=mean.device).expand(n, b)
+        mu, std = mean[rows, idx], log_std[rows, idx].exp()  # [n, B, A]
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        return (mu + eps * std).clamp(-1 + 1e-6, 1 - 1e-6)
