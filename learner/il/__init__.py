@@ -5,7 +5,7 @@
 | ``mse``     | ``mse.py``     | MSE regression           | the regression                        |
 | ``gaussian``| ``gaussian.py``| Gaussian NLL             | the mean                              |
 | ``gmm``     | ``gmm.py``     | mixture log-likelihood   | mean of the most probable component   |
-| ``diffusion``| ``diffusion.py``| DDPM noise prediction  | DDIM from fixed noise (medoid)        |
+| ``diffusion``| ``diffusion.py``| DDPM noise prediction  | DDIM from fixed noise (densest)       |
 | ``bins``    | ``bins.py``    | per-dim cross-entropy, AR| greedy bin per dimension              |
 
 ``make_il(cfg, spec)`` builds the kind that ``learner.il_kind`` names (``bc`` is ``mse``);

@@ -8,7 +8,7 @@ cosine schedule of ``train_steps``; the network predicts eps (MSE). Sampling: DD
 The deterministic action (``forward``, what IBRL proposes, in the TD target too) starts from
 ``candidates`` fixed noise vectors drawn once from ``noise_seed`` and stored with the weights,
 so it is a deterministic function of the observation, the same after a bundle round trip.
-Of the candidates it returns the medoid (the one closest to the others in total): with
+Of the candidates it returns the one with the most others near it (``densest``): with
 candidates spread over two ways of the demos, it is one of the ways, never between them.
 """
 
@@ -24,6 +24,7 @@ from learner.networks import mlp
 from learner.obs import ObsSpec
 
 TIME_EMB = 32
+MODE_RADIUS = 0.25  # action-space distance within which two samples count as one mode
 
 
 def cosine_alpha_bar(steps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -41,10 +42,15 @@ def time_embedding(t: torch.Tensor, dim: int = TIME_EMB) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-def medoid(x: torch.Tensor) -> torch.Tensor:
-    """[N, B, A] -> [B, A]: per column b, the row whose summed distance to the others is least."""
-    dist = torch.cdist(x.transpose(0, 1), x.transpose(0, 1)).sum(-1)  # [B, N]
-    best = dist.argmin(-1)
+def densest(x: torch.Tensor, radius: float = MODE_RADIUS) -> torch.Tensor:
+    """[N, B, A] -> [B, A]: per column b, the row with the most rows within ``radius``
+    (Euclidean), ties to the smaller summed distance: a mode of the samples, never a point
+    between two groups of them (a medoid can be)."""
+    cols = x.transpose(0, 1)  # [B, N, A]
+    dist = torch.cdist(cols, cols)  # [B, N, N]
+    near = (dist < radius).sum(-1).float()
+    score = near - dist.sum(-1) / (dist.sum(-1).max(-1, keepdim=True).values + 1e-9)
+    best = score.argmax(-1)
     return x[best, torch.arange(x.shape[1], device=x.device)]
 
 
@@ -118,11 +124,11 @@ class DiffusionPolicy(ILPolicy):
         return self.denoise(feats, noise.reshape(n * b, a)).view(n, b, a)
 
     def forward(self, obs: Tensors, augment: bool = False) -> torch.Tensor:
-        """The medoid of the samples from the fixed noise vectors (deterministic)."""
+        """The densest of the samples from the fixed noise vectors (deterministic)."""
         b = obs["state"].shape[0]
         noise = self.fixed_noise.unsqueeze(1).expand(-1, b, -1).to(obs["state"].device)
         samples = self._from_noise(obs, noise)
-        return samples[0] if samples.shape[0] == 1 else medoid(samples)
+        return samples[0] if samples.shape[0] == 1 else densest(samples)
 
     def sample(
         self, obs: Tensors, n: int, generator: torch.Generator | None = None

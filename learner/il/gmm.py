@@ -4,14 +4,18 @@ so with two ways in the demos it commits to one of them instead of averaging the
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
 from learner.il.base import ILPolicy, Tensors
-from learner.il.gaussian import LOG_STD_MAX, LOG_STD_MIN, gaussian_log_prob
+from learner.il.gaussian import LOG_STD_MIN, gaussian_log_prob
 from learner.networks import mlp
 from learner.obs import ObsSpec
+
+WEIGHT_FLOOR = 0.1
+GMM_LOG_STD_MAX = -1.0  # components no wider than 0.37: one cannot stretch over two ways
 
 
 class GMMPolicy(ILPolicy):
@@ -39,7 +43,7 @@ class GMMPolicy(ILPolicy):
         b, k, a = out.shape[0], self.modes, self.action_dim
         logits = out[:, :k]
         mean, log_std = out[:, k:].view(b, k, 2 * a).chunk(2, dim=-1)
-        return logits, torch.tanh(mean), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        return logits, torch.tanh(mean), log_std.clamp(LOG_STD_MIN, GMM_LOG_STD_MAX)
 
     def forward(self, obs: Tensors, augment: bool = False) -> torch.Tensor:
         """The mean of the most probable component."""
@@ -47,14 +51,24 @@ class GMMPolicy(ILPolicy):
         best = logits.argmax(-1)
         return mean[torch.arange(mean.shape[0], device=mean.device), best]
 
-    def log_prob(self, obs: Tensors, action: torch.Tensor, augment: bool = False) -> torch.Tensor:
-        """log pi(action | obs) [B]."""
+    def log_prob(
+        self, obs: Tensors, action: torch.Tensor, augment: bool = False, floor: float = 0.0
+    ) -> torch.Tensor:
+        """log pi(action | obs) [B]; ``floor`` > 0 mixes the weights with uniform ones:
+        (1 - floor) * softmax(logits) + floor / K."""
         logits, mean, log_std = self.mixture(obs, augment)
         per_mode = gaussian_log_prob(action.unsqueeze(1), mean, log_std)  # [B, K]
-        return torch.logsumexp(torch.log_softmax(logits, -1) + per_mode, dim=-1)
+        log_w = torch.log_softmax(logits, -1)
+        if floor > 0:
+            uniform = torch.full_like(log_w, math.log(floor / self.modes))
+            log_w = torch.logaddexp(log_w + math.log1p(-floor), uniform)
+        return torch.logsumexp(log_w + per_mode, dim=-1)
 
     def loss(self, obs: Tensors, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        return -self.log_prob(obs, action, augment=True).mean(), {}
+        """NLL with the weights floored at WEIGHT_FLOOR / K: a component whose weight went
+        to zero still gets the gradient of the data it explains, so one wide component
+        cannot starve the others (the mixture collapsing onto the average of two ways)."""
+        return -self.log_prob(obs, action, augment=True, floor=WEIGHT_FLOOR).mean(), {}
 
     def sample(
         self, obs: Tensors, n: int, generator: torch.Generator | None = None

@@ -131,10 +131,10 @@ class LearnerSettings(BaseModel):
         8, ge=1, description="il_kind = diffusion: DDIM steps when sampling (<= train steps)."
     )
     il_diffusion_candidates: int = Field(
-        4,
+        8,
         ge=1,
         description="il_kind = diffusion: fixed noise vectors of the deterministic action; "
-        "their samples' medoid is the action.",
+        "of their samples, the one with the most others near it is the action.",
     )
     il_proposal_samples: int = Field(
         1,
