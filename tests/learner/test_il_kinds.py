@@ -3,6 +3,8 @@ bundle carries every kind, and IBRL uses any kind as its proposal."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -217,3 +219,44 @@ def test_unknown_kinds_are_refused() -> None:
     arch = dict(policy_of("mse").arch)
     del arch["kind"]
     assert build_il(SPEC, arch).kind == "mse"
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("kind", ["gaussian", "gmm", "diffusion", "bins"])
+def test_tandem_train_bc_trains_and_bundles_the_kind(kind: str, tmp_path: Path, capsys) -> None:
+    from learner.acting import read_bundle
+    from tandem.cli.main import main
+    from tests.learner.test_learn_cli import CONFIG, TOY, tandem
+
+    demos = tmp_path / "demos"
+    res = tandem("record-demos", *TOY, "--policy", "learner.toy_env:NoisyReachExpert",
+                 "--policy-args", '{"speed": 1.0, "noise": 0.1}', "--episodes", "2",
+                 "--out", str(demos))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG + f'il_kind = "{kind}"\nil_diffusion_ddim_steps = 4\n')
+    out = tmp_path / "bc"
+    args = ["train", "--method", "bc", *TOY, "--demos", str(demos), "--config", str(config),
+            "--eval-episodes", "2", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "success" in capsys.readouterr().out
+    _, bundle = read_bundle(out / "policy.safetensors")
+    assert bundle["il_arch"]["kind"] == kind
+    assert load_policy(out / "policy.safetensors").il.kind == kind  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", ["gmm", "diffusion"])
+def test_the_online_learner_refits_and_restores_the_kind(kind: str, tmp_path: Path) -> None:
+    from tests.learner.service.test_service_il import _learner, _run_refit
+
+    learner = _learner(tmp_path, il_kind=kind, il_diffusion_ddim_steps=4)
+    _run_refit(learner)  # pre-training, then an HG-DAgger refit on the interventions
+    assert learner.il is not None and learner.il.kind == kind
+    assert learner.progress.refits >= 1
+    assert learner.agent is not None and learner.agent.il is learner.il
+    again = _learner(tmp_path / "again", il_kind=kind, il_diffusion_ddim_steps=4)
+    again.spec = learner.spec
+    again._restore(learner._checkpoint_state())
+    obs = {"state": torch.randn(3, learner.spec.state_dim)}  # type: ignore[union-attr]
+    with torch.no_grad():
+        torch.testing.assert_close(again.il(obs), learner.il(obs))  # type: ignore[misc]
