@@ -15,7 +15,7 @@ from learner.networks import mlp
 from learner.obs import ObsSpec
 
 WEIGHT_FLOOR = 0.1
-GMM_LOG_STD_MAX = -1.0  # components no wider than 0.37: one cannot stretch over two ways
+GMM_LOG_STD_MAX = -2.0  # components no wider than 0.14: one cannot stretch over two ways
 
 
 class GMMPolicy(ILPolicy):
@@ -43,7 +43,10 @@ class GMMPolicy(ILPolicy):
         b, k, a = out.shape[0], self.modes, self.action_dim
         logits = out[:, :k]
         mean, log_std = out[:, k:].view(b, k, 2 * a).chunk(2, dim=-1)
-        return logits, torch.tanh(mean), log_std.clamp(LOG_STD_MIN, GMM_LOG_STD_MAX)
+        # a smooth squash into [LOG_STD_MIN, GMM_LOG_STD_MAX]: a clamp would stop the
+        # gradient of a component that starts wider than the cap, and it would stay that wide
+        span = GMM_LOG_STD_MAX - LOG_STD_MIN
+        return logits, torch.tanh(mean), LOG_STD_MIN + span * torch.sigmoid(log_std)
 
     def forward(self, obs: Tensors, augment: bool = False) -> torch.Tensor:
         """The mean of the most probable component."""
