@@ -50,13 +50,18 @@ class BinsPolicy(ILPolicy):
         # computed once per observation, not once per dimension.
         self.head_in = nn.Linear(hidden, hidden)
         self.context = nn.Linear(2 * a, hidden, bias=False)
-        self.head = nn.Sequential(nn.ReLU(), nn.Linear(hidden, bins))
+        self.head = nn.ReLU()
+        # one output layer per dimension: the dimension selects its weights (an added one-hot
+        # alone let the head copy the previous dimension's value on saturated demos)
+        bound = hidden**-0.5
+        self.out_weight = nn.Parameter(torch.empty(a, hidden, bins).uniform_(-bound, bound))
+        self.out_bias = nn.Parameter(torch.zeros(a, bins))
 
     def _logits(self, emb: torch.Tensor, prev: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """emb [N, H] (first head layer applied), prev [N, A] (masked), d [N] -> [N, bins]."""
         onehot = F.one_hot(d, self.action_dim).to(emb.dtype)
-        hidden = emb + self.context(torch.cat([prev, onehot], dim=-1))
-        return self.head(hidden)
+        hidden = self.head(emb + self.context(torch.cat([prev, onehot], dim=-1)))
+        return torch.bmm(hidden.unsqueeze(1), self.out_weight[d]).squeeze(1) + self.out_bias[d]
 
     def _embed(self, obs: Tensors, augment: bool = False) -> torch.Tensor:
         """[B, H]: the embedding through the head's first linear layer."""
