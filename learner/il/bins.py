@@ -57,11 +57,15 @@ class BinsPolicy(ILPolicy):
         self.out_weight = nn.Parameter(torch.empty(a, hidden, bins).uniform_(-bound, bound))
         self.out_bias = nn.Parameter(torch.zeros(a, bins))
 
-    def _logits(self, emb: torch.Tensor, prev: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-        """emb [N, H] (first head layer applied), prev [N, A] (masked), d [N] -> [N, bins]."""
+    def _hidden(self, emb: torch.Tensor, prev: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """emb [..., H] (first head layer applied), prev [..., A] (masked), d [...] -> [..., H]."""
         onehot = F.one_hot(d, self.action_dim).to(emb.dtype)
-        hidden = self.head(emb + self.context(torch.cat([prev, onehot], dim=-1)))
-        return torch.bmm(hidden.unsqueeze(1), self.out_weight[d]).squeeze(1) + self.out_bias[d]
+        return self.head(emb + self.context(torch.cat([prev, onehot], dim=-1)))
+
+    def _logits(self, emb: torch.Tensor, prev: torch.Tensor, d: int) -> torch.Tensor:
+        """Logits [N, bins] of dimension ``d`` for emb [N, H] and prev [N, A] (masked)."""
+        dd = torch.full((emb.shape[0],), d, device=emb.device, dtype=torch.long)
+        return self._hidden(emb, prev, dd) @ self.out_weight[d] + self.out_bias[d]
 
     def _embed(self, obs: Tensors, augment: bool = False) -> torch.Tensor:
         """[B, H]: the embedding through the head's first linear layer."""
@@ -76,16 +80,17 @@ class BinsPolicy(ILPolicy):
         mask = torch.tril(torch.ones(a, a, device=action.device), diagonal=-1)  # [d, j<d]
         prev = prev_values.unsqueeze(1) * mask  # [B, A(d), A]
         d = torch.arange(a, device=action.device).expand(b, a)
-        logits = self._logits(emb.repeat_interleave(a, 0), prev.reshape(b * a, a), d.reshape(-1))
-        ce = F.cross_entropy(logits, target.reshape(-1), reduction="none").view(b, a)
+        hidden = self._hidden(emb.unsqueeze(1).expand(b, a, -1), prev, d)  # [B, A, H]
+        logits = torch.einsum("bah,ahk->bak", hidden, self.out_weight) + self.out_bias
+        ce = F.cross_entropy(logits.reshape(b * a, -1), target.reshape(-1), reduction="none")
+        ce = ce.view(b, a)
         return ce.sum(-1).mean(), {}
 
     def _decode(self, emb: torch.Tensor, pick: Any) -> torch.Tensor:
         n, a = emb.shape[0], self.action_dim
         values = torch.zeros(n, a, device=emb.device, dtype=emb.dtype)
         for d in range(a):
-            dd = torch.full((n,), d, device=emb.device, dtype=torch.long)
-            values[:, d] = from_bins(pick(self._logits(emb, values.clone(), dd)), self.bins)
+            values[:, d] = from_bins(pick(self._logits(emb, values.clone(), d)), self.bins)
         return values
 
     def forward(self, obs: Tensors, augment: bool = False) -> torch.Tensor:
