@@ -355,6 +355,39 @@ def dagger(records: list[Record]) -> list[Figure]:
     return figures
 
 
+# --------------------------------------------------------------------------- il_variants
+def il_variants(records: list[Record]) -> list[Figure]:
+    """Issue 14: per (task, kind) BC and IBRL success and act latency; GMM and diffusion BC
+    >= MSE BC + 0.3 on sim:detour, IBRL with GMM or diffusion >= IBRL with MSE on every task,
+    every kind's act p99 < 20 ms."""
+    runs = {(r["env"], r["kind"]): r for r in records if r["kind_row"] == "success"}
+    if not any(kind == "mse" for _, kind in runs):
+        raise ValueError(f"need the mse kind, have {sorted(runs)}")
+    figures = []
+    for (env, kind), r in sorted(runs.items()):
+        unit = f"success, {r['seeds']} seeds"
+        figures += [
+            Figure(f"bc success, {env}, {kind}", r["bc_mean"], unit),
+            Figure(f"ibrl success at {r['env_step']} env steps, {env}, {kind}", r["ibrl_mean"],
+                   unit),
+        ]  # fmt: skip
+        mse = runs.get((env, "mse"))
+        if mse is not None and kind in ("gmm", "diffusion"):
+            if env == "sim:detour":
+                figures.append(Figure(f"bc {kind} minus bc mse, {env}",
+                                      r["bc_mean"] - mse["bc_mean"], "success",
+                                      bound(">=", 0.3, why="issue 14")))  # fmt: skip
+            figures.append(Figure(f"ibrl {kind} minus ibrl mse, {env}",
+                                  r["ibrl_mean"] - mse["ibrl_mean"], "success",
+                                  bound(">=", 0, why="issue 14, gmm or diffusion")))  # fmt: skip
+    for r in records:
+        if r["kind_row"] == "latency":
+            worst = max(r["il_p99_ms"], r["ibrl_p99_ms"])
+            figures.append(Figure(f"act p99 (IL alone / IBRL, worse), {r['env']}, {r['kind']}",
+                                  worst, "ms", bound("<", 20, "ms", "issue 14")))  # fmt: skip
+    return figures
+
+
 SUITE = [
     Bench("bridge_timing", bridge_timing, "--seconds 1", "--seconds 10", "--seconds 20"),
     Bench("sim_render", sim_render, "--steps 20", "--steps 300", "--steps 300"),
@@ -402,6 +435,16 @@ SUITE = [
         full="--out {tmp}",
         skip={"quick": "24 runs of 10k env steps (3 seeds x 4 methods x 2 tasks): about 2 h"},
         timeout_s={"smoke": 90, "full": 4 * 3600},
+    ),
+    Bench(
+        "il_variants",
+        il_variants,
+        smoke="--envs sim:detour --kinds mse,gmm --seeds 0 --demos 2 --bc-steps 10 --steps 60 "
+        "--eval-episodes 1 --latency-reps 10 --out {tmp}",
+        quick="--envs sim:detour --seeds 0 --demos 40 --bc-steps 1000 --steps 400 "
+        "--eval-episodes 10 --latency-reps 200 --out {tmp}",
+        full="--out {tmp}",
+        timeout_s={"smoke": 90, "quick": 900, "full": 2 * 3600},
     ),
     Bench(
         "offline_rl",

@@ -28,8 +28,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file as st_load_file
 from torch import nn
 
-from learner.bc import BCPolicy
 from learner.encoders import MultiCamViT
+from learner.il import ILPolicy, build_il
 from learner.networks import (
     autocast,
     build_networks,
@@ -103,7 +103,7 @@ class RLNets:
     encoder: MultiCamViT | None
     actor: nn.Module
     critic: nn.Module  # the trainer's target critic: it scores the proposals when acting
-    il: BCPolicy | None  # the IL proposer (ibrl, ibrl_soft); None for rl and rlpd
+    il: ILPolicy | None  # the IL proposer (ibrl, ibrl_soft); None for rl and rlpd
     mode: SelectionMode
     num_k: int
 
@@ -112,7 +112,7 @@ def load_rl_nets(
     cfg: LearnerSettings,
     spec: ObsSpec,
     tensors: dict[str, torch.Tensor],
-    il: BCPolicy | None,
+    il: ILPolicy | None,
     device: torch.device,
 ) -> RLNets:
     """Build the RL networks of ``cfg`` and load them from the bundle's sections."""
@@ -153,10 +153,10 @@ class BundlePolicy:
         self.spec = ObsSpec.from_json(config["spec"])
         self.cfg = LearnerSettings.model_validate(config["learner"])
         self.device = torch.device(device)
-        self.il: BCPolicy | None = None
+        self.il: ILPolicy | None = None
         if config["il_arch"] is not None:
-            self.il = BCPolicy(self.spec, **config["il_arch"])
-            self.il.load_state_dict(_section(tensors, "il"))
+            self.il = _il_from(self.spec, config["il_arch"], tensors)
+            self.il.proposal_samples = self.cfg.il_proposal_samples
             self.il.eval().requires_grad_(False).to(self.device)
         self.il_only = bool(config.get("il_only", False)) or self.method == "bc"
         self.rl: RLNets | None = None
@@ -253,7 +253,17 @@ def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     return {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
 
 
-def load_il_policy(path: str | Path, spec: ObsSpec) -> BCPolicy:
+def _il_from(spec: ObsSpec, arch: dict[str, Any], tensors: dict[str, torch.Tensor]) -> ILPolicy:
+    """The bundle's IL policy (any kind, ``learner.il.build_il``) with its weights."""
+    try:
+        il = build_il(spec, arch)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"bad IL policy in the bundle: {exc}") from None
+    il.load_state_dict(_section(tensors, "il"))
+    return il
+
+
+def load_il_policy(path: str | Path, spec: ObsSpec) -> ILPolicy:
     """The IL policy of a bundle (e.g. an SRPO policy from ``tandem train-offline``), in
     eval mode, gradients off; its observation spec must equal ``spec``."""
     tensors, config = read_bundle(path)
@@ -262,9 +272,7 @@ def load_il_policy(path: str | Path, spec: ObsSpec) -> BCPolicy:
     bundled = ObsSpec.from_json(config["spec"])
     if bundled != spec:
         raise BundleError(f"{path}: bundle observations {bundled} != {spec}")
-    il = BCPolicy(spec, **config["il_arch"])
-    il.load_state_dict(_section(tensors, "il"))
-    return il.eval().requires_grad_(False)
+    return _il_from(spec, config["il_arch"], tensors).eval().requires_grad_(False)
 
 
 def load_policy(data: bytes | memoryview | str | Path, device: str = "cpu") -> BundlePolicy:

@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import save as st_save
 
 from learner.acting import ACT_MODULES, BUNDLE_FORMAT
-from learner.bc import BCPolicy
 from learner.ibrl import IBRLAgent
+from learner.il import ILPolicy
 from learner.obs import ObsSpec
 from tandem.settings.learner import LearnerSettings
 
@@ -30,7 +30,7 @@ def make_bundle(
     spec: ObsSpec,
     *,
     agent: IBRLAgent | None,
-    il: BCPolicy | None,
+    il: ILPolicy | None,
     il_only: bool = False,
 ) -> tuple[bytes, dict[str, Any]]:
     """Serialise what acting needs; returns (blob, config).

@@ -45,10 +45,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from learner.bc import BCPolicy, bc_update
 from learner.bundle import make_bundle
 from learner.demos import load_demos
 from learner.envs import CanonicalEnv, EnvSpec
+from learner.il import ILPolicy, il_update
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
 from learner.train import TrainArgs, Trainer
 from tandem.settings import Settings
@@ -336,9 +336,10 @@ def demo_aggregate(trainer: Trainer) -> Aggregate:
 
 
 def fit(
-    il: BCPolicy, data: Aggregate, cfg: LearnerSettings, rng: np.random.Generator
+    il: ILPolicy, data: Aggregate, cfg: LearnerSettings, rng: np.random.Generator
 ) -> dict[str, float]:
-    """``cfg.bc_steps`` behaviour-cloning steps on minibatches of ``data``; the last metrics."""
+    """``cfg.bc_steps`` behaviour-cloning steps (the kind's own loss, ``learner.il_kind``) on
+    minibatches of ``data``; the last metrics."""
     device = next(il.parameters()).device
     optimizer = torch.optim.Adam(il.parameters(), lr=cfg.bc_lr)
     metrics: dict[str, float] = {}
@@ -346,7 +347,7 @@ def fit(
         obs, actions = data.sample(cfg.batch_size, rng)
         batch = to_torch(obs, device, batch=True)
         target = torch.as_tensor(actions, device=device)
-        metrics = bc_update(il, optimizer, batch, target, cfg.bc_grad_clip)
+        metrics = il_update(il, optimizer, batch, target, cfg.bc_grad_clip)
     il.eval()
     return metrics
 

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-SIM_TASKS = ("lift", "drawer")
+SIM_TASKS = ("lift", "drawer", "detour")
 
 
 class EnvSpecError(ValueError):

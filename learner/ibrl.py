@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from learner import networks, runtime
-from learner.bc import BCPolicy
 from learner.encoders import MultiCamViT
+from learner.il import ILPolicy
 from learner.networks import (
     StateActor,
     actor_dropout,
@@ -52,7 +52,7 @@ class IBRLAgent:
         self,
         cfg: LearnerSettings,
         spec: ObsSpec,
-        il: BCPolicy | None,
+        il: ILPolicy | None,
         device: torch.device | str = "cpu",
     ):
         self.cfg, self.spec, self.device = cfg, spec, torch.device(device)
@@ -332,7 +332,7 @@ def to_floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     return dict(zip(keys, values, strict=True))
 
 
-def init_actor_from_il(actor: nn.Module, il: BCPolicy) -> None:
+def init_actor_from_il(actor: nn.Module, il: ILPolicy) -> None:
     """Start a state actor as the IL policy: copy its Linear layers in order.
 
     Both are MLPs on the demo-normalised state ending in tanh; the actor's dropout layers

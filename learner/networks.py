@@ -352,7 +352,7 @@ def propose(
     if a_il is None:
         if il is None:
             raise ValueError(f"selection mode {mode!r} needs an IL policy")
-        a_il = il(obs)
+        a_il = il_proposal(critic, il, feat, prop, obs=obs, num_k=num_k)
     a_il = a_il.to(a_rl.dtype)
     b = a_rl.shape[0]
     both = torch.cat([a_rl, a_il])
@@ -362,6 +362,31 @@ def propose(
     q_rl, q_il = q[:b], q[b:]
     action, use_il, q_sel = select_proposal(mode, a_rl, q_rl, a_il, q_il, beta=beta)
     return action, use_il, q_sel, q_rl, q_il
+
+
+def il_proposal(
+    critic: nn.Module,
+    il: nn.Module,
+    feat: torch.Tensor,
+    prop: torch.Tensor | None,
+    *,
+    obs: Tensors,
+    num_k: int,
+) -> torch.Tensor:
+    """The IL proposal [B, A]: ``il(obs)`` (its deterministic action), or, when the policy's
+    ``proposal_samples`` is K > 1, of K samples ``il.sample(obs, K)`` the one ``critic``
+    scores highest (min over ``num_k`` random heads)."""
+    k = int(getattr(il, "proposal_samples", 1))
+    if k <= 1:
+        return il(obs)
+    policy: Any = il  # an ILPolicy (learner.il): the core does not import it
+    samples = policy.sample(obs, k)  # [K, B, A]
+    b = samples.shape[1]
+    feat_k = feat.repeat(k, *([1] * (feat.dim() - 1)))
+    prop_k = None if prop is None else prop.repeat(k, 1)
+    action = samples.reshape(k * b, -1).to(feat.dtype)
+    q = min_of_random_heads(critic(feat_k, prop_k, action), num_k).view(k, b)
+    return samples[q.argmax(0), torch.arange(b, device=samples.device)]
 
 
 def exploration_std(cfg: LearnerSettings, env_steps: int) -> float:

@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from learner import runtime
 from learner.acting import load_il_policy
-from learner.bc import BCPolicy, bc_update
 from learner.bundle import make_bundle
 from learner.checkpoint import load_checkpoint, load_replay, save_checkpoint, save_replay
 from learner.demos import load_demos
@@ -38,6 +37,7 @@ from learner.ibrl import (
     sync_acting_nets,
     to_floats,
 )
+from learner.il import ILPolicy, il_update, make_il
 from learner.loggers import NullSink, ScalarSink, make_sink
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
 from learner.overlap import UpdateWorker
@@ -121,10 +121,11 @@ def batch_to_torch(batch: dict[str, Any], device: torch.device) -> dict[str, Any
 
 
 def pretrain_il(
-    il: BCPolicy, store: TransitionRing, cfg: LearnerSettings, device: torch.device,
+    il: ILPolicy, store: TransitionRing, cfg: LearnerSettings, device: torch.device,
     rng: np.random.Generator,
 ) -> dict[str, float]:  # fmt: skip
-    """Behaviour cloning on the demo transitions with a progress bar (stderr)."""
+    """Behaviour cloning (the kind's own loss) on the demo transitions with a progress bar
+    (stderr)."""
     optimizer = torch.optim.Adam(il.parameters(), lr=cfg.bc_lr)
     metrics: dict[str, float] = {}
     bar = tqdm(
@@ -132,7 +133,7 @@ def pretrain_il(
     )
     for step in bar:
         batch = batch_to_torch(store.sample(cfg.batch_size, rng), device)
-        metrics = bc_update(il, optimizer, batch["obs"], batch["action"], cfg.bc_grad_clip)
+        metrics = il_update(il, optimizer, batch["obs"], batch["action"], cfg.bc_grad_clip)
         if step % 100 == 0:
             bar.set_postfix(loss=f"{metrics['bc/loss']:.4f}")
     il.eval()
@@ -215,16 +216,12 @@ class Trainer:
         log.info("run %s: method=%s obs=%s device=%s spec=%s", self.out, self.cfg.method,
                  "pixels" if pixels else "state", self.device, self.spec)  # fmt: skip
 
-    def _make_il(self) -> BCPolicy:
+    def _make_il(self) -> ILPolicy:
         cfg = self.cfg
         if cfg.il_kind == "srpo":  # an offline policy (tandem train-offline), used as is
             assert cfg.il_bundle is not None
             return load_il_policy(cfg.il_bundle, self.spec).to(self.device)
-        il = BCPolicy(
-            self.spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=cfg.bc_dropout,
-            pixel_dropout=cfg.bc_pixel_dropout, resnet_width=cfg.bc_resnet_width,
-            shift_pad=cfg.shift_pad, norm_clip=cfg.state_norm_clip,
-        )  # fmt: skip
+        il = make_il(cfg, self.spec)  # the kind of learner.il_kind (learner.il)
         il.normalizer.fit(self.demo_states)
         return il.to(self.device)
 
@@ -236,7 +233,7 @@ class Trainer:
         self.sink = make_sink(self.cfg.logger, self.out, self.settings.model_dump(mode="json"))
         try:
             state = self._load_resume() if self.args.resume else None
-            if self.il is not None and state is None and self.cfg.il_kind == "bc":
+            if self.il is not None and state is None and self.cfg.il_kind != "srpo":
                 metrics = pretrain_il(self.il, self.demos, self.cfg, self.device, self.rng)
                 log.info("IL pre-training done: %s", metrics)
             if self.cfg.method == "bc":
@@ -331,7 +328,8 @@ class RLLoop:
             replay_path = trainer.out / "checkpoints" / "replay.npz"
             if replay_path.exists():
                 load_replay(replay_path, self.online)
-        if il is not None and cfg.il_cache:
+        if il is not None and cfg.il_cache and cfg.il_proposal_samples == 1:
+            # K > 1 samples are scored by the current critic: that choice cannot be stored
             self.replay.set_il_proposal(il_proposal(il, trainer.device))
         self.on_device = cfg.replay_on_device and trainer.device.type == "cuda"
         if self.on_device:

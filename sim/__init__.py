@@ -26,7 +26,7 @@ from sim.experts import expert_for
 from tandem import gym_ids
 from tandem.gym_ids import GYM_IDS
 
-TASKS: tuple[str, ...] = ("lift", "drawer")
+TASKS: tuple[str, ...] = ("lift", "drawer", "detour")
 
 __all__ = [
     "CAMERA_NAMES",
@@ -49,7 +49,7 @@ def make_env(
     max_rotation_rad: float = 0.2,
     render_mode: str | None = None,
 ) -> TabletopEnv:
-    """A new environment of ``task`` ("lift" or "drawer"); see TabletopEnv for the spaces.
+    """A new environment of ``task`` ("lift", "drawer" or "detour"); see TabletopEnv.
 
     ``cameras=()`` gives a state-only observation and never renders. ``render_mode`` is
     Gymnasium's: "rgb_array" makes ``render()`` return the front camera image.

@@ -128,7 +128,8 @@ class TabletopEnv(gymnasium.Env):
         qpos_idx = self._ik.qpos_idx
         data.qpos[qpos_idx] = self.home_qpos
         if randomize:
-            noise = self.np_random.uniform(-1, 1, len(qpos_idx)) * HOME_JOINT_NOISE_RAD
+            scale = HOME_JOINT_NOISE_RAD * self._task.home_noise
+            noise = self.np_random.uniform(-1, 1, len(qpos_idx)) * scale
             data.qpos[qpos_idx] = np.clip(self.home_qpos + noise, self._ik.low, self._ik.high)
         data.qpos[self._finger_qpos] = scene.FINGER_MAX_M
         data.ctrl[self._arm_act] = data.qpos[qpos_idx]

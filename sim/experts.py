@@ -10,6 +10,7 @@ only with other gains.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -125,10 +126,69 @@ class DrawerExpert:
         """Nothing to forget: the phase is recomputed from every observation."""
 
 
-def expert_for(task: str) -> Callable[[Obs], np.ndarray]:
-    """A new scripted expert for ``task``: obs -> action (7,) float32 in [-1, 1]."""
+PASS_Y_M = 0.15  # detour: lateral offset from the post's centre line when passing it
+PASS_Z_M = 0.10  # detour: grip height while passing
+PAST_X_M = 0.09  # detour: x beyond the post's centre from which the way to the goal is clear
+GOAL_Z_M = 0.04
+
+
+class DetourExpert:
+    """Go around the post, on the left (+y), on the right (-y), or either (``random``).
+
+    Aside: diagonally down and sideways to beside the post (sideways fast enough to clear
+    the post's top before the jaws get down to it); along: forward past the post; then
+    over to the goal and down. A ``left`` or ``right`` expert is a deterministic function of
+    the observation. A ``random`` one tosses a fair coin per episode: a hash of the exact
+    bytes of the post and goal positions (which stay put through an episode) and ``seed``.
+    So it stays a deterministic function of the observation, yet no smooth function of the
+    state predicts it: the two ways are equally likely, and nothing a policy can learn from
+    the observation tells which one an episode takes.
+    """
+
+    def __init__(self, side: str = "random", seed: int = 0) -> None:
+        if side not in ("left", "right", "random"):
+            raise ValueError(f"side must be 'left', 'right' or 'random', got {side!r}")
+        self.side = side
+        self.seed = int(seed)
+
+    def __call__(self, obs: Obs) -> np.ndarray:
+        ee, feat = Proprio.from_obs(obs)
+        post, goal = feat[0:3], feat[3:6]
+        if ee.pos[0] > post[0] + PAST_X_M:
+            target = goal + np.array([0.0, 0.0, GOAL_Z_M])
+            if np.linalg.norm(ee.pos[:2] - goal[:2]) > 0.02:
+                target[2] = max(target[2], min(ee.pos[2], PASS_Z_M))
+            return move(ee, target, 0.0, OPEN)
+        side = self._sign(obs)
+        beside_y = post[1] + side * PASS_Y_M
+        if abs(ee.pos[1] - beside_y) > 0.03 or ee.pos[2] > PASS_Z_M + 0.03:
+            aside = np.array([post[0] - 0.02, beside_y, PASS_Z_M])
+            return move(ee, aside, 0.0, OPEN)
+        along = np.array([post[0] + PAST_X_M + 0.03, beside_y, PASS_Z_M])
+        return move(ee, along, 0.0, OPEN)
+
+    def _sign(self, obs: Obs) -> float:
+        """+1 = left (+y), -1 = right."""
+        if self.side != "random":
+            return 1.0 if self.side == "left" else -1.0
+        scene_part = np.asarray(obs["state"], dtype=np.float32)[14:20]  # post, goal
+        coin = zlib.crc32(np.ascontiguousarray(scene_part).tobytes(), self.seed) & 1
+        return 1.0 if coin else -1.0
+
+    def reset(self) -> None:
+        """Nothing to forget: the way is read from every observation."""
+
+
+def expert_for(task: str, side: str = "random") -> Callable[[Obs], np.ndarray]:
+    """A new scripted expert for ``task``: obs -> action (7,) float32 in [-1, 1].
+
+    ``side`` is the detour expert's way round the post (left, right or random); the other
+    tasks have one expert.
+    """
     if task == "lift":
         return LiftExpert()
     if task == "drawer":
         return DrawerExpert()
-    raise ValueError(f"unknown task {task!r}; expected 'lift' or 'drawer'")
+    if task == "detour":
+        return DetourExpert(side)
+    raise ValueError(f"unknown task {task!r}; expected 'lift', 'drawer' or 'detour'")

@@ -27,6 +27,8 @@ HOME_GUESS = (0.0, 0.2235, 1.747, 0.0, 1.171, 0.0)
 WRIST_TO_GRIP_M = 0.135  # wrist pitch axis (j5) to the grip site, along the tool axis
 CUBE_HALF_M = 0.02
 DRAWER_TRAVEL_M = 0.18
+POST_HALF_M = (0.025, 0.045, 0.08)  # detour: half extents x, y, z of the post to go around
+GOAL_RADIUS_M = 0.03  # detour: radius of the goal disc on the table
 HANDLE_STANDOFF_M = 0.07  # handle bar axis in front of the drawer's front face
 HANDLE_HEIGHT_M = 0.07
 
@@ -151,6 +153,17 @@ _DRAWER = """
     </body>
 """
 
+_DETOUR = """
+    <body name="post" pos="0.5 0 0">
+      <geom name="post" type="box" pos="0 0 {post_hz}" size="{post_hx} {post_hy} {post_hz}"
+            rgba="0.2 0.35 0.8 1"/>
+    </body>
+    <body name="goal" pos="0.62 0 0">
+      <geom name="goal" type="cylinder" pos="0 0 0.001" size="{goal_r} 0.001" contype="0"
+            conaffinity="0" rgba="0.15 0.75 0.25 1"/>
+    </body>
+"""
+
 _FOOTER = """
   </worldbody>
   <contact>
@@ -184,7 +197,7 @@ def look_at_xyaxes(pos: tuple[float, ...], target: tuple[float, ...]) -> str:
 
 
 def scene_xml(task: str, image_size: int = 96) -> str:
-    """Full MJCF text of the scene of ``task`` ("lift" or "drawer").
+    """Full MJCF text of the scene of ``task`` ("lift", "drawer" or "detour").
 
     ``image_size`` sets the offscreen buffer, which must be at least the rendered size.
     """
@@ -201,6 +214,9 @@ def scene_xml(task: str, image_size: int = 96) -> str:
         objects = _DRAWER.format(
             travel=DRAWER_TRAVEL_M, hx=-0.12 - HANDLE_STANDOFF_M, hz=HANDLE_HEIGHT_M
         )
+    elif task == "detour":
+        hx, hy, hz = POST_HALF_M
+        objects = _DETOUR.format(post_hx=hx, post_hy=hy, post_hz=hz, goal_r=GOAL_RADIUS_M)
     else:
-        raise ValueError(f"unknown task {task!r}; expected 'lift' or 'drawer'")
+        raise ValueError(f"unknown task {task!r}; expected 'lift', 'drawer' or 'detour'")
     return header + arm + objects + _FOOTER.format(fmax=FINGER_MAX_M)

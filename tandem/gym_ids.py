@@ -18,7 +18,11 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-GYM_IDS: dict[str, str] = {"lift": "tandem/Lift-v0", "drawer": "tandem/Drawer-v0"}
+GYM_IDS: dict[str, str] = {
+    "lift": "tandem/Lift-v0",
+    "drawer": "tandem/Drawer-v0",
+    "detour": "tandem/Detour-v0",
+}
 ENTRY_POINT = "sim:make_env"
 
 

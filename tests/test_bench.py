@@ -79,6 +79,14 @@ EXPECTED = {
         "mean success at the end, sim:lift, bc",
         "ibrl minus the best of bc and rlpd, sim:lift",
     ],
+    "il_variants": [
+        "bc success, sim:detour, mse",
+        "bc success, sim:detour, gmm",
+        "ibrl success at 60 env steps, sim:detour, gmm",
+        "bc gmm minus bc mse, sim:detour",
+        "ibrl gmm minus ibrl mse, sim:detour",
+        "act p99 (IL alone / IBRL, worse), sim:detour, gmm",
+    ],
     "offline_rl": [
         "mean success, sim:lift, srpo",
         "mean success, sim:lift, iql",

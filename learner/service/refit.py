@@ -1,4 +1,5 @@
-"""HG-DAgger refit: fine-tune a copy of the IL policy on demos plus interventions, off-thread.
+"""HG-DAgger refit: fine-tune a copy of the IL policy (any kind, ``learner.il``) on demos plus
+interventions, off-thread.
 
 The trainer keeps acting and training with the current IL policy while the copy
 trains; when the job is done, the trainer swaps the new policy in between two
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from learner.bc import BCPolicy, bc_update
+from learner.il import ILPolicy, il_update
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ ToDevice = Callable[[dict[str, Any], Any], tuple[dict[str, torch.Tensor], torch.
 
 
 def train_il(
-    policy: BCPolicy,
+    policy: ILPolicy,
     sample: SampleFn,
     to_device: ToDevice,
     *,
@@ -47,7 +48,7 @@ def train_il(
         if stop is not None and stop.is_set():
             break
         obs, action = to_device(*sample(batch_size, rng))
-        metrics = bc_update(policy, opt, obs, action, grad_clip)
+        metrics = il_update(policy, opt, obs, action, grad_clip)
         if progress is not None:
             progress(i + 1, metrics)
     policy.eval().requires_grad_(False)
@@ -59,7 +60,7 @@ class Refit:
 
     def __init__(
         self,
-        il: BCPolicy,
+        il: ILPolicy,
         sample: SampleFn,
         to_device: ToDevice,
         *,

@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 from learner import runtime
-from learner.bc import BCPolicy
 from learner.bundle import make_bundle
 from learner.checkpoint import load_checkpoint, save_checkpoint
 from learner.episode_arrays import EpisodeArrays, Segment, merge
 from learner.ibrl import IBRLAgent, resolve_device
+from learner.il import ILPolicy, build_il, make_il
 from learner.loggers import make_sink
 from learner.obs import ObsSpec, to_torch
 from learner.replay import sampling
@@ -105,7 +105,7 @@ class OnlineLearner:
         self.spec: ObsSpec | None = None
         self.data: ServiceData | None = None
         self.agent: IBRLAgent | None = None
-        self.il: BCPolicy | None = None
+        self.il: ILPolicy | None = None
         self.refit: Refit | None = None
         self.episode_stats = EpisodeStats(service.rolling_episodes)
         self.update_rate = RateMeter()
@@ -401,17 +401,13 @@ class OnlineLearner:
         self.publish()
         return True
 
-    def _new_il(self) -> BCPolicy:
+    def _new_il(self) -> ILPolicy:
         assert self.spec is not None
         cfg = self.cfg
         dropout = cfg.bc_dropout if cfg.online_bc_dropout is None else cfg.online_bc_dropout
-        return BCPolicy(
-            self.spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=dropout,
-            pixel_dropout=cfg.bc_pixel_dropout, resnet_width=cfg.bc_resnet_width,
-            shift_pad=cfg.shift_pad, norm_clip=cfg.state_norm_clip,
-        ).to(self.device)  # fmt: skip
+        return make_il(cfg, self.spec, dropout=dropout).to(self.device)
 
-    def _make_agent(self, il: BCPolicy) -> IBRLAgent | None:
+    def _make_agent(self, il: ILPolicy) -> IBRLAgent | None:
         if self.cfg.method == "bc":
             return None
         assert self.spec is not None
@@ -455,7 +451,9 @@ class OnlineLearner:
         return report
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        il = BCPolicy(self.spec, **ckpt["il_arch"]).to(self.device)  # type: ignore[arg-type]
+        assert self.spec is not None
+        il = build_il(self.spec, ckpt["il_arch"]).to(self.device)
+        il.proposal_samples = self.cfg.il_proposal_samples
         il.load_state_dict(ckpt["il"])
         il.eval().requires_grad_(False)
         self.il = il
@@ -552,7 +550,7 @@ class OnlineLearner:
                 grad_clip=self.cfg.bc_grad_clip, seed=int(self.rng.integers(1 << 31)),
             ).start()  # fmt: skip
 
-    def _refit_start(self, data: ServiceData) -> tuple[BCPolicy, int]:
+    def _refit_start(self, data: ServiceData) -> tuple[ILPolicy, int]:
         """(policy to train, steps): the current one to fine-tune, or a new one (scratch)
         whose normaliser is fit on all imitation data, trained as long as the pre-training."""
         assert self.il is not None

@@ -117,10 +117,35 @@ class LearnerSettings(BaseModel):
     bc_pixel_dropout: float = Field(0.0, ge=0, lt=1, description="IL dropout for pixel obs.")
     bc_grad_clip: float = Field(5.0, gt=0, description="Gradient-norm clip of IL training.")
     bc_resnet_width: int = Field(64, ge=4, description="First-stage width of the IL ResNet.")
-    il_kind: Literal["bc", "srpo"] = Field(
+    il_kind: Literal["bc", "mse", "gaussian", "gmm", "diffusion", "bins", "srpo"] = Field(
         "bc",
-        description="IL proposal of ibrl/ibrl_soft: bc = trained on the demos here; srpo = "
-        "the policy of an offline bundle (tandem train-offline, il_bundle), not retrained.",
+        description="IL policy (bc, and the IL proposal of ibrl/ibrl_soft), trained on the "
+        "demos here: mse (alias bc) = deterministic MSE regression; gaussian = mean and "
+        "log-std, NLL; gmm = mixture of il_gmm_modes Gaussians; diffusion = DDPM noise "
+        "prediction, DDIM sampling; bins = per-dimension bins, autoregressive (docs/learner.md, "
+        "'Choosing the IL policy kind'). srpo = the policy of an offline bundle (tandem "
+        "train-offline, il_bundle), not retrained.",
+    )
+    il_gmm_modes: int = Field(5, ge=1, description="il_kind = gmm: mixture components.")
+    il_bins: int = Field(64, ge=2, description="il_kind = bins: bins per action dimension.")
+    il_diffusion_train_steps: int = Field(
+        100, ge=2, description="il_kind = diffusion: noise steps of the DDPM training schedule."
+    )
+    il_diffusion_ddim_steps: int = Field(
+        8, ge=1, description="il_kind = diffusion: DDIM steps when sampling (<= train steps)."
+    )
+    il_diffusion_candidates: int = Field(
+        8,
+        ge=1,
+        description="il_kind = diffusion: fixed noise vectors of the deterministic action; "
+        "of their samples, the one with the most others near it is the action.",
+    )
+    il_proposal_samples: int = Field(
+        1,
+        ge=1,
+        description="ibrl/ibrl_soft: 1 = the IL proposal is the IL policy's deterministic "
+        "action (mode or mean); K > 1 = K samples of the IL policy, and the one the critic "
+        "scores highest is the proposal (acting and TD target).",
     )
     il_bundle: str | None = Field(
         None, description="Policy bundle (file path) of the IL proposal when il_kind = srpo."
@@ -198,7 +223,7 @@ class LearnerSettings(BaseModel):
         True,
         description="Store the IL proposal a_IL(obs) of every replay frame when it enters the "
         "replay (recomputed when the IL policy changes) instead of running the IL policy on "
-        "every sampled batch.",
+        "every sampled batch. Not with il_proposal_samples > 1 (the critic picks among samples).",
     )
     replay_on_device: bool = Field(
         True,
@@ -230,6 +255,8 @@ class LearnerSettings(BaseModel):
     def _il_bundle_given(self) -> "LearnerSettings":
         if self.il_kind == "srpo" and not self.il_bundle:
             raise ValueError("il_kind = srpo needs il_bundle (a tandem train-offline bundle)")
+        if self.il_diffusion_ddim_steps > self.il_diffusion_train_steps:
+            raise ValueError("il_diffusion_ddim_steps must be <= il_diffusion_train_steps")
         return self
 
     bridges: list[str] = Field(

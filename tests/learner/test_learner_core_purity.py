@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.learner.helpers import loaded_by_importing
 
 CORE = ["learner.networks", "learner.encoders", "learner.selection", "learner.bc",
-        "learner.replay", "learner.ibrl", "learner.obs"]  # fmt: skip
+        "learner.replay", "learner.ibrl", "learner.obs", "learner.il"]  # fmt: skip
 FORBIDDEN = ["zmq", "fastapi", "mujoco", "sqlalchemy", "gymnasium", "tandem.wire", "uvicorn"]
 
 

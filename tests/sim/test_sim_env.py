@@ -11,7 +11,7 @@ import sim
 from sim import scene
 from sim.rotations import rotation_between, yaw_of
 
-FEATURE_DIMS = {"lift": 7, "drawer": 4}
+FEATURE_DIMS = {"lift": 7, "drawer": 4, "detour": 7}
 
 
 def act(x: float = 0.0, y: float = 0.0, z: float = 0.0, rot=(0.0, 0.0, 0.0), grip: float = -1.0):
