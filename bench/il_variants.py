@@ -3,6 +3,7 @@ sim:detour and on sim:lift, over seeds; and the act latency of each kind.
 
     python bench/il_variants.py                    # 2 tasks x 5 kinds x 3 seeds
     python bench/il_variants.py --envs sim:detour --kinds mse,gmm --seeds 0 --steps 1000
+    python bench/il_variants.py --envs sim:detour --kinds mse,gmm,diffusion --no-ibrl  # BC only
 
 Records ``--demos`` scripted demonstrations per task (state only; sim:detour: half with the
 expert passing the post on the left, half on the right), then for every (task, kind, seed),
@@ -11,7 +12,9 @@ settings, method ibrl, ``learner.il_kind`` = the kind): the IL policy is pre-tra
 demos and evaluated alone (= ``tandem train --method bc`` with that seed: the same
 pre-training), then IBRL runs for ``--steps`` env steps (warm-up included) with that policy
 as its proposal and is evaluated at the end (``--ibrl-eval-episodes``; BC:
-``--eval-episodes``; both on the same episode seeds for every kind).
+``--eval-episodes``; both on the same episode seeds for every kind). ``--no-ibrl`` stops after
+the BC part. Every kind trains ``--bc-steps`` IL steps except those with their own budget
+given with ``--bc-steps-for`` (none by default: compare kinds at equal budgets).
 
 Act latency: per kind, the policy bundle of the seed-0 run (IL policy alone, as a bc bundle
 acts, and the IBRL bundle: IL proposal + actor + critic), ``BundlePolicy.act`` on the task's
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import statistics
@@ -55,6 +59,9 @@ from tandem.settings import Settings, load_settings, save_settings  # noqa: E402
 KINDS = ("mse", "gaussian", "gmm", "diffusion", "bins")
 BC_MARGIN, P99_MS = 0.3, 20.0
 MULTIMODAL = "sim:detour"
+# kinds with their own IL budget by default (none: every kind gets --bc-steps, since MSE
+# improves with more steps too, bench/README.md; --bc-steps-for sets one)
+KIND_STEPS: dict[str, int] = {}
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,7 +73,18 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--profile", default="cpu")
     p.add_argument("--bc-steps", type=int, default=2000, help="IL pre-training steps")
     p.add_argument("--bc-lr", type=float, default=1e-3, help="IL learning rate (every kind)")
+    p.add_argument(
+        "--bc-steps-for",
+        action="append",
+        default=[],
+        metavar="KIND=STEPS",
+        help="IL pre-training steps of one kind, instead of --bc-steps (repeatable)",
+    )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="learner_set",
+                   help="one more learner setting for every run, VALUE as JSON (repeatable), "
+                   "e.g. il_diffusion_predict='\"x0\"'")  # fmt: skip
     p.add_argument("--steps", type=int, default=600, help="IBRL env-step budget per run")
+    p.add_argument("--no-ibrl", action="store_true", help="BC only: skip the IBRL runs")
     p.add_argument("--critic-updates", type=int, default=1, help="critic updates per call")
     p.add_argument("--warmup-episodes", type=int, default=3, help="IBRL IL warm-up episodes")
     p.add_argument("--ibrl-eval-episodes", type=int, default=10)
@@ -105,12 +123,26 @@ def record_demos(env_name: str, count: int, out: Path) -> Path:
     return root
 
 
+def pairs(items: list[str], what: str) -> dict[str, str]:
+    """["a=1", ...] -> {"a": "1"} (SystemExit on an item without "=")."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{what}: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def settings_for(args: argparse.Namespace, kind: str) -> Settings:
-    learner = {"method": "ibrl", "il_kind": kind, "bc_steps": args.bc_steps,
+    given = pairs(args.bc_steps_for, "--bc-steps-for")
+    steps = {**KIND_STEPS, **{k: int(v) for k, v in given.items()}}
+    extra = {k: json.loads(v) for k, v in pairs(args.learner_set, "--set").items()}
+    learner = {"method": "ibrl", "il_kind": kind, "bc_steps": steps.get(kind, args.bc_steps),
                "bc_lr": args.bc_lr, "num_critic_updates": args.critic_updates,
                "warmup_episodes": args.warmup_episodes,
                "eval_every": max(args.steps, 1), "eval_episodes": args.ibrl_eval_episodes,
-               "checkpoint_every": 10**9, "log_every": 10**9}  # fmt: skip
+               "checkpoint_every": 10**9, "log_every": 10**9, **extra}  # fmt: skip
     return load_settings(PROFILE_DIR / f"{args.profile}.toml", learner=learner)
 
 
@@ -121,7 +153,10 @@ def run_one(
     run_dir = args.out / env.replace(":", "-") / kind / f"seed{seed}"
     done = run_dir / "result.json"
     if done.exists():
-        return dict(json.loads(done.read_text()))
+        cached = dict(json.loads(done.read_text()))
+        same = cached.get("settings") == settings_for(args, kind).learner.model_dump(mode="json")
+        if same and (args.no_ibrl or "ibrl_success" in cached):
+            return cached
     shutil.rmtree(run_dir, ignore_errors=True)
     settings = settings_for(args, kind)
     t0 = time.monotonic()
@@ -140,15 +175,18 @@ def run_one(
     bc_s = time.monotonic() - t0
     blob, _ = make_bundle(trainer.cfg, trainer.spec, agent=None, il=il, il_only=True)
     (run_dir / "il.safetensors").write_bytes(blob)
-    rows = RLLoop(trainer, None).run()
     result = {"env": env, "kind": kind, "seed": seed, "bc_success": bc["success_rate"],
-              "ibrl_success": rows[-1]["success_rate"], "ibrl_env_step": rows[-1]["env_step"],
-              "ibrl_il_frac": rows[-1]["bc_selected_frac"], "bc_s": round(bc_s, 1),
-              "total_s": round(time.monotonic() - t0, 1)}  # fmt: skip
+              "bc_s": round(bc_s, 1),
+              "settings": settings.learner.model_dump(mode="json")}  # fmt: skip
+    if not args.no_ibrl:
+        rows = RLLoop(trainer, None).run()
+        result.update(ibrl_success=rows[-1]["success_rate"], ibrl_env_step=rows[-1]["env_step"],
+                      ibrl_il_frac=rows[-1]["bc_selected_frac"])  # fmt: skip
+    result["total_s"] = round(time.monotonic() - t0, 1)
     done.write_text(json.dumps(result))
-    print(f"{env} {kind} seed {seed}: bc {result['bc_success']:.2f} ibrl "
-          f"{result['ibrl_success']:.2f} ({result['total_s']:.0f} s)", file=sys.stderr,
-          flush=True)  # fmt: skip
+    ibrl = f" ibrl {result['ibrl_success']:.2f}" if "ibrl_success" in result else ""
+    print(f"{env} {kind} seed {seed}: bc {result['bc_success']:.2f}{ibrl} "
+          f"({result['total_s']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
     return result
 
 
@@ -180,11 +218,12 @@ def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
     table: dict[tuple[str, str], dict[str, float]] = {}
     for key in sorted({(r["env"], r["kind"]) for r in results}):
         runs = [r for r in results if (r["env"], r["kind"]) == key]
-        bc, ibrl = [r["bc_success"] for r in runs], [r["ibrl_success"] for r in runs]
+        bc = [r["bc_success"] for r in runs]
+        ibrl = [r.get("ibrl_success", float("nan")) for r in runs]
         table[key] = {"bc_mean": statistics.mean(bc), "bc_min": min(bc), "bc_max": max(bc),
                       "ibrl_mean": statistics.mean(ibrl), "ibrl_min": min(ibrl),
                       "ibrl_max": max(ibrl), "seeds": len(runs),
-                      "env_step": runs[0]["ibrl_env_step"]}  # fmt: skip
+                      "env_step": runs[0].get("ibrl_env_step", 0)}  # fmt: skip
     return table
 
 
@@ -205,11 +244,11 @@ def verdicts(
             continue
         ours = [table[(env, k)]["ibrl_mean"] for k in ("gmm", "diffusion") if (env, k) in table]
         best = max(ours, default=None)
-        if best is not None:
+        if best is not None and not math.isnan(best):
             gap = best - table[(env, "mse")]["ibrl_mean"]
             out.append((f"{env}: ibrl best of gmm/diffusion - ibrl mse >= 0", gap, gap >= -1e-9))
     for (env, kind), (_, p99, _, ibrl_p99) in sorted(lat.items()):
-        worst = max(p99, ibrl_p99)
+        worst = p99 if math.isnan(ibrl_p99) else max(p99, ibrl_p99)
         out.append((f"{env}: {kind} act p99 < {P99_MS:g} ms", worst, worst < P99_MS))
     return out
 
@@ -232,7 +271,11 @@ def main() -> None:
                 results.append(run_one(args, env, kind, seed, demos))
             run_dir = args.out / env.replace(":", "-") / kind / f"seed{seeds[0]}"
             il_p50, il_p99 = latency(run_dir / "il.safetensors", env, args.latency_reps)
-            ibrl_p50, ibrl_p99 = latency(run_dir / "policy.safetensors", env, args.latency_reps)
+            ibrl_p50, ibrl_p99 = (
+                (float("nan"), float("nan"))
+                if args.no_ibrl
+                else latency(run_dir / "policy.safetensors", env, args.latency_reps)
+            )
             lat[(env, kind)] = (il_p50, il_p99, ibrl_p50, ibrl_p99)
     table = summarise(results)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
@@ -253,11 +296,13 @@ def report(
                               "il_p99_ms": p99, "ibrl_p50_ms": ibrl_p50,
                               "ibrl_p99_ms": ibrl_p99}))  # fmt: skip
         return
+    per_kind = {**KIND_STEPS, **pairs(args.bc_steps_for, "--bc-steps-for")}
+    own = "".join(f", {k} {v}" for k, v in per_kind.items())
     print(f"\n{args.profile} profile, {args.demos} demos, seeds {args.seeds}, IL {args.bc_steps} "
-          f"steps at lr {args.bc_lr:g} ({args.eval_episodes} eval episodes), IBRL {args.steps} "
-          f"env steps ({args.warmup_episodes} IL warm-up episodes, {args.critic_updates} critic "
-          f"update(s) per call, {args.ibrl_eval_episodes} eval episodes); "
-          f"{wall / 60:.0f} min")  # fmt: skip
+          f"steps{own} at lr {args.bc_lr:g} ({args.eval_episodes} eval episodes), "
+          f"IBRL {args.steps} env steps ({args.warmup_episodes} IL warm-up episodes, "
+          f"{args.critic_updates} critic update(s) per call, {args.ibrl_eval_episodes} eval "
+          f"episodes); {wall / 60:.0f} min")  # fmt: skip
     print("| task | kind | BC success mean (min-max) | IBRL success mean (min-max) | "
           "act p50 / p99 IL alone (ms) | act p50 / p99 IBRL (ms) |")  # fmt: skip
     print("|---|---|---|---|---|---|")

@@ -5,7 +5,7 @@
 | ``mse``     | ``mse.py``     | MSE regression           | the regression                        |
 | ``gaussian``| ``gaussian.py``| Gaussian NLL             | the mean                              |
 | ``gmm``     | ``gmm.py``     | mixture log-likelihood   | mean of the most probable component   |
-| ``diffusion``| ``diffusion.py``| DDPM noise prediction  | DDIM from fixed noise (densest)       |
+| ``diffusion``| ``diffusion.py``| DDPM, x0 or eps        | DDIM from fixed noise (densest)       |
 | ``bins``    | ``bins.py``    | per-dim cross-entropy, AR| greedy bin per dimension              |
 
 ``make_il(cfg, spec)`` builds the kind that ``learner.il_kind`` names (``bc`` is ``mse``);
@@ -55,7 +55,8 @@ def kind_args(cfg: LearnerSettings, kind: str) -> dict[str, Any]:
     if kind == "diffusion":
         return {"train_steps": cfg.il_diffusion_train_steps,
                 "ddim_steps": cfg.il_diffusion_ddim_steps,
-                "candidates": cfg.il_diffusion_candidates}  # fmt: skip
+                "candidates": cfg.il_diffusion_candidates,
+                "predict": cfg.il_diffusion_predict}  # fmt: skip
     if kind == "bins":
         return {"bins": cfg.il_bins}
     return {}

@@ -2,7 +2,10 @@
 features, sampled with DDIM (deterministic, eta = 0) in a few steps.
 
 Training (Ho et al.): a_t = sqrt(abar_t) a + sqrt(1 - abar_t) eps for a random step t of a
-cosine schedule of ``train_steps``; the network predicts eps (MSE). Sampling: DDIM over
+cosine schedule of ``train_steps``; the network predicts eps (MSE), or with ``predict = "x0"``
+the clean action a itself (the eps error is divided by sqrt(abar_t) in the clean action, so
+eps prediction is imprecise where abar_t is small; an x0 network is precise on dimensions the
+demos hold constant). Sampling: DDIM over
 ``ddim_steps`` evenly spaced steps, the predicted clean action clamped to [-1, 1] at each.
 
 The deterministic action (``forward``, what IBRL proposes, in the TD target too) starts from
@@ -24,6 +27,7 @@ from learner.networks import mlp
 from learner.obs import ObsSpec
 
 TIME_EMB = 32
+PREDICTS = ("eps", "x0")
 MODE_RADIUS = 0.25  # action-space distance within which two samples count as one mode
 
 
@@ -69,16 +73,19 @@ class DiffusionPolicy(ILPolicy):
         ddim_steps: int = 8,
         candidates: int = 4,
         noise_seed: int = 0,
+        predict: str = "eps",
         **trunk: Any,
     ):
         super().__init__(spec, **trunk)
         if not 1 <= ddim_steps <= train_steps:
             raise ValueError(f"ddim_steps must be in [1, {train_steps}], got {ddim_steps}")
+        if predict not in PREDICTS:
+            raise ValueError(f"predict must be one of {PREDICTS}, got {predict!r}")
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {candidates}")
         self.arch.update(kind=self.kind, train_steps=train_steps, ddim_steps=ddim_steps,
-                         candidates=candidates, noise_seed=noise_seed)  # fmt: skip
-        self.train_steps, self.ddim_steps = train_steps, ddim_steps
+                         candidates=candidates, noise_seed=noise_seed, predict=predict)  # fmt: skip
+        self.train_steps, self.ddim_steps, self.predict = train_steps, ddim_steps, predict
         a = spec.action_dim
         self.head = mlp(
             self.feat_dim + a + TIME_EMB, self.arch["hidden"], self.head_layers, a,
@@ -88,9 +95,19 @@ class DiffusionPolicy(ILPolicy):
         gen = torch.Generator().manual_seed(noise_seed)
         self.register_buffer("fixed_noise", torch.randn(candidates, a, generator=gen))
 
-    def eps(self, feat: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Predicted noise [N, A] for features [N, F], noisy actions [N, A], steps t [N]."""
+    def net(self, feat: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The network's output [N, A] (noise or clean action, ``predict``) for features
+        [N, F], noisy actions [N, A], steps t [N]."""
         return self.head(torch.cat([feat, noisy, time_embedding(t)], dim=-1))
+
+    def clean(self, feat: torch.Tensor, x: torch.Tensor, t: int) -> torch.Tensor:
+        """The predicted clean action [N, A] in [-1, 1] at step ``t`` from noisy ``x``."""
+        tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        out = self.net(feat, x, tt)
+        if self.predict == "x0":
+            return out.clamp(-1.0, 1.0)
+        ab = self.alpha_bar[t]
+        return ((x - (1 - ab).sqrt() * out) / ab.sqrt()).clamp(-1.0, 1.0)
 
     def loss(self, obs: Tensors, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         feat = self.features(obs, augment=True)
@@ -98,16 +115,15 @@ class DiffusionPolicy(ILPolicy):
         noise = torch.randn_like(action)
         ab = self.alpha_bar[t].unsqueeze(-1)
         noisy = ab.sqrt() * action + (1 - ab).sqrt() * noise
-        return (self.eps(feat, noisy, t) - noise).square().sum(-1).mean(), {}
+        target = action if self.predict == "x0" else noise
+        return (self.net(feat, noisy, t) - target).square().sum(-1).mean(), {}
 
     def denoise(self, feat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """DDIM (eta = 0) from noise ``x`` [N, A] to actions [N, A] in (-1, 1)."""
         steps = torch.linspace(self.train_steps - 1, 0, self.ddim_steps).round().long().tolist()
         for i, t in enumerate(steps):
             ab = self.alpha_bar[t]
-            tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-            eps = self.eps(feat, x, tt)
-            x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1.0, 1.0)
+            x0 = self.clean(feat, x, t)
             if i + 1 == len(steps):
                 x = x0
                 break

@@ -16,6 +16,7 @@ from learner.obs import ObsSpec
 
 WEIGHT_FLOOR = 0.1
 GMM_LOG_STD_MAX = -2.0  # components no wider than 0.14: one cannot stretch over two ways
+WIDE_START = 3.0  # initial log-std bias before the squash (see GMMPolicy._start_wide)
 
 
 class GMMPolicy(ILPolicy):
@@ -34,6 +35,20 @@ class GMMPolicy(ILPolicy):
             self.feat_dim, self.arch["hidden"], self.head_layers, out,
             dropout=self.head_dropout, layer_norm=self.head_layer_norm,
         )  # fmt: skip
+        self._start_wide()
+
+    def _start_wide(self) -> None:
+        """Every component starts at nearly the widest width: log-std bias +3 before the
+        squash, sigmoid(3) = 0.95 of the way to GMM_LOG_STD_MAX. Started narrow (the
+        default init: halfway, e^-3.5), the first large-loss steps hand all the weight to
+        whichever component happens to be widest, and on some seeds it keeps it."""
+        head = self.head
+        assert isinstance(head, torch.nn.Sequential)
+        last = head[-1]
+        assert isinstance(last, torch.nn.Linear)
+        k, a = self.modes, self.action_dim
+        with torch.no_grad():
+            last.bias[k:].view(k, 2 * a)[:, a:] = WIDE_START
 
     def mixture(
         self, obs: Tensors, augment: bool = False

@@ -121,10 +121,10 @@ class LearnerSettings(BaseModel):
         "bc",
         description="IL policy (bc, and the IL proposal of ibrl/ibrl_soft), trained on the "
         "demos here: mse (alias bc) = deterministic MSE regression; gaussian = mean and "
-        "log-std, NLL; gmm = mixture of il_gmm_modes Gaussians; diffusion = DDPM noise "
-        "prediction, DDIM sampling; bins = per-dimension bins, autoregressive (docs/learner.md, "
-        "'Choosing the IL policy kind'). srpo = the policy of an offline bundle (tandem "
-        "train-offline, il_bundle), not retrained.",
+        "log-std, NLL; gmm = mixture of il_gmm_modes Gaussians; diffusion = DDPM "
+        "(il_diffusion_predict), DDIM sampling; bins = per-dimension bins, autoregressive "
+        "(docs/learner.md, 'Choosing the IL policy kind'). srpo = the policy of an offline "
+        "bundle (tandem train-offline, il_bundle), not retrained.",
     )
     il_gmm_modes: int = Field(5, ge=1, description="il_kind = gmm: mixture components.")
     il_bins: int = Field(64, ge=2, description="il_kind = bins: bins per action dimension.")
@@ -139,6 +139,11 @@ class LearnerSettings(BaseModel):
         ge=1,
         description="il_kind = diffusion: fixed noise vectors of the deterministic action; "
         "of their samples, the one with the most others near it is the action.",
+    )
+    il_diffusion_predict: Literal["eps", "x0"] = Field(
+        "x0",
+        description="il_kind = diffusion: what the network predicts, the clean action (x0) "
+        "or the noise (eps, DDPM; bundles from before this setting are eps).",
     )
     il_proposal_samples: int = Field(
         1,

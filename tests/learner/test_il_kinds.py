@@ -81,11 +81,13 @@ def test_gmm_recovers_both_modes_where_mse_averages_them() -> None:
     assert bool((mean.abs() < 0.25).all()), mean  # MSE: the average of the two ways
 
 
-def test_diffusion_samples_match_a_known_distribution() -> None:
+@pytest.mark.parametrize("predict", ["eps", "x0"])
+def test_diffusion_samples_match_a_known_distribution(predict: str) -> None:
     """a0 = +-0.6 (fair coin, sd 0.02), a1 = 0.2 a0: the DDIM samples put half their mass at
-    each mode, keep the correlation, and the deterministic action sits on a mode."""
+    each mode, keep the correlation, and the deterministic action sits on a mode, whether the
+    network predicts the noise or the clean action."""
     states, actions = bimodal()
-    policy = policy_of("diffusion", train_steps=50, ddim_steps=25, candidates=4)
+    policy = policy_of("diffusion", train_steps=50, ddim_steps=25, candidates=4, predict=predict)
     fit(policy, states, actions, 1500)
     probe = {"state": torch.randn(4, 4, generator=torch.Generator().manual_seed(5))}
     with torch.no_grad():
@@ -215,6 +217,14 @@ def test_unknown_kinds_are_refused() -> None:
         tiny_settings(il_kind="flow")
     with pytest.raises(ValueError, match="ddim_steps"):
         tiny_settings(il_kind="diffusion", il_diffusion_train_steps=10, il_diffusion_ddim_steps=20)
+    with pytest.raises(ValueError, match="predict"):
+        policy_of("diffusion", predict="v")
+    with pytest.raises(ValueError):
+        tiny_settings(il_kind="diffusion", il_diffusion_predict="v")
+    # a diffusion arch without ``predict`` (bundles before the setting) predicts the noise
+    arch = dict(policy_of("diffusion").arch)
+    del arch["predict"]
+    assert build_il(SPEC, arch).predict == "eps"  # type: ignore[attr-defined]
     # an arch without a kind (every policy before kinds) is an MSE policy
     arch = dict(policy_of("mse").arch)
     del arch["kind"]
