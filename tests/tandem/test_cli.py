@@ -57,3 +57,12 @@ def test_unknown_command_is_a_usage_error():
     result = tandem("frobnicate")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_the_cli_module_runs_as_a_script_too():
+    result = subprocess.run(
+        [sys.executable, "-m", "tandem.cli.main", "--help"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert "usage: tandem" in result.stdout
