@@ -165,6 +165,7 @@ def _resolve_settings(args: argparse.Namespace) -> Settings:
 
 def _train(args: argparse.Namespace) -> int:
     setup_logging("learner", args.log_level, None)
+    from learner.acting import BundleError
     from learner.dagger import DAggerTrainer, ExpertError, load_expert
     from learner.demos import DemoError
     from learner.envs import EnvSpecError, parse_env
@@ -190,7 +191,7 @@ def _train(args: argparse.Namespace) -> int:
             rows = DAggerTrainer(settings, train_args, expert, args.expert).run()
         else:
             rows = Trainer(settings, train_args).run()
-    except (EnvSpecError, DemoError, LoggerError, ExpertError) as exc:
+    except (EnvSpecError, DemoError, LoggerError, ExpertError, BundleError) as exc:
         sys.stderr.write(f"tandem train: {exc}\n")
         return EXIT_USAGE
     _report(rows, out)

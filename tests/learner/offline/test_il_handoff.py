@@ -55,3 +55,16 @@ def test_srpo_il_kind_needs_a_bundle_of_the_same_observations(
     _, bundle = offline_bundle
     with pytest.raises(BundleError, match="observations"):
         load_il_policy(bundle, ObsSpec(state_dim=21, action_dim=7, raw_state_dim=21))
+
+
+def test_train_refuses_a_missing_il_bundle_with_a_message(
+    offline_bundle: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, _ = offline_bundle
+    missing = tmp_path / "nope.safetensors"
+    argv = ["train", "--env", "sim:drawer", "--demos", str(data), "--method", "ibrl",
+            "--profile", "cpu", "--steps", "30", "--il-bundle", str(missing),
+            "--out", str(tmp_path / "run"), "--log-level", "WARNING"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "tandem train: not a policy bundle" in err and "nope.safetensors" in err
