@@ -16,7 +16,10 @@ class OfflineSettings(BaseModel):
     batch_size: int = Field(256, ge=1, description="Minibatch size of every stage.")
     hidden: int = Field(256, ge=1, description="Width of the critic, value and policy MLPs.")
     layers: int = Field(2, ge=1, description="Hidden layers of the critic, value and policy.")
-    lr: float = Field(3e-4, gt=0, description="Adam learning rate of every stage.")
+    lr: float = Field(3e-4, gt=0, description="Adam learning rate of the critic and behaviour.")
+    policy_lr: float | None = Field(
+        None, gt=0, description="Adam learning rate of the policy stage; None = lr."
+    )
     # stage 1: IQL critic
     critic_steps: int = Field(20_000, ge=0, description="Gradient steps of the IQL critic.")
     expectile: float = Field(0.7, gt=0, lt=1, description="IQL expectile tau of V.")

@@ -68,7 +68,7 @@ class OfflineTrainer:
         self.policy = BCPolicy(self.spec, hidden=cfg.hidden, layers=cfg.layers, dropout=0.0,
                                norm_clip=10.0)  # fmt: skip
         self.policy.normalizer.fit(self.data.obs)
-        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=self.policy_lr)
 
     def run(self) -> dict[str, Any]:
         """Train the method's stages (skipping finished ones), evaluate, write the bundle."""
@@ -140,10 +140,14 @@ class OfflineTrainer:
             normalize_q=cfg.normalize_q,
         )
 
+    @property
+    def policy_lr(self) -> float:
+        return self.cfg.lr if self.cfg.policy_lr is None else self.cfg.policy_lr
+
     def _set_lr(self, stage: str, step: int, total: int) -> None:
         """Cosine decay to 0 of the policy's learning rate (as SRPO's extraction)."""
         if stage == "policy" and self.cfg.method == "srpo":
-            lr = 0.5 * self.cfg.lr * (1 + math.cos(math.pi * step / total))
+            lr = 0.5 * self.policy_lr * (1 + math.cos(math.pi * step / total))
             for group in self.policy_opt.param_groups:
                 group["lr"] = lr
 

@@ -18,7 +18,7 @@ EXIT_USAGE = 2
 SETTING_FLAGS: dict[str, type] = {
     "critic_steps": int, "behavior_steps": int, "policy_steps": int, "batch_size": int,
     "hidden": int, "layers": int, "beta": float, "expectile": float, "reward_scale": float,
-    "awr_temperature": float, "behavior_hidden": int, "behavior_blocks": int,
+    "awr_temperature": float, "policy_lr": float, "behavior_hidden": int, "behavior_blocks": int,
     "behavior_expand": int, "eval_episodes": int, "time_limit": int, "threads": int,
 }  # fmt: skip
 

@@ -85,3 +85,16 @@ def test_train_offline_refuses_a_dataset_of_another_env(
             str(tmp_path / "r"), "--log-level", "WARNING", *FEW]  # fmt: skip
     assert main(argv) == 2
     assert "dims" in capsys.readouterr().err
+
+
+def test_policy_lr_sets_only_the_policy_stage_learning_rate(dataset: Path, tmp_path: Path) -> None:
+    env = parse_env("sim:drawer")
+    small = {"batch_size": 16, "hidden": 16, "behavior_hidden": 16, "lr": 3e-4}
+    trainer = OfflineTrainer(OfflineSettings(**small, policy_lr=1e-3), env, dataset, tmp_path)
+    assert trainer.policy_opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert trainer.critic.q_opt.param_groups[0]["lr"] == pytest.approx(3e-4)
+    assert trainer.behavior_opt.param_groups[0]["lr"] == pytest.approx(3e-4)
+    default = OfflineTrainer(OfflineSettings(**small), env, dataset, tmp_path / "d")
+    assert default.policy_opt.param_groups[0]["lr"] == pytest.approx(3e-4)
+    with pytest.raises(ValueError, match="policy_lr"):
+        OfflineSettings(policy_lr=0.0)
