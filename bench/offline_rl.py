@@ -52,8 +52,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--mix", default=MIX)
     p.add_argument("--critic-steps", type=int, default=4000)
-    p.add_argument("--behavior-steps", type=int, default=4000)
-    p.add_argument("--policy-steps", type=int, default=2000)
+    p.add_argument("--behavior-steps", type=int, default=16000)
+    p.add_argument("--policy-steps", type=int, default=6000)
+    p.add_argument("--policy-lr", type=float, default=1e-3)
     p.add_argument("--behavior-hidden", type=int, default=128)
     p.add_argument("--behavior-expand", type=int, default=2)
     p.add_argument("--beta", type=float, default=0.1)
@@ -68,8 +69,9 @@ def parse_args() -> argparse.Namespace:
 def settings(args: argparse.Namespace, method: str) -> OfflineSettings:
     return OfflineSettings(
         method=method, critic_steps=args.critic_steps, behavior_steps=args.behavior_steps,
-        policy_steps=args.policy_steps, behavior_hidden=args.behavior_hidden,
-        behavior_expand=args.behavior_expand, beta=args.beta, expectile=0.9, reward_scale=10.0,
+        policy_steps=args.policy_steps, policy_lr=args.policy_lr,
+        behavior_hidden=args.behavior_hidden, behavior_expand=args.behavior_expand,
+        beta=args.beta, expectile=0.9, reward_scale=10.0,
         eval_episodes=args.eval_episodes, threads=1,
     )  # fmt: skip
 
