@@ -113,7 +113,7 @@ class Explorer:
     def _act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         if self._warming_up():
             return self.rng.uniform(-1, 1, self.spec.action_dim).astype(np.float32)
-        action, _ = self.agent.act(to_torch(obs, self.device), explore=True)
+        action, _ = self.agent.act(to_torch(self._view(obs), self.device), explore=True)
         return np.asarray(action[0].cpu().numpy(), np.float32)
 
     def _episode(self) -> None:
@@ -134,9 +134,10 @@ class Explorer:
     def _store(self, frames: list[dict[str, np.ndarray]], steps: list[StepData],
                terminated: bool, truncated: bool) -> None:  # fmt: skip
         obs = {k: np.stack([f[k] for f in frames]) for k in frames[0]}
+        self.episode_states.append(obs["state"])  # every entry: coverage reads the object
         actions = np.stack([s.action[: self.spec.action_dim] for s in steps])
-        self.ring.add_episode(obs, actions, np.zeros(len(steps), np.float32), terminated)
-        self.episode_states.append(obs["state"])
+        rewards = np.zeros(len(steps), np.float32)  # reward-free: r_int is computed per batch
+        self.ring.add_episode(self._view(obs), actions, rewards, terminated)
         self.episodes += 1
         if self.episodes == max(self.cfg.warmup_episodes, 1):  # state statistics, once
             self.agent.normalizer.fit(self.ring.obs["state"][: self.ring.num_frames])
@@ -163,6 +164,10 @@ class Explorer:
             success=success, terminated=terminated, truncated=truncated,
             end_reason="success" if success else "time_limit",
         )  # fmt: skip
+
+    def _view(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What the agent sees: the first ``state_dims`` state entries and the cameras."""
+        return {**obs, "state": obs["state"][..., : self.spec.raw_state_dim]}
 
     # ---------------------------------------------------------------- learning
     def _after_step(self) -> None:
