@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +71,16 @@ def main() -> None:
     p.add_argument("--bc-width", type=int, default=4, help="IL ResNet first-stage width")
     p.add_argument("--mode", choices=["frozen", "finetune"], default="frozen")
     p.add_argument("--level", type=float, default=0.5, help="success level to reach")
+    p.add_argument("--jobs", type=int, default=1, help="training runs at a time")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--png", type=Path, required=True)
     args = p.parse_args()
+    jobs = [(v, int(s)) for s in args.seeds.split(",") for v in VARIANTS]
+    with ThreadPoolExecutor(args.jobs) as pool:  # each job is a tandem train process
+        runs = list(pool.map(lambda job: (job[0], train(args, *job)), jobs))
     rows: list[dict[str, Any]] = []
-    for seed in (int(s) for s in args.seeds.split(",")):
-        for variant in VARIANTS:
-            rows += [
-                {**r, "method": f"ibrl, {variant}"} for r in read_run(train(args, variant, seed))
-            ]
+    for variant, run in runs:
+        rows += [{**r, "method": f"ibrl, {variant}"} for r in read_run(run)]
     title = (f"pixel IBRL on {args.env}: Proto-RL encoder ({args.mode}) vs from scratch "
              f"({args.profile} profile)")  # fmt: skip
     plot_success(args.png, rows, title)
