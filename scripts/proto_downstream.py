@@ -81,8 +81,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for variant, run in runs:
         rows += [{**r, "method": f"ibrl, {variant}"} for r in read_run(run)]
-    title = (f"pixel IBRL on {args.env}: Proto-RL encoder ({args.mode}) vs from scratch "
-             f"({args.profile} profile)")  # fmt: skip
+    title = f"pixel IBRL, {args.profile}: Proto-RL encoder ({args.mode}) vs scratch"
     plot_success(args.png, rows, title)
     for variant in VARIANTS:
         steps, means, _, _ = curve([r for r in rows if r["method"] == f"ibrl, {variant}"])
