@@ -78,7 +78,7 @@ class Explorer:
         self.env: CanonicalEnv = make_env(args.env, cameras=cams, image_size=self.cfg.image_size,
                                           time_limit=self.cfg.time_limit)  # fmt: skip
         self.spec = build_spec(self.env, self.cfg, pixels=True)
-        self.proto = ProtoLearner(self.cfg, self.spec, self.device)
+        self.proto = ProtoLearner(self.cfg, self.spec, self.device, seed=args.seed)
         self.agent = IBRLAgent(self.cfg, self.spec, None, self.device)
         self.agent.share_encoder(self.proto.model.encoder)
         capacity = min(self.cfg.buffer_size, 2 * args.steps + 2)
