@@ -388,6 +388,26 @@ def il_variants(records: list[Record]) -> list[Figure]:
     return figures
 
 
+# --------------------------------------------------------------------------- exploration
+def exploration(records: list[Record]) -> list[Figure]:
+    """Issue 16: reward-free Proto-RL visits >= 2x the end-effector voxels (2 cm) of uniformly
+    random actions in the same env steps; object-displacement coverage reported beside it."""
+    s = one(records, summary=True)
+    unit = f"{s['seeds']} seeds"
+    return [
+        Figure("ee voxels, random actions", s["random_ee_voxels"], f"voxels, {unit}"),
+        Figure("ee voxels, proto-rl", s["proto_ee_voxels"], f"voxels, {unit}"),
+        Figure("ee voxels, proto-rl / random", s["voxel_ratio"], "x",
+               bound(">=", s["target_ratio"], "x", "issue 16")),
+        Figure("ee voxels, one new per step / random", s["ceiling_ratio"], "x"),
+        Figure("object displacement cells, random actions", s["random_object_cells"], "cells"),
+        Figure("object displacement cells, proto-rl", s["proto_object_cells"], "cells"),
+        Figure("episodes moving the object, random actions", s["random_object_moved_frac"],
+               "fraction"),
+        Figure("episodes moving the object, proto-rl", s["proto_object_moved_frac"], "fraction"),
+    ]  # fmt: skip
+
+
 SUITE = [
     Bench("bridge_timing", bridge_timing, "--seconds 1", "--seconds 10", "--seconds 20"),
     Bench("sim_render", sim_render, "--steps 20", "--steps 300", "--steps 300"),
@@ -476,5 +496,13 @@ SUITE = [
         "--out {tmp}",
         full="--out {tmp}",
         timeout_s={"smoke": 90, "quick": 900, "full": 2 * 3600},
+    ),
+    Bench(
+        "exploration",
+        exploration,
+        smoke="--quick",
+        quick="--steps 2000",
+        full="--steps 10000",
+        timeout_s={"smoke": 60, "quick": 600, "full": 3600},
     ),
 ]

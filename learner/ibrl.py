@@ -27,6 +27,8 @@ from learner.networks import (
     soft_update,
 )
 from learner.obs import Normalizer, ObsSpec
+from learner.proto.artifact import load_encoder, load_proto
+from learner.proto.model import ProtoLearner
 from learner.selection import SelectionMode, selection_mode
 from tandem.settings.learner import LearnerSettings
 
@@ -63,6 +65,16 @@ class IBRLAgent:
         self.encoder, self.actor, self.critic, self.num_k = build_networks(cfg, spec)
         if cfg.actor_init == "il" and il is not None:
             init_actor_from_il(self.actor, il)
+        self.encoder_frozen = False
+        if cfg.encoder_init and self.encoder is not None:
+            load_encoder(self.encoder, cfg.encoder_init, cfg, spec)
+            self.encoder_frozen = cfg.encoder_init_mode == "frozen"
+            self.encoder.requires_grad_(not self.encoder_frozen)
+        self.proto: ProtoLearner | None = None  # the curiosity bonus's representation
+        if cfg.intrinsic_bonus > 0:
+            if not spec.pixels or cfg.encoder_init is None:
+                raise ValueError("intrinsic_bonus > 0 needs pixel observations and encoder_init")
+            self.proto = load_proto(cfg.encoder_init, cfg, spec, self.device)
         self.actor_target = _frozen_copy(self.actor)
         self.critic_target = _frozen_copy(self.critic)
         self.il = il
@@ -72,17 +84,29 @@ class IBRLAgent:
             module = getattr(self, name)
             if module is not None:
                 module.to(self.device)
-        critic_params = list(self.critic.parameters())
-        if self.encoder is not None:
-            critic_params += list(self.encoder.parameters())
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam(self._critic_params(), lr=cfg.lr)
         self.num_updates = 0
         self.env_steps = 0
         if self.device.type == "cuda":
             self._cuda_layout()
         if cfg.compile and (self.device.type == "cuda" or cfg.compile_on_cpu):
             self.compile_networks(cfg.compile_mode)
+
+    def _critic_params(self) -> list[nn.Parameter]:
+        params = list(self.critic.parameters())
+        if self.encoder is not None and not self.encoder_frozen:
+            params += list(self.encoder.parameters())
+        return params
+
+    def share_encoder(self, encoder: MultiCamViT) -> None:
+        """Act and learn on ``encoder`` (trained elsewhere, e.g. by Proto-RL) instead of the
+        agent's own: the RL losses read its features without gradient (frozen here)."""
+        if self.encoder is None:
+            raise ValueError("share_encoder needs a pixel agent")
+        self.encoder = encoder.to(self.device)
+        self.encoder_frozen = True
+        self.critic_opt = torch.optim.Adam(self._critic_params(), lr=self.cfg.lr)
 
     def compile_networks(self, mode: str = "default") -> None:
         """``torch.compile`` the networks an update runs (``mode`` as torch.compile's;
@@ -115,6 +139,9 @@ class IBRLAgent:
         """-> (features, proprioception): state -> (normalised state, None); pixels ->
         (patch features [B, P, D], normalised state [B, S])."""
         pad = self.cfg.shift_pad if augment else 0
+        if self.encoder_frozen:  # features without a graph: no RL gradient reaches it
+            with torch.no_grad():
+                return networks.encode(self.normalizer, self.encoder, obs, pad)
         return networks.encode(self.normalizer, self.encoder, obs, pad)
 
     def propose(
@@ -229,9 +256,10 @@ class IBRLAgent:
     def _critic_step(
         self, batch: dict[str, Any]
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        reward, bonus = self._bonus_reward(batch)
         with self.autocast():
             target, use_il = self.bootstrap_target(
-                batch["next_obs"], batch["reward"], batch["discount"], batch.get("next_il_action")
+                batch["next_obs"], reward, batch["discount"], batch.get("next_il_action")
             )
             feat, prop = self.encode(batch["obs"], augment=True)
             q = self.critic(feat, prop, batch["action"]).float()
@@ -247,7 +275,20 @@ class IBRLAgent:
             "critic/target_mean": target.float().mean(),
             "ibrl/bc_selected_frac_target": use_il.float().mean(),
         }
+        if bonus is not None:
+            metrics["proto/intrinsic_reward"] = bonus.mean()
         return metrics, feat.detach(), None if prop is None else prop.detach()
+
+    def _bonus_reward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(reward + intrinsic_bonus * r_int(next_obs), r_int), or (reward, None) when off.
+
+        r_int is the Proto-RL kNN novelty of the batch's next observation (its queue keeps
+        moving); with n-step returns it is added once, for the bootstrap observation.
+        """
+        if self.proto is None:
+            return batch["reward"], None
+        r_int = self.proto.intrinsic_reward(batch["next_obs"])
+        return batch["reward"] + self.cfg.intrinsic_bonus * r_int, r_int
 
     def _actor_step(self, feat: torch.Tensor, prop: torch.Tensor | None) -> dict[str, torch.Tensor]:
         self.actor.train()

@@ -103,6 +103,16 @@ EXPECTED = {
         "q_gap, running@5",
         "q_std, running@5",
     ],
+    "exploration": [
+        "ee voxels, random actions",
+        "ee voxels, proto-rl",
+        "ee voxels, proto-rl / random",
+        "ee voxels, one new per step / random",
+        "object displacement cells, random actions",
+        "object displacement cells, proto-rl",
+        "episodes moving the object, random actions",
+        "episodes moving the object, proto-rl",
+    ],
     "dagger": [
         f"success at the {point}, sim:lift, {method}"
         for point in ("common label budget", "last point")

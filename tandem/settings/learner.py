@@ -318,3 +318,55 @@ class LearnerSettings(BaseModel):
         "demos plus interventions are too little data for bc_dropout's 0.5 (the policy creeps "
         "near the object instead of grasping it).",
     )
+
+    # ---- Proto-RL pre-training and the curiosity bonus (tandem pretrain; docs/learner.md)
+    encoder_init: str | None = Field(
+        None,
+        description="Pixel agents: start the ViT encoder from this tandem pretrain file "
+        "(DIR/encoder.pt); None = random initialisation.",
+    )
+    encoder_init_mode: Literal["frozen", "finetune"] = Field(
+        "frozen",
+        description="With encoder_init: frozen = the critic never trains the encoder (as "
+        "Proto-RL downstream); finetune = the critic trains it as a fresh one (as IBRL).",
+    )
+    intrinsic_bonus: float = Field(
+        0.0,
+        ge=0,
+        description="Pixel agents: reward r + alpha * r_int with r_int the Proto-RL kNN "
+        "novelty of the next observation under the encoder_init representation; 0 = off.",
+    )
+    proto_prototypes: int = Field(512, ge=2, description="Proto-RL: number M of prototypes.")
+    proto_latent_dim: int = Field(128, ge=2, description="Proto-RL: width of the latent z.")
+    proto_pred_hidden: int = Field(
+        512, ge=1, description="Proto-RL: hidden width of the 2-layer predictor v."
+    )
+    proto_temperature: float = Field(
+        0.1, gt=0, description="Proto-RL: softmax temperature of the prototype scores."
+    )
+    proto_sinkhorn_iters: int = Field(
+        3, ge=1, description="Proto-RL: Sinkhorn-Knopp iterations of the target assignment."
+    )
+    proto_queue_batches: int = Field(
+        4, ge=1, description="Proto-RL: batches T kept in the latent queue (M * T latents)."
+    )
+    proto_knn_k: int = Field(
+        3, ge=1, description="Proto-RL: r_int is the distance to the k-th nearest queue latent."
+    )
+    proto_tau: float = Field(
+        0.05, gt=0, le=1, description="Proto-RL: EMA rate of the target encoder and projector."
+    )
+    proto_lr: float = Field(
+        1e-4, gt=0, description="Proto-RL: Adam learning rate of f, g, v and the prototypes."
+    )
+
+    @model_validator(mode="after")
+    def _proto_consistent(self) -> "LearnerSettings":
+        if self.intrinsic_bonus > 0 and not self.encoder_init:
+            raise ValueError(
+                "intrinsic_bonus > 0 needs encoder_init (the r_int representation of a "
+                "tandem pretrain run, DIR/encoder.pt)"
+            )
+        if self.proto_knn_k > self.proto_prototypes:  # the first batch queues M latents
+            raise ValueError("proto_knn_k must be <= proto_prototypes")
+        return self
