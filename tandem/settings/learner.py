@@ -146,7 +146,7 @@ class LearnerSettings(BaseModel):
         "or the noise (eps, DDPM; bundles from before this setting are eps).",
     )
     il_diffusion_obs_noise: float = Field(
-        0.3,
+        0.1,
         ge=0.0,
         allow_inf_nan=False,
         description="il_kind = diffusion: std of the Gaussian noise added to the normalised "
