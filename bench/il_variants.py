@@ -71,7 +71,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--demos", type=int, default=100, help="demonstrations per task")
     p.add_argument("--profile", default="cpu")
-    p.add_argument("--bc-steps", type=int, default=2000, help="IL pre-training steps")
+    p.add_argument("--bc-steps", type=int, default=4000, help="IL pre-training steps")
     p.add_argument("--bc-lr", type=float, default=1e-3, help="IL learning rate (every kind)")
     p.add_argument(
         "--bc-steps-for",
@@ -83,11 +83,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="learner_set",
                    help="one more learner setting for every run, VALUE as JSON (repeatable), "
                    "e.g. il_diffusion_predict='\"x0\"'")  # fmt: skip
-    p.add_argument("--steps", type=int, default=600, help="IBRL env-step budget per run")
+    p.add_argument("--steps", type=int, default=4000, help="IBRL env-step budget per run")
     p.add_argument("--no-ibrl", action="store_true", help="BC only: skip the IBRL runs")
-    p.add_argument("--critic-updates", type=int, default=1, help="critic updates per call")
-    p.add_argument("--warmup-episodes", type=int, default=3, help="IBRL IL warm-up episodes")
-    p.add_argument("--ibrl-eval-episodes", type=int, default=10)
+    p.add_argument("--critic-updates", type=int, default=2, help="critic updates per call")
+    p.add_argument("--warmup-episodes", type=int, default=10, help="IBRL IL warm-up episodes")
+    p.add_argument("--ibrl-eval-episodes", type=int, default=20)
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--latency-reps", type=int, default=500, help="acts per latency figure")
     p.add_argument("--out", type=Path, default=Path("runs/il_variants"))

@@ -56,7 +56,8 @@ def kind_args(cfg: LearnerSettings, kind: str) -> dict[str, Any]:
         return {"train_steps": cfg.il_diffusion_train_steps,
                 "ddim_steps": cfg.il_diffusion_ddim_steps,
                 "candidates": cfg.il_diffusion_candidates,
-                "predict": cfg.il_diffusion_predict}  # fmt: skip
+                "predict": cfg.il_diffusion_predict,
+                "obs_noise": cfg.il_diffusion_obs_noise}  # fmt: skip
     if kind == "bins":
         return {"bins": cfg.il_bins}
     return {}

@@ -5,7 +5,12 @@ Training (Ho et al.): a_t = sqrt(abar_t) a + sqrt(1 - abar_t) eps for a random s
 cosine schedule of ``train_steps``; the network predicts eps (MSE), or with ``predict = "x0"``
 the clean action a itself (the eps error is divided by sqrt(abar_t) in the clean action, so
 eps prediction is imprecise where abar_t is small; an x0 network is precise on dimensions the
-demos hold constant). Sampling: DDIM over
+demos hold constant). With ``obs_noise`` > 0 the observation features (normalised state, camera
+features) get Gaussian noise of that std while training, never when acting: the denoiser
+becomes smooth in the observation, so a state a little off the demos (a new layout, a step
+that drifted) gets the action of the demos near it instead of an erratic one; without it the
+network fits the few demo states exactly and acts erratically between them (sim:detour,
+bench/README.md). Sampling: DDIM over
 ``ddim_steps`` evenly spaced steps, the predicted clean action clamped to [-1, 1] at each.
 
 The deterministic action (``forward``, what IBRL proposes, in the TD target too) starts from
@@ -74,6 +79,7 @@ class DiffusionPolicy(ILPolicy):
         candidates: int = 4,
         noise_seed: int = 0,
         predict: str = "eps",
+        obs_noise: float = 0.0,
         **trunk: Any,
     ):
         super().__init__(spec, **trunk)
@@ -83,9 +89,13 @@ class DiffusionPolicy(ILPolicy):
             raise ValueError(f"predict must be one of {PREDICTS}, got {predict!r}")
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {candidates}")
+        if not 0.0 <= obs_noise < math.inf:
+            raise ValueError(f"obs_noise must be a finite std >= 0, got {obs_noise}")
         self.arch.update(kind=self.kind, train_steps=train_steps, ddim_steps=ddim_steps,
-                         candidates=candidates, noise_seed=noise_seed, predict=predict)  # fmt: skip
+                         candidates=candidates, noise_seed=noise_seed, predict=predict,
+                         obs_noise=obs_noise)  # fmt: skip
         self.train_steps, self.ddim_steps, self.predict = train_steps, ddim_steps, predict
+        self.obs_noise = obs_noise
         a = spec.action_dim
         self.head = mlp(
             self.feat_dim + a + TIME_EMB, self.arch["hidden"], self.head_layers, a,
@@ -111,6 +121,8 @@ class DiffusionPolicy(ILPolicy):
 
     def loss(self, obs: Tensors, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         feat = self.features(obs, augment=True)
+        if self.obs_noise > 0:
+            feat = feat + self.obs_noise * torch.randn_like(feat)
         t = torch.randint(0, self.train_steps, (action.shape[0],), device=action.device)
         noise = torch.randn_like(action)
         ab = self.alpha_bar[t].unsqueeze(-1)

@@ -145,6 +145,14 @@ class LearnerSettings(BaseModel):
         description="il_kind = diffusion: what the network predicts, the clean action (x0) "
         "or the noise (eps, DDPM; bundles from before this setting are eps).",
     )
+    il_diffusion_obs_noise: float = Field(
+        0.1,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="il_kind = diffusion: std of the Gaussian noise added to the normalised "
+        "observation features while training (never when acting), so that the denoiser is "
+        "smooth in the observation; 0 = none (bundles from before this setting).",
+    )
     il_proposal_samples: int = Field(
         1,
         ge=1,

@@ -101,6 +101,33 @@ def test_diffusion_samples_match_a_known_distribution(predict: str) -> None:
     assert bool(((det[:, 0].abs() - 0.6).abs() < 0.12).all()), det
 
 
+def test_diffusion_observation_noise_is_for_training_only() -> None:
+    """``obs_noise`` (``learner.il_diffusion_obs_noise``) perturbs the features the denoiser
+    is trained on, never the action it acts with, and travels in the arch (bundles)."""
+    states, actions = bimodal(256)
+    noisy, plain = policy_of("diffusion", obs_noise=0.5), policy_of("diffusion")
+    batch = {"state": states[:64]}
+    torch.manual_seed(3)
+    loss_noisy = noisy.loss(batch, actions[:64])[0]
+    torch.manual_seed(3)
+    loss_plain = plain.loss(batch, actions[:64])[0]
+    assert not torch.allclose(loss_noisy, loss_plain)
+    noisy.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(noisy(batch), plain(batch))  # same weights, same action
+    assert build_il(SPEC, noisy.arch).obs_noise == 0.5  # type: ignore[attr-defined]
+    made = make_il(tiny_settings(il_kind="diffusion", il_diffusion_obs_noise=0.2), SPEC)
+    assert made.arch["obs_noise"] == 0.2
+    with pytest.raises(ValueError, match="obs_noise"):
+        policy_of("diffusion", obs_noise=-0.1)
+    with pytest.raises(ValueError):
+        tiny_settings(il_kind="diffusion", il_diffusion_obs_noise=-0.1)
+    # a diffusion arch without ``obs_noise`` (bundles before the setting) trains without it
+    arch = dict(plain.arch)
+    del arch["obs_noise"]
+    assert build_il(SPEC, arch).obs_noise == 0.0  # type: ignore[attr-defined]
+
+
 def test_bins_round_trip_their_discretisation() -> None:
     bins = 64
     actions = torch.linspace(-1, 1, 1001)
