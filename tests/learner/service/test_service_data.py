@@ -185,7 +185,8 @@ def test_profile_replaces_defaults_and_explicit_settings_win(tmp_path, monkeypat
     settings, _ = load_service_settings(cfg)
     assert settings.learner.hidden_dim == 64 and settings.learner.num_q == 5
     monkeypatch.setenv("TANDEM_LEARNER_SERVICE__PROFILE", "huge")
-    with pytest.raises(SettingsError, match=r"unknown learner profile 'huge'.*cpu, pixel, state"):
+    known = r"cpu, pixel, proto_cpu, state"
+    with pytest.raises(SettingsError, match=rf"unknown learner profile 'huge'.*{known}"):
         load_service_settings(cfg)
 
 
