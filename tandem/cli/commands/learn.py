@@ -149,18 +149,25 @@ def _resolve_settings(args: argparse.Namespace) -> Settings:
         "il_bundle": args.il_bundle, "il_kind": "srpo" if args.il_bundle else None,
     }  # fmt: skip
     learner = {k: v for k, v in overrides.items() if v is not None}
+    return load_settings(profile_config(args, cpu_profile="cpu"), learner=learner)
+
+
+def profile_config(args: argparse.Namespace, *, cpu_profile: str) -> Path | None:
+    """The settings file of ``--config`` or ``--profile``; with neither (and no
+    TANDEM_CONFIG) the ``pixel`` profile with CUDA, else ``cpu_profile``. Sets
+    ``args.profile`` to the profile chosen."""
     config = args.config
     if args.profile is not None and config is not None:
         raise SettingsError("give either --profile or --config, not both")
     if config is None and args.profile is None and not os.environ.get("TANDEM_CONFIG"):
         import torch
 
-        args.profile = "pixel" if torch.cuda.is_available() else "cpu"
+        args.profile = "pixel" if torch.cuda.is_available() else cpu_profile
     if args.profile is not None:
         config = PROFILE_DIR / f"{args.profile}.toml"
         if not config.is_file():
             raise SettingsError(f"unknown profile {args.profile!r}; available: {_profiles()}")
-    return load_settings(config, learner=learner)
+    return config
 
 
 def _train(args: argparse.Namespace) -> int:

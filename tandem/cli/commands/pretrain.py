@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
-from tandem.cli.commands.learn import PROFILE_DIR
+from tandem.cli.commands.learn import profile_config
 from tandem.cli.util import add_config_argument
 from tandem.logs import setup_logging
-from tandem.settings import Settings, SettingsError, load_settings
+from tandem.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 EXIT_USAGE = 2
@@ -46,19 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    config = args.config
-    if args.profile is not None and config is not None:
-        raise SettingsError("give either --profile or --config, not both")
-    if config is None and args.profile is None and not os.environ.get("TANDEM_CONFIG"):
-        import torch
-
-        args.profile = "pixel" if torch.cuda.is_available() else "proto_cpu"
-    if args.profile is not None:
-        config = PROFILE_DIR / f"{args.profile}.toml"
-        if not config.is_file():
-            raise SettingsError(f"unknown profile {args.profile!r}")
     learner = {"device": args.device} if args.device else {}
-    return load_settings(config, learner=learner)
+    return load_settings(profile_config(args, cpu_profile="proto_cpu"), learner=learner)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
