@@ -52,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--mix", default=MIX)
     p.add_argument("--critic-steps", type=int, default=4000)
-    p.add_argument("--behavior-steps", type=int, default=16000)
+    p.add_argument("--behavior-steps", type=int, default=32000)
     p.add_argument("--policy-steps", type=int, default=6000)
     p.add_argument("--policy-lr", type=float, default=1e-3)
     p.add_argument("--behavior-hidden", type=int, default=128)
