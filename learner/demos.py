@@ -102,14 +102,14 @@ def record_episode(
         next_obs, reward, terminated, truncated, info = env.step(action)
         success = success or bool(info["success"])
         steps.append(
-            _step_data(obs, action, reward, info=info, terminated=terminated,
+            step_data(obs, action, reward, info=info, terminated=terminated,
                        truncated=truncated, t=len(steps))
         )  # fmt: skip
         obs = next_obs
     return steps, obs, {"success": success, "terminated": terminated, "truncated": truncated}
 
 
-def _step_data(
+def step_data(
     obs: dict[str, np.ndarray],
     action: np.ndarray,
     reward: float,
@@ -119,6 +119,7 @@ def _step_data(
     truncated: bool,
     t: int,
 ) -> StepData:
+    """One step of a recorded episode: the action zero-padded to the format's 7 dims."""
     if action.shape[0] > ACTION_DIM:
         raise DemoError(
             f"actions of {action.shape[0]} dims exceed the episode format's {ACTION_DIM}"
@@ -138,21 +139,35 @@ def write_demo(
     final_obs: dict[str, np.ndarray], summary: dict[str, Any], policy_name: str,
 ) -> Path:  # fmt: skip
     """Write one successful episode as a complete ``demo`` episode under ``root``."""
+    return write_episode(
+        root, env_spec, steps, final_obs=final_obs, kind=EpisodeKind.DEMO, name="demo",
+        extra={"action_dim": env.action_dim, "policy": policy_name,
+               "recorder": "tandem record-demos"},
+        success=True, terminated=summary["terminated"], truncated=summary["truncated"],
+    )  # fmt: skip
+
+
+def write_episode(
+    root: Path, env_spec: EnvSpec, steps: list[StepData], *, final_obs: dict[str, np.ndarray],
+    kind: EpisodeKind, name: str, extra: dict[str, Any], success: bool, terminated: bool,
+    truncated: bool,
+) -> Path:  # fmt: skip
+    """Write one complete episode of any kind and outcome under ``root`` (cameras and image
+    shape from ``final_obs``; episode id ``NAME-<hex>``)."""
     cams = [k for k in final_obs if k != "state"]
     shape = list(final_obs[cams[0]].shape) if cams else None
     meta = EpisodeMeta(
-        robot_id=robot_id_for(env_spec), episode_id=f"demo-{uuid.uuid4().hex[:12]}",
-        kind=EpisodeKind.DEMO, cameras=cams, image_shape=shape,
-        state_dim=int(final_obs["state"].shape[0]), task=str(env_spec),
-        extra={"action_dim": env.action_dim, "policy": policy_name,
-               "recorder": "tandem record-demos"},
+        robot_id=robot_id_for(env_spec), episode_id=f"{name}-{uuid.uuid4().hex[:12]}",
+        kind=kind, cameras=cams, image_shape=shape,
+        state_dim=int(final_obs["state"].shape[0]), task=str(env_spec), extra=extra,
     )  # fmt: skip
     writer = EpisodeWriter(root, meta, flush_every_s=float("inf"))
     for step in steps:
         writer.append(step)
     return writer.finish(
-        final_obs=final_obs, outcome=Outcome.SUCCESS, success=True,
-        terminated=summary["terminated"], truncated=summary["truncated"], end_reason="success",
+        final_obs=final_obs, outcome=Outcome.SUCCESS if success else Outcome.FAILURE,
+        success=success, terminated=terminated, truncated=truncated,
+        end_reason="success" if success else "time_limit",
     )  # fmt: skip
 
 

@@ -139,10 +139,9 @@ class IBRLAgent:
         """-> (features, proprioception): state -> (normalised state, None); pixels ->
         (patch features [B, P, D], normalised state [B, S])."""
         pad = self.cfg.shift_pad if augment else 0
-        if self.encoder_frozen:  # features without a graph: no RL gradient reaches it
-            with torch.no_grad():
-                return networks.encode(self.normalizer, self.encoder, obs, pad)
-        return networks.encode(self.normalizer, self.encoder, obs, pad)
+        # a frozen encoder gives features without a graph: no RL gradient reaches it
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
+            return networks.encode(self.normalizer, self.encoder, obs, pad)
 
     def propose(
         self,

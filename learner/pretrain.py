@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from learner import runtime
-from learner.demos import robot_id_for
+from learner.demos import step_data, write_episode
 from learner.envs import CanonicalEnv, EnvSpec, make_env
 from learner.ibrl import IBRLAgent, resolve_device, to_floats
 from learner.obs import to_torch
@@ -34,8 +33,8 @@ from learner.proto.artifact import save_pretrained
 from learner.proto.coverage import coverage
 from learner.proto.model import ProtoLearner
 from learner.train import batch_to_torch, build_spec, make_ring
-from tandem.episodes import EpisodeMeta, EpisodeWriter, StepData
-from tandem.messages import ACTION_DIM, EpisodeKind, Outcome
+from tandem.episodes import StepData
+from tandem.messages import EpisodeKind
 from tandem.settings import Settings, save_settings
 from tandem.settings.learner import LearnerSettings
 
@@ -123,7 +122,7 @@ class Explorer:
         while not (terminated or truncated) and self.env_step < self.args.steps:
             action = self._act(frames[-1])
             nxt, reward, terminated, truncated, info = self.env.step(action)
-            steps.append(_step_data(frames[-1], action, reward, info, terminated=terminated,
+            steps.append(step_data(frames[-1], action, reward, info=info, terminated=terminated,
                                     truncated=truncated, t=len(steps)))  # fmt: skip
             frames.append(nxt)
             self.env_step += 1
@@ -146,23 +145,13 @@ class Explorer:
 
     def _write_episode(self, steps: list[StepData], final: dict[str, np.ndarray],
                        terminated: bool, truncated: bool) -> None:  # fmt: skip
-        success = any(s.success for s in steps)
-        meta = EpisodeMeta(
-            robot_id=robot_id_for(self.args.env), episode_id=f"proto-{uuid.uuid4().hex[:12]}",
-            kind=EpisodeKind.ROLLOUT, cameras=list(self.spec.cameras),
-            image_shape=list(self.spec.image_shape or ()) or None,
-            state_dim=int(final["state"].shape[0]), task=str(self.args.env),
+        assert self.args.out is not None
+        write_episode(
+            self.args.out / "episodes", self.args.env, steps, final_obs=final,
+            kind=EpisodeKind.ROLLOUT, name="proto",
             extra={"action_dim": self.spec.action_dim, "behaviour": "proto-rl exploration",
                    "recorder": "tandem pretrain"},
-        )  # fmt: skip
-        assert self.args.out is not None
-        writer = EpisodeWriter(self.args.out / "episodes", meta, flush_every_s=float("inf"))
-        for step in steps:
-            writer.append(step)
-        writer.finish(
-            final_obs=final, outcome=Outcome.SUCCESS if success else Outcome.FAILURE,
-            success=success, terminated=terminated, truncated=truncated,
-            end_reason="success" if success else "time_limit",
+            success=any(s.success for s in steps), terminated=terminated, truncated=truncated,
         )  # fmt: skip
 
     def _view(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -202,19 +191,3 @@ class Explorer:
         if self.args.out is not None:
             with open(self.args.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-
-
-def _step_data(
-    obs: dict[str, np.ndarray], action: np.ndarray, reward: float, info: dict[str, Any],
-    *, terminated: bool, truncated: bool, t: int,
-) -> StepData:  # fmt: skip
-    if action.shape[0] > ACTION_DIM:
-        raise ValueError(f"actions of {action.shape[0]} dims exceed the episode format's 7")
-    padded = np.zeros(ACTION_DIM, np.float32)  # the episode format stores 7-vectors
-    padded[: action.shape[0]] = action
-    images = {k: v for k, v in obs.items() if k != "state"}
-    return StepData(
-        state=obs["state"], action=padded, images=images, policy_action=padded.copy(),
-        reward=float(reward),
-        success=bool(info["success"]), terminated=terminated, truncated=truncated, step=t,
-    )  # fmt: skip

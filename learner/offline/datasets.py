@@ -17,7 +17,6 @@ Sim actions are already in [-1, 1], so behaviours answer in those units.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from learner.demos import record_episode, robot_id_for
+from learner.demos import record_episode
+from learner.demos import write_episode as write_store_episode
 from learner.envs import CanonicalEnv, EnvSpec, sim_expert
-from tandem.episodes import EpisodeMeta, EpisodeWriter, StepData
-from tandem.messages import EpisodeKind, Outcome
+from tandem.episodes import StepData
+from tandem.messages import EpisodeKind
 
 log = logging.getLogger(__name__)
 KINDS = ("expert", "noisy", "partial", "failed", "random")
@@ -95,22 +95,14 @@ def write_episode(
     final_obs: dict[str, np.ndarray], summary: dict[str, Any], label: str,
 ) -> Path:  # fmt: skip
     """Write one episode (any outcome) into the store under ``root``."""
-    success = bool(summary["success"])
-    kind = EpisodeKind.DEMO if label == "expert" else EpisodeKind.ROLLOUT
-    name = label.replace("@", "-")
-    meta = EpisodeMeta(
-        robot_id=robot_id_for(env_spec), episode_id=f"{name}-{uuid.uuid4().hex[:12]}",
-        kind=kind, state_dim=int(final_obs["state"].shape[0]), task=str(env_spec),
+    return write_store_episode(
+        root, env_spec, steps, final_obs=final_obs,
+        kind=EpisodeKind.DEMO if label == "expert" else EpisodeKind.ROLLOUT,
+        name=label.replace("@", "-"),
         extra={"action_dim": env.action_dim, "behaviour": label,
                "recorder": "tandem make-dataset"},
-    )  # fmt: skip
-    writer = EpisodeWriter(root, meta, flush_every_s=float("inf"))
-    for step in steps:
-        writer.append(step)
-    return writer.finish(
-        final_obs=final_obs, outcome=Outcome.SUCCESS if success else Outcome.FAILURE,
-        success=success, terminated=summary["terminated"], truncated=summary["truncated"],
-        end_reason="success" if success else "time_limit",
+        success=bool(summary["success"]), terminated=summary["terminated"],
+        truncated=summary["truncated"],
     )  # fmt: skip
 
 
