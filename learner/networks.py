@@ -337,13 +337,16 @@ def propose(
     num_k: int,
     beta: float,
     a_il: torch.Tensor | None = None,
+    lcb: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Score the RL proposal (and, unless ``mode`` is rl, the IL proposal) with ``critic``
     (min over ``num_k`` random heads, only those heads run) and apply the selection rule.
 
     The IL proposal is ``a_il`` [B, A] when given (the replay's cache of ``il(obs)``), else
-    ``il(obs)``. Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il [B] (NaN for
-    rl)).
+    ``il(obs)``. With ``lcb`` = kappa the rule compares the heads' confidence bound on the RL
+    proposal's advantage instead (``advantage_lcb``); the returned Q values stay the min over
+    ``num_k`` random heads. Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il
+    [B] (NaN for rl)).
     """
     if mode == "rl":
         q_rl = min_q(critic, feat, prop, a_rl, num_k).float()
@@ -358,10 +361,30 @@ def propose(
     both = torch.cat([a_rl, a_il])
     feat2 = torch.cat([feat, feat])
     prop2 = None if prop is None else torch.cat([prop, prop])
-    q = min_q(critic, feat2, prop2, both, num_k).float()
+    if lcb is None:
+        q = min_q(critic, feat2, prop2, both, num_k).float()
+        q_rl, q_il = q[:b], q[b:]
+        action, use_il, q_sel = select_proposal(mode, a_rl, q_rl, a_il, q_il, beta=beta)
+        return action, use_il, q_sel, q_rl, q_il
+    heads = critic(feat2, prop2, both).float()  # [H, 2B]
+    q = min_of_random_heads(heads, num_k)
     q_rl, q_il = q[:b], q[b:]
-    action, use_il, q_sel = select_proposal(mode, a_rl, q_rl, a_il, q_il, beta=beta)
-    return action, use_il, q_sel, q_rl, q_il
+    advantage = advantage_lcb(heads[:, :b], heads[:, b:], lcb)
+    action, use_il, _ = select_proposal(
+        mode, a_rl, advantage, a_il, torch.zeros_like(advantage), beta=beta
+    )
+    return action, use_il, torch.where(use_il, q_il, q_rl), q_rl, q_il
+
+
+def advantage_lcb(q_rl: torch.Tensor, q_il: torch.Tensor, kappa: float) -> torch.Tensor:
+    """A lower confidence bound on Q(s, a_RL) - Q(s, a_IL) from the critic heads [H, B] -> [B]:
+    mean - kappa * std over the heads of the per-head differences.
+
+    Positive only where the heads agree that the RL proposal is better; an untrained or
+    disagreeing ensemble (an RL action far from the data) leaves the IL proposal in charge.
+    """
+    diff = q_rl - q_il
+    return diff.mean(dim=0) - kappa * diff.std(dim=0)
 
 
 def il_proposal(

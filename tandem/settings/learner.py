@@ -76,6 +76,14 @@ class LearnerSettings(BaseModel):
     )
     stddev_clip: float = Field(0.3, gt=0, description="Clip of the target smoothing noise.")
     soft_beta: float = Field(10.0, gt=0, description="Inverse temperature of ibrl_soft.")
+    select_lcb: float | None = Field(
+        None,
+        ge=0,
+        description="ibrl*: choose by a lower confidence bound on the RL proposal's advantage "
+        "over all critic heads, mean - select_lcb * std of Q(s,a_RL) - Q(s,a_IL), so the RL "
+        "proposal wins only where the heads agree it is better; None = the reference rule "
+        "(min of num_k random heads for each proposal).",
+    )
     update_freq: int = Field(2, ge=1, description="Env steps between update calls.")
     num_critic_updates: int = Field(
         1, ge=1, description="Critic updates per update call (one actor update on the last)."

@@ -41,18 +41,22 @@ def record(root: Path, episodes: int, seed: int) -> None:
             kept += 1
 
 
-def train(method: str, demos: Path, out: Path, seed: int) -> float:
-    settings = load_settings(None, learner={**LEARNER, "method": method})
+def train(method: str, demos: Path, out: Path, seed: int, **overrides: object) -> float:
+    settings = load_settings(None, learner={**LEARNER, "method": method, **overrides})
     args = TrainArgs(parse_env("gym:tandem/PointReach-v0"), demos, STEPS, out, seed=seed)
     rows = Trainer(settings, args).run()
     return rows[-1]["success_rate"]
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)
 def test_ibrl_beats_the_il_policy_alone(tmp_path: Path) -> None:
+    """With the reference selection rule and with the confidence bound (select_lcb), which
+    must not keep the IL policy in charge where the critic has learnt better."""
     seed = 0
     record(tmp_path / "demos", 5, seed)
     bc = train("bc", tmp_path / "demos", tmp_path / "bc", seed)
     ibrl = train("ibrl", tmp_path / "demos", tmp_path / "ibrl", seed)
+    lcb = train("ibrl", tmp_path / "demos", tmp_path / "lcb", seed, select_lcb=1.0)
     assert ibrl >= bc + 0.2, f"IBRL {ibrl:.2f} vs IL alone {bc:.2f}"
+    assert lcb >= bc + 0.2, f"IBRL with select_lcb {lcb:.2f} vs IL alone {bc:.2f}"

@@ -82,10 +82,23 @@ def test_policy_stacks_states_and_resets() -> None:
     assert not np.allclose(no_reset, first)
 
 
-def _bundle_mem(method: str) -> tuple[bytes, object]:
+def _bundle_mem(method: str, **overrides: object) -> tuple[bytes, object]:
     torch.manual_seed(0)
-    agent = tiny_agent(SPEC, method=method)
+    agent = tiny_agent(SPEC, method=method, **overrides)
     return make_bundle(agent.cfg, SPEC, agent=agent, il=agent.il)
+
+
+def test_the_bridge_acts_with_the_selection_rule_the_learner_trained_with() -> None:
+    """select_lcb travels in the bundle: with an untrained critic the bound keeps the IL
+    proposal in charge, where the reference rule flips a coin."""
+    observations = [np.full(3, 0.05 * k - 1.0) for k in range(40)]
+    shares = {}
+    for lcb in (None, 1.0):
+        policy = load_policy(_bundle_mem("ibrl", num_q=5, select_lcb=lcb)[0])
+        assert policy.cfg.select_lcb == lcb
+        picks = [policy.act(o, explore=False)[1]["proposal"] for o in observations]
+        shares[lcb] = picks.count("il") / len(picks)
+    assert shares[1.0] >= 0.75 and shares[1.0] >= shares[None] + 0.3
 
 
 def test_garbage_is_rejected() -> None:
