@@ -370,6 +370,7 @@ def propose(
     q = min_of_random_heads(heads, num_k)
     q_rl, q_il = q[:b], q[b:]
     advantage = advantage_lcb(heads[:, :b], heads[:, b:], lcb)
+    # the same greedy / soft rule, applied to the bound against 0 instead of q_rl against q_il
     action, use_il, _ = select_proposal(
         mode, a_rl, advantage, a_il, torch.zeros_like(advantage), beta=beta
     )
