@@ -221,7 +221,7 @@ class BundlePolicy:
             a_rl = sample_action(mu, std, None) if explore else mu
             action, use_il, _, q_rl, q_il = propose(
                 rl.critic, rl.il, feat, prop, a_rl, obs=obs, mode=rl.mode, num_k=rl.num_k,
-                beta=self.cfg.soft_beta, lcb=self.cfg.select_lcb,
+                beta=self.cfg.soft_beta, lcb=self.cfg.select_lcb, margin=self.cfg.select_margin,
             )  # fmt: skip
         return Proposal(action.float(), use_il, q_rl, q_il, feat, prop, a_rl, mu, obs)
 

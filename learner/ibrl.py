@@ -161,7 +161,7 @@ class IBRLAgent:
         rule: SelectionMode = "rl" if self.mode == "rl" else mode or self.mode
         return networks.propose(
             critic, self.il, feat, prop, a_rl, obs=obs, mode=rule, num_k=self.num_k,
-            beta=self.cfg.soft_beta, lcb=self.cfg.select_lcb,
+            beta=self.cfg.soft_beta, lcb=self.cfg.select_lcb, margin=self.cfg.select_margin,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ acting
@@ -222,7 +222,7 @@ class IBRLAgent:
         _, use_il, q, _, _ = networks.propose(
             self.critic_target, self.il, feat, prop, a_rl, obs=next_obs, mode=rule,
             num_k=self.num_k, beta=self.cfg.soft_beta, a_il=next_il_action,
-            lcb=self.cfg.select_lcb,
+            lcb=self.cfg.select_lcb, margin=self.cfg.select_margin,
         )  # fmt: skip
         return reward + discount * q, use_il
 

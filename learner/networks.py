@@ -338,14 +338,16 @@ def propose(
     beta: float,
     a_il: torch.Tensor | None = None,
     lcb: float | None = None,
+    margin: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Score the RL proposal (and, unless ``mode`` is rl, the IL proposal) with ``critic``
     (min over ``num_k`` random heads, only those heads run) and apply the selection rule.
 
     The IL proposal is ``a_il`` [B, A] when given (the replay's cache of ``il(obs)``), else
     ``il(obs)``. With ``lcb`` = kappa the rule compares the heads' confidence bound on the RL
-    proposal's advantage instead (``advantage_lcb``); the returned Q values stay the min over
-    ``num_k`` random heads. Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il
+    proposal's advantage instead (``advantage_lcb``). With ``margin`` the RL proposal must win
+    by more than that (its Q, or with ``lcb`` its bound, above the IL proposal's + margin). The
+    returned Q values stay the min over ``num_k`` random heads, without the margin. Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il
     [B] (NaN for rl)).
     """
     if mode == "rl":
@@ -364,12 +366,12 @@ def propose(
     if lcb is None:
         q = min_q(critic, feat2, prop2, both, num_k).float()
         q_rl, q_il = q[:b], q[b:]
-        action, use_il, q_sel = select_proposal(mode, a_rl, q_rl, a_il, q_il, beta=beta)
-        return action, use_il, q_sel, q_rl, q_il
+        action, use_il, _ = select_proposal(mode, a_rl, q_rl, a_il, q_il + margin, beta=beta)
+        return action, use_il, torch.where(use_il, q_il, q_rl), q_rl, q_il
     heads = critic(feat2, prop2, both).float()  # [H, 2B]
     q = min_of_random_heads(heads, num_k)
     q_rl, q_il = q[:b], q[b:]
-    advantage = advantage_lcb(heads[:, :b], heads[:, b:], lcb)
+    advantage = advantage_lcb(heads[:, :b], heads[:, b:], lcb) - margin
     # the same greedy / soft rule, applied to the bound against 0 instead of q_rl against q_il
     action, use_il, _ = select_proposal(
         mode, a_rl, advantage, a_il, torch.zeros_like(advantage), beta=beta

@@ -84,6 +84,12 @@ class LearnerSettings(BaseModel):
         "proposal wins only where the heads agree it is better; None = the reference rule "
         "(min of num_k random heads for each proposal).",
     )
+    select_margin: float = Field(
+        0.0,
+        ge=0,
+        description="ibrl*: the RL proposal must beat the IL proposal by this much Q (with "
+        "select_lcb: its advantage bound must exceed it); 0 = no margin.",
+    )
     update_freq: int = Field(2, ge=1, description="Env steps between update calls.")
     num_critic_updates: int = Field(
         1, ge=1, description="Critic updates per update call (one actor update on the last)."

@@ -97,6 +97,23 @@ def test_lcb_rule_takes_rl_only_where_the_heads_agree_it_is_better() -> None:
     assert torch.allclose(q, torch.tensor([0.6, 0.4]))
 
 
+def test_a_margin_keeps_the_il_proposal_unless_rl_wins_by_more() -> None:
+    # sample 0: RL ahead by 0.2 on both heads; sample 1: ahead by 0.05 on both heads
+    critic = _FixedHeads(q_rl=[[0.6, 0.55], [0.6, 0.55]], q_il=[[0.4, 0.5], [0.4, 0.5]])
+    a_rl, a_il = torch.ones(2, 1), -torch.ones(2, 1)
+    feat = torch.zeros(2, 3)
+    kw = {"obs": {}, "mode": "ibrl", "num_k": 2, "beta": 10.0, "a_il": a_il}
+    for lcb in (None, 1.0):
+        _, plain, _, _, _ = propose(critic, None, feat, None, a_rl, lcb=lcb, **kw)
+        _, kept, q, q_rl, q_il = propose(critic, None, feat, None, a_rl, lcb=lcb, margin=0.1, **kw)
+        assert plain.tolist() == [False, False]
+        assert kept.tolist() == [False, True]
+        # the values are the critic's own, without the margin
+        assert torch.allclose(q, torch.tensor([0.6, 0.5]))
+        assert torch.allclose(q_rl, torch.tensor([0.6, 0.55]))
+        assert torch.allclose(q_il, torch.tensor([0.4, 0.5]))
+
+
 def test_an_untrained_critic_leaves_the_il_proposal_in_charge_under_the_lcb_rule() -> None:
     spec = ObsSpec(state_dim=6, action_dim=3, raw_state_dim=6, state_stack=1)
     obs = {"state": torch.randn(2000, 6, generator=torch.Generator().manual_seed(0))}
@@ -115,3 +132,8 @@ def test_an_untrained_critic_leaves_the_il_proposal_in_charge_under_the_lcb_rule
 def test_a_negative_lcb_is_refused() -> None:
     with pytest.raises(ValidationError, match="select_lcb"):
         tiny_settings(select_lcb=-0.5)
+
+
+def test_a_negative_margin_is_refused() -> None:
+    with pytest.raises(ValidationError, match="select_margin"):
+        tiny_settings(select_margin=-0.1)
