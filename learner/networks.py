@@ -347,8 +347,9 @@ def propose(
     ``il(obs)``. With ``lcb`` = kappa the rule compares the heads' confidence bound on the RL
     proposal's advantage instead (``advantage_lcb``). With ``margin`` the RL proposal must win
     by more than that (its Q, or with ``lcb`` its bound, above the IL proposal's + margin). The
-    returned Q values stay the min over ``num_k`` random heads, without the margin. Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il
-    [B] (NaN for rl)).
+    returned Q values stay the min over ``num_k`` random heads, without the margin.
+
+    Returns (action [B, A], use_il [B], q_chosen [B], q_rl [B], q_il [B] (NaN for rl)).
     """
     if mode == "rl":
         q_rl = min_q(critic, feat, prop, a_rl, num_k).float()
