@@ -3,11 +3,14 @@
     python bench/learner_throughput.py                      # CPU, both configs
     python bench/learner_throughput.py --device cuda --iters 300 --bf16 --compile
     python bench/learner_throughput.py --device cuda --compile --compile-mode reduce-overhead
+    python bench/learner_throughput.py --configs cpu --threads 1 [--bf16]   # the cpu profile
 
 One "update" is one critic step plus one actor step (the pixel reference schedule); the state
 config runs ``num_critic_updates`` (5) critic steps and one actor step per call and reports
-critic updates per second. Synthetic batches live on the device (no replay or env cost).
-With --json each line is one JSON object per config.
+critic updates per second. The ``cpu`` config is ``learner/profiles/cpu.toml`` on sim:lift's
+state as ``tandem train`` runs it (IL proposals from the replay's cache); its update calls
+come once per ``update_freq`` env steps. Synthetic batches live on the device (no replay or
+env cost). With --json each line is one JSON object per config.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from learner.bc import BCPolicy
 from learner.ibrl import IBRLAgent, resolve_device
 from learner.obs import ObsSpec
+from learner.service.config import profile_table
 from tandem.settings.learner import LearnerSettings
+
+SIM_LIFT_STATE = 21  # state dims of sim:lift (the cpu config's observations)
 
 
 def make_batch(spec: ObsSpec, size: int, device: torch.device) -> dict:
@@ -48,11 +54,18 @@ def bench(
     name: str, cfg: LearnerSettings, spec: ObsSpec, iters: int, warmup: int, *, as_json: bool
 ) -> None:
     device = resolve_device(cfg.device)
-    il = BCPolicy(
-        spec, hidden=1024, layers=1 if spec.pixels else 3, dropout=0.5 * (not spec.pixels)
-    )
+    if name == "cpu":
+        il = BCPolicy(spec, hidden=cfg.bc_hidden_dim, layers=cfg.bc_layers, dropout=0.0)
+    else:
+        il = BCPolicy(
+            spec, hidden=1024, layers=1 if spec.pixels else 3, dropout=0.5 * (not spec.pixels)
+        )
     agent = IBRLAgent(cfg, spec, il.to(device), device)
     batches = [make_batch(spec, cfg.batch_size, device) for _ in range(cfg.num_critic_updates)]
+    if name == "cpu":  # the replay's IL cache, as tandem train samples it
+        with torch.no_grad():
+            for batch in batches:
+                batch["next_il_action"] = il(batch["next_obs"])
     for _ in range(warmup):
         agent.update(batches)
     if device.type == "cuda":
@@ -104,7 +117,11 @@ def main() -> None:
     common = {"device": args.device, "bf16": args.bf16, "compile": args.compile, "method": "ibrl",
               "compile_mode": args.compile_mode, "tf32": not args.no_tf32}  # fmt: skip
     for name in args.configs.split(","):
-        if name == "state":
+        if name == "cpu":
+            cfg = LearnerSettings(**{**profile_table("cpu"), **common})
+            spec = ObsSpec(state_dim=SIM_LIFT_STATE, action_dim=7, raw_state_dim=SIM_LIFT_STATE)
+            iters = args.iters or 50
+        elif name == "state":
             cfg = LearnerSettings(**common, num_critic_updates=5, num_q=5)
             spec = ObsSpec(state_dim=63, action_dim=7, raw_state_dim=21, state_stack=3)
             iters = args.iters or (300 if cuda else 10)

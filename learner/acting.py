@@ -214,7 +214,7 @@ class BundlePolicy:
         rl = self.rl
         if rl is None:
             raise ValueError("an IL-only bundle has no RL proposal")
-        with autocast(self.cfg.bf16, self.device):
+        with autocast(self.cfg.bf16, self.device, acting=True):
             feat, prop = encode(rl.normalizer, rl.encoder, obs, 0)
             mu = rl.actor(feat, prop)
             std = exploration_std(self.cfg, self.env_steps)
@@ -230,7 +230,7 @@ class BundlePolicy:
         """The chosen uncertainty signal of a proposal, [B]: the spread of the RL actor's
         action over MC-dropout passes (``learner.uncertainty.mc_dropout``)."""
         assert self.rl is not None
-        with autocast(self.cfg.bf16, self.device):
+        with autocast(self.cfg.bf16, self.device, acting=True):
             return mc_dropout(self.rl.actor, p.feat, p.prop, rng=self._mc_rng)
 
 

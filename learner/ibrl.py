@@ -131,9 +131,10 @@ class IBRLAgent:
         """Exploration (and target smoothing) std: linear schedule over env steps."""
         return exploration_std(self.cfg, self.env_steps)
 
-    def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """bf16 autocast on CUDA when enabled; a no-op otherwise."""
-        return networks.autocast(self.cfg.bf16, self.device)
+    def autocast(self, *, acting: bool = False) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast when ``learner.bf16`` is on (``networks.autocast``: on the CPU only
+        for updates, not ``acting``); a no-op otherwise."""
+        return networks.autocast(self.cfg.bf16, self.device, acting=acting)
 
     def encode(self, obs: Tensors, augment: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (features, proprioception): state -> (normalised state, None); pixels ->
@@ -189,7 +190,7 @@ class IBRLAgent:
         """
         nets = nets or self.acting_nets()
         nets.actor.eval()
-        with self.autocast():
+        with self.autocast(acting=True):
             feat, prop = networks.encode(nets.normalizer, nets.encoder, obs, 0)
             mu = nets.actor(feat, prop)
             a_rl = sample_action(mu, self.stddev(), None) if explore else mu

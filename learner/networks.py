@@ -165,7 +165,8 @@ class EnsembleCritic(nn.Module):
         for layer in self.hidden:
             h = layer(x, heads)
             x = F.relu(F.layer_norm(h, h.shape[-1:]))  # LayerNorm without affine, per head
-        return self.out(x, heads).squeeze(-1)
+        with torch.autocast(x.device.type, enabled=False):  # Q itself in fp32 under bf16
+            return self.out(x.float(), heads).squeeze(-1)
 
 
 class SpatialEmbQ(nn.Module):
@@ -422,7 +423,14 @@ def exploration_std(cfg: LearnerSettings, env_steps: int) -> float:
     return cfg.stddev_max + frac * (cfg.stddev_min - cfg.stddev_max)
 
 
-def autocast(bf16: bool, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CUDA when ``bf16``; a no-op otherwise."""
-    enabled = bf16 and device.type == "cuda"
+def autocast(
+    bf16: bool, device: torch.device, *, acting: bool = False
+) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast when ``bf16`` (``learner.bf16``), a no-op otherwise.
+
+    On the CPU only for updates: acting (``acting``) runs one observation at a time, where
+    casting the weights costs more than the bf16 matmuls save, and stays fp32. The matmuls
+    accumulate in fp32 either way, and the state critic's output layer runs in fp32.
+    """
+    enabled = bf16 and (device.type == "cuda" or not acting)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)

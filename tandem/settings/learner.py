@@ -217,7 +217,11 @@ class LearnerSettings(BaseModel):
     )
 
     # ---- compute
-    bf16: bool = Field(False, description="bfloat16 autocast for forward passes (CUDA only).")
+    bf16: bool = Field(
+        False,
+        description="bfloat16 autocast for forward passes: of updates and acting on CUDA, of "
+        "updates only on the CPU (fast where the CPU has bf16 instructions, e.g. AVX512-BF16).",
+    )
     compile: bool = Field(False, description="torch.compile the networks (CUDA only).")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None = default.")
     compile_mode: Literal[

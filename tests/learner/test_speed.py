@@ -172,6 +172,35 @@ def test_compiled_networks_give_the_eager_losses_and_parameters() -> None:
             torch.testing.assert_close(p, want[plain], rtol=1e-4, atol=1e-5)
 
 
+def test_bf16_updates_on_the_cpu_track_fp32_and_acting_stays_fp32() -> None:
+    """``learner.bf16`` on the CPU: the updates' matmuls run in bf16 (so the numbers move, a
+    little) while acting stays fp32 (the same actions as without bf16). Tolerance after 4
+    update calls: 5e-2 relative on the losses, 2e-2 absolute on the parameters."""
+    batches = [random_batch(SPEC, 32, seed=s) for s in range(2)]
+    plain = tiny_agent(SPEC, method="ibrl", num_critic_updates=2)
+    half = tiny_agent(SPEC, method="ibrl", num_critic_updates=2, bf16=True)
+    half.load_state_dict(plain.state_dict())
+    obs = random_batch(SPEC, 16, seed=9)["obs"]
+    acts = []
+    for agent in (plain, half):
+        torch.manual_seed(0)
+        acts.append(agent.act(obs, explore=False)[0])
+    assert torch.equal(acts[0], acts[1])
+    losses: list[list[dict[str, float]]] = [[], []]
+    for i, agent in enumerate((plain, half)):
+        torch.manual_seed(0)
+        losses[i] = [agent.update(batches) for _ in range(4)]
+    assert losses[1] != losses[0]  # bf16 did run
+    for got, want in zip(losses[1], losses[0], strict=True):
+        for key in ("critic/loss", "actor/loss", "critic/q_mean"):
+            assert got[key] == pytest.approx(want[key], rel=5e-2, abs=1e-3), key
+    for name in ("critic", "actor"):
+        want = dict(getattr(plain, name).named_parameters())
+        for key, p in getattr(half, name).named_parameters():
+            assert p.dtype == torch.float32  # the parameters and Adam stay fp32
+            torch.testing.assert_close(p, want[key], rtol=0, atol=2e-2)
+
+
 def test_worker_keeps_the_update_to_data_ratio() -> None:
     """However slow the updates, the env side is never more than max_lag calls ahead: each
     call here waits until the env side is blocked on a full backlog (or done requesting)."""
