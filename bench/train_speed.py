@@ -7,12 +7,12 @@
 Records scripted demos once, then trains ``--method`` for ``--steps`` env steps with
 ``--profile`` in each variant: the ``--base`` commit (checked out into a temporary git
 worktree), this checkout as configured (``head``), and this checkout with the learner thread
-on (``overlap``) or off (``no-overlap``). Variants alternate round by round, so they
-share the machine's load. The figure of a run is the median of ``train/env_steps_per_s``
-over its metrics windows after ``--skip`` env steps (the IL warm-up rollouts, which do no
-updates, fall before it); evaluations run only at the start and the end, outside those
-windows. With ``--json``: one JSON object per variant (median over rounds), then one with
-the speedups over the base.
+on (``overlap``) or off (``no-overlap``), or with ``learner.bf16`` on (``bf16``). Variants
+alternate round by round, so they share the machine's load. The figure of a run is the
+median of ``train/env_steps_per_s`` over its metrics windows after ``--skip`` env steps (the
+IL warm-up rollouts, which do no updates, fall before it); evaluations run only at the start
+and the end, outside those windows. With ``--json``: one JSON object per variant (median over
+rounds), then one with the speedups over the base.
 """
 
 from __future__ import annotations
@@ -69,12 +69,14 @@ def variants(base: Path | None, names: list[str]) -> dict[str, tuple[Path, dict[
         "head": (ROOT, {}),
         "head, overlap on": (ROOT, {"TANDEM_LEARNER__OVERLAP": "true"}),
         "head, overlap off": (ROOT, {"TANDEM_LEARNER__OVERLAP": "false"}),
+        "head, bf16": (ROOT, {"TANDEM_LEARNER__BF16": "true"}),
     }
     if base is not None:
         known = {"base": (base, {}), **known}
     unknown = [n for n in names if n not in known and n != "base"]
     if unknown:
-        raise SystemExit(f"unknown variants {unknown}; known: base, head, overlap, no-overlap")
+        known_names = "base, head, overlap, no-overlap, bf16"
+        raise SystemExit(f"unknown variants {unknown}; known: {known_names}")
     return {n: known[n] for n in known if n in names}
 
 
@@ -83,7 +85,11 @@ def measure(args: argparse.Namespace, base: Path | None, tmp: Path) -> dict[str,
     tandem(ROOT, ["record-demos", "--env", args.env, "--episodes", str(args.demos),
                   "--out", str(demos), "--cameras", "none", "--seed", "1000"])  # fmt: skip
     figures: dict[str, list[float]] = {}
-    aliases = {"overlap": "head, overlap on", "no-overlap": "head, overlap off"}
+    aliases = {
+        "overlap": "head, overlap on",
+        "no-overlap": "head, overlap off",
+        "bf16": "head, bf16",
+    }
     names = [aliases.get(v, v) for v in args.variants.split(",")]
     for r in range(args.rounds):
         for i, (name, (tree, env)) in enumerate(variants(base, names).items()):
@@ -134,7 +140,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--bc-steps", type=int, default=None, help="IL pre-training steps")
     p.add_argument(
-        "--variants", default="base,head,overlap", help="of base, head, overlap, no-overlap"
+        "--variants", default="base,head,overlap", help="of base, head, overlap, no-overlap, bf16"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per variant")
     args = p.parse_args()
