@@ -368,16 +368,14 @@ def propose(
     if lcb is None:
         q = min_q(critic, feat2, prop2, both, num_k).float()
         q_rl, q_il = q[:b], q[b:]
-        action, use_il, _ = select_proposal(mode, a_rl, q_rl, a_il, q_il + margin, beta=beta)
-        return action, use_il, torch.where(use_il, q_il, q_rl), q_rl, q_il
-    heads = critic(feat2, prop2, both).float()  # [H, 2B]
-    q = min_of_random_heads(heads, num_k)
-    q_rl, q_il = q[:b], q[b:]
-    advantage = advantage_lcb(heads[:, :b], heads[:, b:], lcb) - margin
-    # the same greedy / soft rule, applied to the bound against 0 instead of q_rl against q_il
-    action, use_il, _ = select_proposal(
-        mode, a_rl, advantage, a_il, torch.zeros_like(advantage), beta=beta
-    )
+        score_rl, score_il = q_rl, q_il + margin
+    else:  # the same greedy / soft rule, on the bound against the margin
+        heads = critic(feat2, prop2, both).float()  # [H, 2B]
+        q = min_of_random_heads(heads, num_k)
+        q_rl, q_il = q[:b], q[b:]
+        score_rl = advantage_lcb(heads[:, :b], heads[:, b:], lcb)
+        score_il = torch.full_like(score_rl, margin)
+    action, use_il, _ = select_proposal(mode, a_rl, score_rl, a_il, score_il, beta=beta)
     return action, use_il, torch.where(use_il, q_il, q_rl), q_rl, q_il
 
 
