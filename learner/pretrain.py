@@ -7,9 +7,10 @@ sampled batch with the current representation (1-step returns). Before updates s
 ``warmup_episodes`` episodes of uniform random actions fill the replay.
 
 Writes into ``out``: ``settings.json`` (resolved, with the overrides below), ``encoder.pt``
-(``learner.encoder_init``; ``learner.proto.artifact``), ``metrics.jsonl``, ``coverage.json``
-(sim tasks) and ``episodes/`` (every exploration episode in the episode store, usable as
-prior data, e.g. by ``tandem train-offline``).
+(``learner.encoder_init``; ``learner.proto.artifact``), ``explorer.safetensors`` (the exploring
+agent as a policy bundle: the bridge's ``policy = "play"``), ``metrics.jsonl``,
+``coverage.json`` (sim tasks) and ``episodes/`` (every exploration episode in the episode store,
+usable as prior data, e.g. by ``tandem train-offline``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from learner import runtime
+from learner.bundle import make_bundle
 from learner.demos import step_data, write_episode
 from learner.envs import CanonicalEnv, EnvSpec, make_env
 from learner.ibrl import IBRLAgent, resolve_device, to_floats
@@ -39,6 +41,7 @@ from tandem.settings import Settings, save_settings
 from tandem.settings.learner import LearnerSettings
 
 log = logging.getLogger(__name__)
+EXPLORER_FILE = "explorer.safetensors"
 OVERRIDES: dict[str, Any] = {
     "method": "rl", "obs": "pixels", "n_step": 1, "frame_stack": 1, "state_stack": 1,
     "intrinsic_bonus": 0.0, "encoder_init": None,
@@ -101,9 +104,18 @@ class Explorer:
         result["updates"] = float(self.proto.num_updates)
         if self.args.out is not None:
             save_pretrained(self.args.out / "encoder.pt", self.proto)
+            self._save_explorer(self.args.out / EXPLORER_FILE)
             (self.args.out / "coverage.json").write_text(json.dumps(result, indent=1) + "\n")
         log.info("pre-training done: %s", result)
         return result
+
+    def _save_explorer(self, path: Path) -> None:
+        """The exploring agent as a policy bundle (method rl, the Proto-RL encoder inside):
+        what the bridge's ``policy = "play"`` acts with."""
+        blob, _ = make_bundle(self.cfg, self.spec, agent=self.agent, il=None)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
 
     # ---------------------------------------------------------------- acting
     def _warming_up(self) -> bool:

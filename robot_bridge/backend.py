@@ -46,9 +46,14 @@ class Applied:
 
 
 class RobotBackend(ABC):
-    """A robot the bridge can drive. Specs are available before ``connect``."""
+    """A robot the bridge can drive. Specs are available before ``connect``.
+
+    ``simulated``: the robot is a simulation (no hardware can move); False for anything else,
+    a robot reached over ZeroMQ included, whatever it says it drives.
+    """
 
     name: str
+    simulated: bool = False
 
     @property
     @abstractmethod
@@ -174,6 +179,8 @@ class DriverBackend(RobotBackend):
 class SimBackend(DriverBackend):
     """The MuJoCo tasks of ``sim``."""
 
+    simulated = True
+
     def __init__(self, task: str, settings: BridgeSettings) -> None:
         from robot_bridge.sim_driver import SimDriver
 
@@ -191,6 +198,8 @@ class SimBackend(DriverBackend):
 
 class MockBackend(DriverBackend):
     """The kinematic fake of ``robot_bridge.mock`` (reach task with a scripted expert)."""
+
+    simulated = True
 
     def __init__(self, settings: BridgeSettings) -> None:
         driver = MockDriver(

@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import ValidationError
@@ -83,7 +83,8 @@ def as_policy(policy: object) -> Policy:
 class PolicySlot:
     """Holds the current policy and its weights version; swapped atomically from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: Literal["expert", "learner", "play"] | None = None) -> None:
+        self.kind = kind  # what fills it (BridgeStatus.policy_kind); None: not said
         self._lock = threading.Lock()
         self._policy: Policy | None = None
         self._version: int | None = None

@@ -28,6 +28,7 @@ from typing import Any
 import zmq
 
 from robot_bridge.policy import Policy, PolicySlot
+from robot_bridge.types import ACTION_DIM, ObservationSpec
 from tandem.messages import PolicyWeights
 from tandem.subscriber import Malformed, Received, Subscriber, SubscriberThread
 from tandem.wire import MAX_FRAME_BYTES, Decoded, WireError
@@ -46,6 +47,42 @@ def default_loader(bundle: bytes | memoryview) -> Policy:
 
     policy: Policy = load_policy(bundle)
     return policy
+
+
+def load_play_policy(path: str, observation: ObservationSpec) -> Policy:
+    """The explorer bundle at ``path`` (``tandem pretrain``'s ``explorer.safetensors``), checked
+    against what this robot observes. Raises ValueError with the first mismatch."""
+    from learner.acting import load_policy
+
+    if not os.path.isfile(path):
+        raise ValueError(f"play_bundle {path}: no such file")
+    try:
+        policy = load_policy(path)
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"play_bundle {path}: {exc}") from exc
+    problem = _play_mismatch(policy.spec, observation)
+    if problem:
+        raise ValueError(f"play_bundle {path} does not fit this robot: {problem}")
+    return policy
+
+
+def _play_mismatch(spec: Any, observation: ObservationSpec) -> str | None:
+    """Why a bundle's observation spec cannot act on ``observation``, or None."""
+    if spec.action_dim != ACTION_DIM:
+        return f"it acts with {spec.action_dim}-D actions, the bridge takes {ACTION_DIM}-D"
+    if spec.raw_state_dim > observation.state_dim:
+        return (f"it reads {spec.raw_state_dim} state entries, "
+                f"the robot has {observation.state_dim}")  # fmt: skip
+    for camera in spec.cameras:
+        shape = observation.cameras.get(camera)
+        if shape is None:
+            have = ", ".join(sorted(observation.cameras)) or "none"
+            return f"it needs camera {camera!r} (the robot has: {have})"
+        height, width = spec.image_shape[:2]
+        if tuple(shape[:2]) != (height, width):
+            return (f"camera {camera!r} is {shape[0]}x{shape[1]}, the bundle was trained on "
+                    f"{height}x{width} (set bridge.image_size)")  # fmt: skip
+    return None
 
 
 @dataclass
@@ -68,7 +105,7 @@ class LearnerPolicySlot(PolicySlot):
     def __init__(
         self, endpoint: str, *, loader: Loader = default_loader, context: zmq.Context | None = None
     ) -> None:
-        super().__init__()
+        super().__init__(kind="learner")
         self.endpoint = endpoint
         self.stats = WeightsStats()
         self._loader = loader

@@ -192,6 +192,11 @@ class BridgeStatus(Message):
     gripper: float | None = Field(None, description="Gripper opening in [0, 1].")
     link_ok: bool = True
     policy_ready: bool = False
+    policy_kind: Literal["expert", "learner", "play"] | None = Field(
+        None,
+        description="What fills the policy slot (bridge.policy): the scripted expert, the "
+        "learner's weights, or the Proto-RL explorer (play); None when the bridge does not say.",
+    )
     weights_version: int | None = None
     weights_lag: int | None = Field(None, description="Versions behind the newest announced.")
     estop_reason: str | None = None

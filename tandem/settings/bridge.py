@@ -1,8 +1,8 @@
 """Settings of the robot bridge: control loop, safety limits, endpoints."""
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class BridgeSettings(BaseModel):
@@ -80,10 +80,21 @@ class BridgeSettings(BaseModel):
         description="Extra cameras by name, e.g. {side = 'opencv:0'}; a backend camera's name "
         "replaces that camera.",
     )
-    policy: Literal["none", "expert", "learner"] = Field(
+    policy: Literal["none", "expert", "learner", "play"] = Field(
         "none",
-        description="Policy in the slot at start: none, the backend's scripted expert, or "
-        "learner (weights from the learner at weights_endpoint).",
+        description="Policy in the slot at start: none, the backend's scripted expert, "
+        "learner (weights from the learner at weights_endpoint), or play (the Proto-RL "
+        "explorer of play_bundle: 'let the robot play').",
+    )
+    play_bundle: str | None = Field(
+        None,
+        description="The explorer policy bundle that tandem pretrain writes "
+        "(RUN/explorer.safetensors); required by policy = 'play'.",
+    )
+    allow_play_on_real_arm: bool = Field(
+        False,
+        description="Let the explorer act on a robot reached over ZeroMQ (a real arm). Off: "
+        "policy = 'play' is refused there; it always runs on sim and mock robots.",
     )
     realtime_priority: int = Field(
         10, ge=1, le=99, description="SCHED_FIFO priority used when realtime is on."
@@ -108,3 +119,12 @@ class BridgeSettings(BaseModel):
     pub_hwm: int = Field(
         1000, ge=1, description="High-water mark (messages) of the PUB socket; beyond it we drop."
     )
+
+    @model_validator(mode="after")
+    def _play_needs_a_bundle(self) -> Self:
+        if self.policy == "play" and not self.play_bundle:
+            raise ValueError(
+                "policy = 'play' needs play_bundle: the explorer that tandem pretrain writes "
+                "(RUN/explorer.safetensors)"
+            )
+        return self

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from learner.acting import load_policy
 from learner.checkpoint import load_checkpoint
 from learner.offline.data import load_episode_store
 from tests.learner.helpers import REPO
@@ -73,6 +74,11 @@ def test_pretrain_writes_encoder_metrics_and_the_exploration_episodes(pretrained
     assert prior.episodes == STEPS // 20  # time_limit 20
     saved = json.loads((pretrained / "settings.json").read_text())["learner"]
     assert saved["method"] == "rl" and saved["n_step"] == 1
+    explorer = load_policy(pretrained / "explorer.safetensors")  # the bridge's policy = "play"
+    assert explorer.method == "rl" and explorer.spec.cameras
+    encoder = {f"encoder.{k}": v for k, v in explorer.rl.encoder.state_dict().items()}
+    for name, value in encoder.items():  # the pre-trained encoder f acts
+        assert torch.equal(value, state["model"][name]), name
 
 
 @pytest.mark.timeout(300)

@@ -1,7 +1,10 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from tandem.cli.commands.up import plan, shift_port
+from tandem.cli.commands.up import plan, play_refusal, shift_port
 from tandem.settings import load_settings
 
 
@@ -67,3 +70,42 @@ def test_weights_and_metrics_endpoints_come_from_the_learner_settings(monkeypatc
     server, bridge, _ = plan(load_settings(), ["sim:lift"])
     assert bridge.env["TANDEM_BRIDGE__WEIGHTS_ENDPOINT"] == "tcp://127.0.0.1:7001"
     assert server.env["TANDEM_SERVER__LEARNER_METRICS_ENDPOINT"] == "tcp://127.0.0.1:7002"
+
+
+def test_play_puts_the_explorer_in_every_bridge(tmp_path):
+    settings = load_settings()
+    explorer = str(tmp_path / "explorer.safetensors")
+    specs = plan(settings, ["sim:lift", "mock"], play=explorer)
+    for bridge in (s for s in specs if s.role.startswith("bridge")):
+        assert bridge.argv[-4:] == ["--policy", "play", "--play-bundle", explorer]
+    assert specs[-1].role == "learner"  # it still records what the explorer does
+
+
+def test_play_is_refused_before_anything_starts_without_a_bundle_or_on_a_real_arm(tmp_path):
+    settings = load_settings()
+    missing = str(tmp_path / "explorer.safetensors")
+    assert "no such file" in play_refusal(settings, ["sim:lift"], missing)
+    explorer = tmp_path / "explorer.safetensors"
+    explorer.write_bytes(b"x")
+    assert play_refusal(settings, ["sim:lift", "mock"], str(explorer)) is None
+    why = play_refusal(settings, ["sim:lift", "zmq://10.0.0.5:5557"], str(explorer))
+    assert why == (
+        "--play is refused on zmq://10.0.0.5:5557: set bridge.allow_play_on_real_arm"
+        " = true to let the explorer drive a real arm"
+    )
+    allowed = load_settings(bridge={"allow_play_on_real_arm": True})
+    assert play_refusal(allowed, ["zmq://10.0.0.5:5557"], str(explorer)) is None
+
+
+def test_tandem_up_play_on_a_real_arm_exits_with_the_reason(tmp_path):
+    explorer = tmp_path / "explorer.safetensors"
+    explorer.write_bytes(b"x")
+    res = subprocess.run(
+        [sys.executable, "-m", "tandem", "up", "--robot", "zmq://127.0.0.1:1", "--play",
+         str(explorer)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "TANDEM_DATA_DIR": str(tmp_path / "data")},
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "--play is refused on zmq://127.0.0.1:1" in res.stderr + res.stdout
+    assert not (tmp_path / "data" / "processes.json").exists()  # nothing was started

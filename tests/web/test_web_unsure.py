@@ -1,5 +1,6 @@
 """The operate page draws the policy's per-step uncertainty and turns its "unsure" badge on
-while the recent mean is at or above the server's threshold (teleop.unsure_threshold).
+while the recent mean is at or above the server's threshold (teleop.unsure_threshold); its
+policy line says what acts (the learner's weights, the scripted expert, or the explorer).
 
 Its own stack: the real server and Chromium, with a stand-in bridge (``FakeBridge``, real
 ZMQ) that publishes rollout steps whose ``policy_info.uncertainty`` the test chooses, so the
@@ -146,3 +147,24 @@ def test_unsure_badge_turns_on_when_the_signal_crosses_the_threshold(
     assert summary["last"] is None and not summary["unsure"]
     drawn = page.evaluate("window.tandem.unsure.summary().plotted")
     assert drawn >= WINDOW + 2, drawn
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({"policy_ready": True, "policy_kind": "play"}, "explorer: the robot plays"),
+        ({"policy_ready": True, "policy_kind": "expert"}, "scripted expert"),
+        ({"policy_ready": True, "policy_kind": "learner", "weights_version": 4}, "weights v4"),
+        ({"policy_ready": False, "policy_kind": "learner"}, "none loaded"),
+    ],
+)
+def test_the_policy_line_says_what_acts(
+    operate: Page, fake: FakeBridge, fields: dict, shown: str
+) -> None:
+    """'Let the robot play': the operator sees that the explorer, not a task policy, acts."""
+
+    def says() -> bool:
+        fake.publish_status(mode=ControlMode.ROLLOUT, **fields)
+        return shown in (operate.text_content("#policy") or "")
+
+    wait_for(says, 10, f"the policy line to say {shown!r}", interval=0.2)

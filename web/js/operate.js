@@ -376,13 +376,16 @@ function onState(msg) {
   }
   showButtons();
   showEnded();
+  $("policy").textContent = policyText(msg);
+}
+
+/** What the policy slot holds, as the operator reads it. */
+function policyText(msg) {
+  if (!msg.policy_ready) return "none loaded";
+  if (msg.policy_kind === "play") return "explorer: the robot plays (no task policy)";
   const version = msg.weights_version ?? null;
-  const policy = !msg.policy_ready
-    ? "none loaded"
-    : version === null
-      ? "ready"
-      : `weights v${version}` + (msg.weights_lag ? ` (${msg.weights_lag} behind)` : "");
-  $("policy").textContent = policy;
+  if (version === null) return msg.policy_kind === "expert" ? "scripted expert" : "ready";
+  return `weights v${version}` + (msg.weights_lag ? ` (${msg.weights_lag} behind)` : "");
 }
 
 function ours(msg) {

@@ -28,8 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "e.g. front,wrist,side=opencv:0",
     )
     bridge.add_argument(
-        "--policy", choices=["none", "expert", "learner"], help="policy in the slot at start"
-    )
+        "--policy", choices=["none", "expert", "learner", "play"],
+        help="policy in the slot at start (play: the explorer of --play-bundle)",
+    )  # fmt: skip
+    bridge.add_argument(
+        "--play-bundle", metavar="PATH",
+        help="explorer policy for --policy play: RUN/explorer.safetensors of tandem pretrain",
+    )  # fmt: skip
+    bridge.add_argument(
+        "--allow-play-on-real-arm", action="store_true", default=None,
+        help="let --policy play drive a robot reached over ZeroMQ (refused without it)",
+    )  # fmt: skip
     bridge.add_argument("--pub", help="PUB endpoint (steps, status, frames)")
     bridge.add_argument("--cmd", help="command endpoint (ROUTER)")
     bridge.add_argument("--rate", type=float, help="control rate in Hz")
@@ -63,6 +72,7 @@ def _bridge_settings(args: argparse.Namespace) -> Settings:
     over: dict[str, Any] = {
         "robot": args.robot, "policy": args.policy, "pub_endpoint": args.pub,
         "cmd_endpoint": args.cmd, "rate_hz": args.rate, "realtime": args.realtime,
+        "play_bundle": args.play_bundle, "allow_play_on_real_arm": args.allow_play_on_real_arm,
     }  # fmt: skip
     if args.cameras is not None:
         over.update(_cameras(args.cameras))

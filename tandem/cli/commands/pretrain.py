@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="reward-free Proto-RL exploration: pre-train the pixel encoder (encoder_init)",
         description="Explore an env on the Proto-RL intrinsic reward alone (TD3 backbone, no "
         "IL) while training the prototype representation. Writes OUT/encoder.pt (use it as "
-        "learner.encoder_init), OUT/episodes (the exploration replay as an episode store), "
-        "OUT/metrics.jsonl, OUT/coverage.json and OUT/settings.json.",
+        "learner.encoder_init), OUT/explorer.safetensors (the explorer as a policy bundle: "
+        "tandem bridge --policy play), OUT/episodes (the exploration replay as an episode "
+        "store), OUT/metrics.jsonl, OUT/coverage.json and OUT/settings.json.",
     )
     p.add_argument("--env", required=True, help="sim:lift / sim:drawer / sim:detour or gym:ID "
                    "with camera images")  # fmt: skip
@@ -69,4 +70,5 @@ def _pretrain(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{key:>18}  {value:g}\n")
     sys.stdout.write(f"encoder: {out / 'encoder.pt'} (learner.encoder_init)\n")
     sys.stdout.write(f"exploration episodes: {out / 'episodes'}\n")
+    sys.stdout.write(f"explorer: {out / 'explorer.safetensors'} (tandem bridge --policy play)\n")
     return 0

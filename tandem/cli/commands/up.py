@@ -19,6 +19,7 @@ from tandem.settings import Settings, save_role_settings
 
 log = logging.getLogger(__name__)
 
+EXIT_USAGE = 2
 EXIT_PORT_TAKEN = 3
 PORTS_PER_ROBOT = 10  # robot i uses the bridge ports shifted by 10 * i
 
@@ -39,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "robots (default: the bridge.robot setting)",
     )
     up.add_argument("--no-learner", action="store_true", help="do not start the learner")
+    up.add_argument(
+        "--play", metavar="PATH",
+        help="let the robot play: the bridges act with this explorer (RUN/explorer.safetensors "
+        "of tandem pretrain) instead of the learner's policy; sim and mock robots only unless "
+        "bridge.allow_play_on_real_arm",
+    )  # fmt: skip
     up.set_defaults(func=_up)
 
 
@@ -52,13 +59,14 @@ def shift_port(endpoint: str, offset: int) -> str:
 
 
 def plan(
-    settings: Settings, robots: list[str], *, learner: bool = True, config_file: str | None = None
-) -> list[ChildSpec]:
+    settings: Settings, robots: list[str], *, learner: bool = True,
+    config_file: str | None = None, play: str | None = None,
+) -> list[ChildSpec]:  # fmt: skip
     """The children of ``tandem up``; endpoints are wired through environment settings.
 
     Every child reads the same settings (and config file); the bridge of robot
     ``i`` gets its ports shifted by ``10 * i`` and the server and learner get
-    the list of all bridges.
+    the list of all bridges. ``play``: the bridges act with that explorer bundle.
     """
     bridge = settings.bridge
     pubs = [shift_port(bridge.pub_endpoint, PORTS_PER_ROBOT * i) for i in range(len(robots))]
@@ -90,7 +98,7 @@ def plan(
             "TANDEM_BRIDGE__WEIGHTS_ENDPOINT": settings.learner.weights_endpoint,
         }
         role = "bridge" if len(robots) == 1 else f"bridge{i}"
-        argv = [*base, "bridge", "--robot", robot, "--policy", "learner" if learner else "expert"]
+        argv = [*base, "bridge", "--robot", robot, *_policy_args(learner, play)]
         # Bridges stop first: their last steps and the end of an open episode
         # still reach the recorder and the learner, which stop after them.
         specs.append(ChildSpec(role, argv, env, stop_group=0))
@@ -105,6 +113,23 @@ def plan(
         # --resume is always safe: without a checkpoint the learner starts a new run.
         specs.append(ChildSpec("learner", [*base, "learner", "--resume"], env, stop_group=1))
     return specs
+
+
+def _policy_args(learner: bool, play: str | None) -> list[str]:
+    if play is not None:
+        return ["--policy", "play", "--play-bundle", play]
+    return ["--policy", "learner" if learner else "expert"]
+
+
+def play_refusal(settings: Settings, robots: list[str], play: str) -> str | None:
+    """Why ``tandem up --play`` cannot start, or None: checked once, before any child starts."""
+    if not Path(play).is_file():
+        return f"--play {play}: no such file (tandem pretrain writes RUN/explorer.safetensors)"
+    real = [r for r in robots if not (r.startswith("sim:") or r == "mock")]
+    if real and not settings.bridge.allow_play_on_real_arm:
+        return (f"--play is refused on {', '.join(real)}: set bridge.allow_play_on_real_arm "
+                "= true to let the explorer drive a real arm")  # fmt: skip
+    return None
 
 
 def ensure_keys(settings: Settings) -> None:
@@ -144,11 +169,16 @@ def _up(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     setup_logging("up", settings.log_level, settings.data_dir / "logs" / "up.log")
     robots = args.robot or [settings.bridge.robot]
+    refusal = args.play and play_refusal(settings, robots, args.play)
+    if refusal:
+        log.error("cannot start: %s", refusal)
+        return EXIT_USAGE
     if _ports_taken(settings, robots, learner=not args.no_learner):
         return EXIT_PORT_TAKEN
     save_role_settings(settings, "up")  # each child saves its own (settings/<role>.json)
     ensure_keys(settings)
-    specs = plan(settings, robots, learner=not args.no_learner, config_file=args.config)
+    specs = plan(settings, robots, learner=not args.no_learner, config_file=args.config,
+                 play=args.play)  # fmt: skip
     supervisor = Supervisor(specs, settings.data_dir / "logs", settings.data_dir / "processes.json")
 
     def stop(signum: int, frame: FrameType | None) -> None:
