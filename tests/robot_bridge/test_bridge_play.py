@@ -16,6 +16,7 @@ import zmq
 from robot_bridge.app import ConfigError, play_policy
 from robot_bridge.factory import make_backend
 from tandem.messages import Ping, StartRollout
+from tests.learner.test_proto_pretrain import CONFIG
 from tests.robot_bridge.conftest import (
     REPO,
     Collector,
@@ -34,27 +35,7 @@ pytestmark = [
     pytest.mark.skipif(not sim_available(), reason="no MuJoCo sim here"),
 ]  # fmt: skip
 SIZE = 48
-TINY = f"""
-[learner]
-device = "cpu"
-threads = 1
-image_size = {SIZE}
-vit_dim = 8
-vit_heads = 2
-spatial_emb = 16
-actor_compress = 8
-hidden_dim = 32
-batch_size = 16
-min_buffer = 16
-warmup_episodes = 1
-proto_prototypes = 8
-proto_latent_dim = 8
-proto_pred_hidden = 16
-buffer_size = 5000
-time_limit = 20
-log_every = 20
-checkpoint_every = 100000
-"""
+TINY = CONFIG + f"image_size = {SIZE}\n"  # tiny Proto-RL sizes, 48 px cameras
 LOW, HIGH = [0.35, -0.05, 0.2], [0.45, 0.05, 0.3]  # a 10 cm box around the home pose
 STEP_M = 0.05  # max_translation_m: per axis and step
 
