@@ -24,6 +24,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from learner.obs import to_torch
+
 Batch = dict[str, Any]
 SampleMode = Literal["uniform", "rlpd"]
 ILProposal = Callable[[dict[str, np.ndarray]], np.ndarray]  # frames [N, ...] -> a_IL [N, A]
@@ -81,6 +83,7 @@ class TransitionRing:
         self.offset = np.zeros(capacity, np.int64)
         self.valid = np.zeros(capacity, bool)
         self.episodes: deque[tuple[int, int]] = deque()  # (start frame, frames) oldest first
+        self.adds = 0  # episodes added so far (install_il_cache: which came after a snapshot)
         self.ptr = 0
         self._valid_idx = np.zeros(0, np.int64)
         self.il_action: np.ndarray | None = None  # [capacity, A] a_IL of each frame (cache)
@@ -127,6 +130,7 @@ class TransitionRing:
             self.il_action[sl] = self._propose(self._il, self.ptr, frames)
         self._copy_to_mirror(sl)
         self.episodes.append((self.ptr, frames))
+        self.adds += 1
         self.ptr += frames
         self._valid_idx = np.flatnonzero(self.valid)
 
@@ -142,8 +146,24 @@ class TransitionRing:
             return
         if il is self._il and version == self.il_version:
             return
+        adds = self.adds
+        self.install_il_cache(il, version, self.compute_il_cache(il, list(self.episodes)), adds)
+
+    def compute_il_cache(self, il: ILProposal, episodes: list[tuple[int, int]]) -> np.ndarray:
+        """A new cache array holding ``il``'s a_IL of the frames of ``episodes`` (a snapshot of
+        ``self.episodes``). It only reads the ring: a thread may run it while another adds
+        episodes, as long as ``install_il_cache`` gets the ``adds`` count of the snapshot."""
         cache = np.zeros_like(self.action)
-        for start, frames in self.episodes:
+        for start, frames in episodes:
+            cache[start : start + frames] = self._propose(il, start, frames)
+        return cache
+
+    def install_il_cache(self, il: ILProposal, version: int, cache: np.ndarray, adds: int) -> None:
+        """Swap in ``cache`` (``compute_il_cache`` of a snapshot taken when ``self.adds`` was
+        ``adds``) once the episodes added since, whose frames it may have read half-written or
+        not at all, are computed again; from now on new episodes are cached with ``il``."""
+        recent = list(self.episodes)[max(0, len(self.episodes) - (self.adds - adds)) :]
+        for start, frames in recent:
             cache[start : start + frames] = self._propose(il, start, frames)
         self._il, self.il_action, self.il_version = il, cache, version
         self._copy_to_mirror(slice(0, self.capacity))
@@ -249,6 +269,17 @@ class TransitionRing:
             il, self._il = self._il, None
             self.set_il_proposal(il, self.il_version or 0)
         self._copy_to_mirror(slice(0, self.capacity))
+
+
+def il_cache_fn(il: torch.nn.Module, device: torch.device) -> ILProposal:
+    """The cache function of ``set_il_proposal``: frames (numpy) -> ``il(obs)`` [N, A] (numpy)."""
+
+    def propose(frames: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            action: np.ndarray = il(to_torch(frames, device, batch=True)).float().cpu().numpy()
+        return action
+
+    return propose
 
 
 def concat_batches(a: Batch, b: Batch) -> Batch:

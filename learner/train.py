@@ -42,7 +42,7 @@ from learner.loggers import NullSink, ScalarSink, make_sink
 from learner.obs import ObsSpec, Stacker, stack_episode, to_torch
 from learner.overlap import UpdateWorker
 from learner.plot import RUN_FILE
-from learner.replay import ILProposal, Replay, TransitionRing, sampling
+from learner.replay import Replay, TransitionRing, il_cache_fn, sampling
 from learner.selection import SelectionMode
 from tandem.settings import Settings, save_settings
 from tandem.settings.learner import LearnerSettings
@@ -330,7 +330,7 @@ class RLLoop:
                 load_replay(replay_path, self.online)
         if il is not None and cfg.il_cache and cfg.il_proposal_samples == 1:
             # K > 1 samples are scored by the current critic: that choice cannot be stored
-            self.replay.set_il_proposal(il_proposal(il, trainer.device))
+            self.replay.set_il_proposal(il_cache_fn(il, trainer.device))
         self.on_device = cfg.replay_on_device and trainer.device.type == "cuda"
         if self.on_device:
             self.replay.mirror(trainer.device)
@@ -503,17 +503,6 @@ class RLLoop:
             "agent": self.agent.state_dict(), "settings_json": t.settings.model_dump_json(),
             "spec": t.spec.to_json(), "progress": {"env_step": t.env_step, "episodes": t.episodes},
         })  # fmt: skip
-
-
-def il_proposal(il: torch.nn.Module, device: torch.device) -> ILProposal:
-    """The replay's IL cache function: frames (numpy) -> ``il(obs)`` [N, A] (numpy)."""
-
-    def propose(frames: dict[str, np.ndarray]) -> np.ndarray:
-        with torch.no_grad():
-            action: np.ndarray = il(to_torch(frames, device, batch=True)).float().cpu().numpy()
-        return action
-
-    return propose
 
 
 def _mean(values: list[float]) -> float:

@@ -169,6 +169,11 @@ class ServiceData:
         with self.lock:
             return np.concatenate([_states(self.demos), _states(self.interventions)])
 
+    def drop_il_proposal(self) -> None:
+        """Forget the replay's IL cache (``learner.service.il_cache`` computes the next)."""
+        with self.lock:
+            self.replay.set_il_proposal(None)
+
     # ------------------------------------------------------------------ sampling
     def __len__(self) -> int:
         with self.lock:
@@ -190,7 +195,7 @@ class ServiceData:
                 raise ValueError("no imitation data")
             k = int(rng.binomial(size, n_demo / (n_demo + n_int)))
             parts = [
-                store.sample(m, rng)
+                _obs_action(store.sample(m, rng))
                 for store, m in ((self.demos, k), (self.interventions, size - k))
                 if m > 0
             ]
@@ -213,6 +218,11 @@ class ServiceData:
                 "buffer/interventions": float(len(self.interventions)),
                 "buffer/total": float(len(self.replay)),
             }
+
+
+def _obs_action(batch: Batch) -> Batch:
+    """What imitation needs of a batch (the demo store's may also carry its IL cache)."""
+    return {"obs": batch["obs"], "action": batch["action"]}
 
 
 def _states(store: TransitionRing) -> np.ndarray:

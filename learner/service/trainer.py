@@ -41,9 +41,10 @@ from learner.ibrl import IBRLAgent, resolve_device
 from learner.il import ILPolicy, build_il, make_il
 from learner.loggers import make_sink
 from learner.obs import ObsSpec, to_torch
-from learner.replay import sampling
+from learner.replay import il_cache_fn, sampling
 from learner.service.assembly import EpisodeAssembler
 from learner.service.data import ServiceData, spec_for
+from learner.service.il_cache import ILCacheJob
 from learner.service.ingest import Delivery, Ingest
 from learner.service.metrics import DataSnapshot, Metrics, TrainerSnapshot, collect
 from learner.service.outbox import Outbox
@@ -107,6 +108,7 @@ class OnlineLearner:
         self.agent: IBRLAgent | None = None
         self.il: ILPolicy | None = None
         self.refit: Refit | None = None
+        self.il_cache: ILCacheJob | None = None
         self.episode_stats = EpisodeStats(service.rolling_episodes)
         self.update_rate = RateMeter()
         self.env_steps = 0
@@ -243,6 +245,7 @@ class OnlineLearner:
             time.sleep(IDLE_S)
             return
         self._refit_step()
+        self._install_il_cache()
         if not self._rl_step():
             time.sleep(IDLE_S)
         if time.monotonic() - self.last_checkpoint >= self.svc.checkpoint_every_s:
@@ -439,6 +442,7 @@ class OnlineLearner:
         self.agent = self._make_agent(il)
         if self.agent is not None and len(states):
             self.agent.normalizer.fit(states)
+        self._cache_il()
 
     def _pretrain_progress(self, total: int) -> Any:
         every = max(1, total // 10)
@@ -461,6 +465,7 @@ class OnlineLearner:
         if self.agent is not None:
             self.agent.load_state_dict(ckpt["agent"])
             self.il = self.agent.il or il
+        self._cache_il()
         log.info("restored the agent at update %d", self.num_updates)
 
     @property
@@ -513,16 +518,47 @@ class OnlineLearner:
 
     def _rl_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         dev = self.device
-        return {
+        out = {
             "obs": to_torch(batch["obs"], dev, batch=True),
             "next_obs": to_torch(batch["next_obs"], dev, batch=True),
             "action": torch.as_tensor(batch["action"], device=dev),
             "reward": torch.as_tensor(batch["reward"], device=dev),
             "discount": torch.as_tensor(batch["discount"], device=dev),
         }
+        if "next_il_action" in batch:  # the replay's IL cache (learner.service.il_cache)
+            out["next_il_action"] = torch.as_tensor(batch["next_il_action"], device=dev)
+        return out
 
     def _il_batch(self, obs: dict[str, Any], action: Any) -> tuple[dict[str, Any], torch.Tensor]:
         return to_torch(obs, self.device, batch=True), torch.as_tensor(action, device=self.device)
+
+    # ------------------------------------------------------------------ IL proposal cache
+    def _cache_il(self) -> None:
+        """The IL policy changed: drop the replay's IL cache (batches compute a_IL with the new
+        policy meanwhile) and compute the new one off-thread (``learner.service.il_cache``)."""
+        agent, data, cfg = self.agent, self.data, self.cfg
+        if agent is None or agent.il is None or data is None:
+            return
+        if not cfg.il_cache or cfg.il_proposal_samples != 1:
+            return  # K > 1 samples are scored by the current critic: that cannot be stored
+        data.drop_il_proposal()
+        propose = il_cache_fn(agent.il, self.device)
+        self.il_cache = ILCacheJob(data, propose, self.progress.il_version).start()
+
+    def _install_il_cache(self) -> None:
+        """Swap in a finished cache of the current IL version (a superseded one is dropped)."""
+        job = self.il_cache
+        if job is None or not job.done:
+            return
+        self.il_cache = None
+        if job.error is not None:
+            log.warning("IL cache v%d not installed (%s): batches keep computing a_IL",
+                        job.version, job.error)  # fmt: skip
+            return
+        job.install()
+        log.info("IL cache v%d installed: %d frames in %.2f s",
+                 job.version, job.frames, job.seconds)  # fmt: skip
+        self._set_metrics({"hil/il_cache_seconds": job.seconds})
 
     # ------------------------------------------------------------------ HG-DAgger
     def _refit_step(self) -> None:
@@ -574,6 +610,7 @@ class OnlineLearner:
             self.agent.il = job.policy
         self.progress.refits += 1
         self.progress.il_version += 1
+        self._cache_il()
         loss = job.metrics.get("bc/loss", float("nan"))
         log.info("IL policy swapped in: il v%d after a %.1f s refit (bc/loss %.4f)",
                  self.progress.il_version, job.seconds, loss)  # fmt: skip

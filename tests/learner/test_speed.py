@@ -18,8 +18,8 @@ from learner.ibrl import to_floats
 from learner.networks import EnsembleCritic, min_of_random_heads, min_q
 from learner.obs import ObsSpec
 from learner.overlap import UpdateWorker
-from learner.replay import Replay, TransitionRing
-from learner.train import TrainArgs, Trainer, batch_to_torch, il_proposal
+from learner.replay import Replay, TransitionRing, il_cache_fn
+from learner.train import TrainArgs, Trainer, batch_to_torch
 from tandem.settings import load_settings
 from tests.learner.helpers import random_batch, tiny_agent
 from tests.learner.test_ibrl_learning import record
@@ -53,7 +53,7 @@ def test_cached_il_proposal_gives_the_same_td_target() -> None:
     assert agent.il is not None
     agent.il.normalizer.fit(np.random.default_rng(1).normal(size=(50, 6)).astype(np.float32))
     store = ring(12)
-    store.set_il_proposal(il_proposal(agent.il, torch.device("cpu")))
+    store.set_il_proposal(il_cache_fn(agent.il, torch.device("cpu")))
     batch = batch_to_torch(store.sample(128, np.random.default_rng(2)), torch.device("cpu"))
     assert batch["next_il_action"].shape == (128, 3)
     targets = []
