@@ -12,40 +12,27 @@ again the episodes that arrived meanwhile (their frames may have been read half-
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-
 import numpy as np
 
 from learner.replay import ILProposal, TransitionRing
 from learner.service.data import ServiceData
+from learner.service.jobs import Job
 
-log = logging.getLogger(__name__)
 
-
-class ILCacheJob:
+class ILCacheJob(Job):
     """One background computation of the cache of IL version ``version`` (module docstring)."""
 
+    name = "il-cache"
+
     def __init__(self, data: ServiceData, propose: ILProposal, version: int) -> None:
+        super().__init__()
         self.data, self.propose, self.version = data, propose, version
-        self.error: str | None = None
-        self.seconds = 0.0
         self.frames = 0
         self._caches: list[tuple[TransitionRing, np.ndarray, int]] = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="il-cache", daemon=True)
 
     def start(self) -> ILCacheJob:
-        self._thread.start()
+        super().start()
         return self
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
 
     def install(self) -> None:
         """Swap the computed caches in (trainer thread, once ``done`` without ``error``)."""
@@ -55,18 +42,10 @@ class ILCacheJob:
             for ring, cache, adds in self._caches:
                 ring.install_il_cache(self.propose, self.version, cache, adds)
 
-    def _run(self) -> None:
-        t0 = time.monotonic()
-        try:
-            with self.data.lock:
-                rings = (self.data.demos, self.data.online)
-                snapshots = [(ring, list(ring.episodes), ring.adds) for ring in rings]
-            for ring, episodes, adds in snapshots:
-                self._caches.append((ring, ring.compute_il_cache(self.propose, episodes), adds))
-                self.frames += sum(n for _, n in episodes)
-        except Exception as exc:  # the trainer keeps the uncached path and reports it
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("computing the IL cache failed")
-        finally:
-            self.seconds = time.monotonic() - t0
-            self._done.set()
+    def work(self) -> None:
+        with self.data.lock:
+            rings = (self.data.demos, self.data.online)
+            snapshots = [(ring, list(ring.episodes), ring.adds) for ring in rings]
+        for ring, episodes, adds in snapshots:
+            self._caches.append((ring, ring.compute_il_cache(self.propose, episodes), adds))
+            self.frames += sum(n for _, n in episodes)

@@ -9,9 +9,7 @@ updates (one reference assignment) and publishes new weights.
 from __future__ import annotations
 
 import copy
-import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +17,7 @@ import numpy as np
 import torch
 
 from learner.il import ILPolicy, il_update
-
-log = logging.getLogger(__name__)
+from learner.service.jobs import Job
 
 SampleFn = Callable[[int, np.random.Generator], tuple[dict[str, Any], Any]]
 ToDevice = Callable[[dict[str, Any], Any], tuple[dict[str, torch.Tensor], torch.Tensor]]
@@ -55,8 +52,10 @@ def train_il(
     return metrics
 
 
-class Refit:
+class Refit(Job):
     """One background fine-tuning job of a copy of ``il`` (see module docstring)."""
+
+    name = "il-refit"
 
     def __init__(
         self,
@@ -70,40 +69,25 @@ class Refit:
         grad_clip: float,
         seed: int,
     ) -> None:
+        super().__init__()
         self.policy = copy.deepcopy(il)
         self.metrics: dict[str, float] = {}
-        self.error: str | None = None
-        self.seconds = 0.0
         self._stop = threading.Event()
-        self._done = threading.Event()
         self._steps, self._batch_size, self._seed = steps, batch_size, seed
         self._lr, self._grad_clip = lr, grad_clip
         self._sample, self._to_device = sample, to_device
-        self._thread = threading.Thread(target=self._run, name="il-refit", daemon=True)
 
     def start(self) -> Refit:
-        self._thread.start()
+        super().start()
         return self
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
 
     def cancel(self) -> None:
         self._stop.set()
         self._thread.join(10.0)
 
-    def _run(self) -> None:
-        t0 = time.monotonic()
-        try:
-            self.metrics = train_il(
-                self.policy, self._sample, self._to_device, steps=self._steps,
-                batch_size=self._batch_size, lr=self._lr, grad_clip=self._grad_clip,
-                seed=self._seed, stop=self._stop,
-            )  # fmt: skip
-        except Exception as exc:  # any failure: the job reports it, the trainer keeps its policy
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("IL refit failed after %.1f s", time.monotonic() - t0)
-        finally:
-            self.seconds = time.monotonic() - t0
-            self._done.set()
+    def work(self) -> None:
+        self.metrics = train_il(
+            self.policy, self._sample, self._to_device, steps=self._steps,
+            batch_size=self._batch_size, lr=self._lr, grad_clip=self._grad_clip,
+            seed=self._seed, stop=self._stop,
+        )  # fmt: skip
