@@ -58,10 +58,11 @@ class TandemUp:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, *args: str) -> None:
+        """``tandem up ARGS``."""
         self.lines = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tandem", "up"], cwd=ROOT, env=self.env,
+            [sys.executable, "-m", "tandem", "up", *args], cwd=ROOT, env=self.env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         stdout = self.proc.stdout

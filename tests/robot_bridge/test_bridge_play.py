@@ -15,6 +15,7 @@ import zmq
 
 from robot_bridge.app import ConfigError, play_policy
 from robot_bridge.factory import make_backend
+from tandem import security
 from tandem.messages import Ping, StartRollout
 from tests.learner.test_proto_pretrain import CONFIG
 from tests.robot_bridge.conftest import (
@@ -40,10 +41,8 @@ LOW, HIGH = [0.35, -0.05, 0.2], [0.45, 0.05, 0.3]  # a 10 cm box around the home
 STEP_M = 0.05  # max_translation_m: per axis and step
 
 
-@pytest.fixture(scope="module")
-def explorer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny reward-free pre-training run on sim:lift: its explorer bundle."""
-    root = tmp_path_factory.mktemp("play")
+def pretrain_explorer(root: Path) -> Path:
+    """A tiny reward-free pre-training run on sim:lift (real ``tandem pretrain``): its explorer."""
     (root / "tiny.toml").write_text(TINY)
     res = subprocess.run(
         [sys.executable, "-m", "tandem", "pretrain", "--env", "sim:lift", "--steps", "40",
@@ -56,8 +55,15 @@ def explorer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "run" / "explorer.safetensors"
 
 
-def start_rollout(pub: str, cmd: str, ctx: zmq.Context) -> tuple[Collector, CommandClient]:
-    sub, client = Collector(pub, ctx), CommandClient(cmd, ctx)
+@pytest.fixture(scope="module")
+def explorer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return pretrain_explorer(tmp_path_factory.mktemp("play"))
+
+
+def start_rollout(
+    pub: str, cmd: str, ctx: zmq.Context, policy: security.Policy | None = None
+) -> tuple[Collector, CommandClient]:
+    sub, client = Collector(pub, ctx, policy), CommandClient(cmd, ctx, policy)
     assert client.send(Ping(), timeout=30).ok
     sub.wait_for(sub.last_status, timeout=30)  # subscribed: no step is missed
     reply = client.send(StartRollout())

@@ -4,7 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tandem.cli.commands.up import plan, play_refusal, shift_port
+import pytest
+
+from tandem.cli.commands.up import plan, play_setup, shift_port
 from tandem.settings import load_settings
 
 
@@ -72,29 +74,51 @@ def test_weights_and_metrics_endpoints_come_from_the_learner_settings(monkeypatc
     assert server.env["TANDEM_SERVER__LEARNER_METRICS_ENDPOINT"] == "tcp://127.0.0.1:7002"
 
 
-def test_play_puts_the_explorer_in_every_bridge(tmp_path):
+def pixel_bundle(path: Path) -> Path:
+    """A policy bundle that reads two 48 px cameras (what ``tandem pretrain`` writes)."""
+    from learner.bc import BCPolicy
+    from learner.bundle import make_bundle
+    from learner.obs import ObsSpec
+    from tandem.settings.learner import LearnerSettings
+
+    spec = ObsSpec(state_dim=21, action_dim=7, cameras=("front", "wrist"),
+                   image_shape=(48, 48, 3), raw_state_dim=21)  # fmt: skip
+    il = BCPolicy(spec, hidden=8, layers=1, dropout=0.0, resnet_width=4)
+    blob, _ = make_bundle(LearnerSettings(method="bc"), spec, agent=None, il=il)
+    path.write_bytes(blob)
+    return path
+
+
+def test_play_puts_the_explorer_and_its_cameras_in_every_bridge(tmp_path):
     settings = load_settings()
-    explorer = str(tmp_path / "explorer.safetensors")
-    specs = plan(settings, ["sim:lift", "mock"], play=explorer)
+    explorer = str(pixel_bundle(tmp_path / "explorer.safetensors"))
+    specs = plan(settings, ["sim:lift", "mock"], play=play_setup(settings, ["sim:lift"], explorer))
     for bridge in (s for s in specs if s.role.startswith("bridge")):
         assert bridge.argv[-4:] == ["--policy", "play", "--play-bundle", explorer]
+        assert bridge.env["TANDEM_BRIDGE__IMAGE_SIZE"] == "48"
+        assert json.loads(bridge.env["TANDEM_BRIDGE__CAMERAS"]) == ["front", "wrist"]
     assert specs[-1].role == "learner"  # it still records what the explorer does
+    assert "TANDEM_BRIDGE__IMAGE_SIZE" not in specs[0].env  # the server is not told
 
 
-def test_play_is_refused_before_anything_starts_without_a_bundle_or_on_a_real_arm(tmp_path):
+def test_play_is_refused_before_anything_starts(tmp_path):
     settings = load_settings()
     missing = str(tmp_path / "explorer.safetensors")
-    assert "no such file" in play_refusal(settings, ["sim:lift"], missing)
-    explorer = tmp_path / "explorer.safetensors"
-    explorer.write_bytes(b"x")
-    assert play_refusal(settings, ["sim:lift", "mock"], str(explorer)) is None
-    why = play_refusal(settings, ["sim:lift", "zmq://10.0.0.5:5557"], str(explorer))
-    assert why == (
-        "--play is refused on zmq://10.0.0.5:5557: set bridge.allow_play_on_real_arm"
-        " = true to let the explorer drive a real arm"
+    with pytest.raises(ValueError, match="no such file"):
+        play_setup(settings, ["sim:lift"], missing)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"junk\.safetensors: not a policy bundle"):
+        play_setup(settings, ["sim:lift"], str(junk))
+    explorer = str(pixel_bundle(tmp_path / "explorer.safetensors"))
+    with pytest.raises(ValueError) as refused:
+        play_setup(settings, ["sim:lift", "zmq://10.0.0.5:5557"], explorer)
+    assert str(refused.value) == (
+        "--play is refused on zmq://10.0.0.5:5557: set bridge.allow_play_on_real_arm = true to "
+        "let the explorer drive a real arm"
     )
     allowed = load_settings(bridge={"allow_play_on_real_arm": True})
-    assert play_refusal(allowed, ["zmq://10.0.0.5:5557"], str(explorer)) is None
+    assert play_setup(allowed, ["zmq://10.0.0.5:5557"], explorer).bundle == explorer
 
 
 def test_tandem_up_play_on_a_real_arm_exits_with_the_reason(tmp_path):

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit, urlunsplit
@@ -60,13 +61,13 @@ def shift_port(endpoint: str, offset: int) -> str:
 
 def plan(
     settings: Settings, robots: list[str], *, learner: bool = True,
-    config_file: str | None = None, play: str | None = None,
+    config_file: str | None = None, play: Play | None = None,
 ) -> list[ChildSpec]:  # fmt: skip
     """The children of ``tandem up``; endpoints are wired through environment settings.
 
     Every child reads the same settings (and config file); the bridge of robot
     ``i`` gets its ports shifted by ``10 * i`` and the server and learner get
-    the list of all bridges. ``play``: the bridges act with that explorer bundle.
+    the list of all bridges. ``play``: the bridges act with that explorer (``play_setup``).
     """
     bridge = settings.bridge
     pubs = [shift_port(bridge.pub_endpoint, PORTS_PER_ROBOT * i) for i in range(len(robots))]
@@ -98,6 +99,8 @@ def plan(
             "TANDEM_BRIDGE__WEIGHTS_ENDPOINT": settings.learner.weights_endpoint,
         }
         role = "bridge" if len(robots) == 1 else f"bridge{i}"
+        if play is not None:
+            env.update(play.bridge_env)
         argv = [*base, "bridge", "--robot", robot, *_policy_args(learner, play)]
         # Bridges stop first: their last steps and the end of an open episode
         # still reach the recorder and the learner, which stop after them.
@@ -115,21 +118,42 @@ def plan(
     return specs
 
 
-def _policy_args(learner: bool, play: str | None) -> list[str]:
+def _policy_args(learner: bool, play: Play | None) -> list[str]:
     if play is not None:
-        return ["--policy", "play", "--play-bundle", play]
+        return ["--policy", "play", "--play-bundle", play.bundle]
     return ["--policy", "learner" if learner else "expert"]
 
 
-def play_refusal(settings: Settings, robots: list[str], play: str) -> str | None:
-    """Why ``tandem up --play`` cannot start, or None: checked once, before any child starts."""
-    if not Path(play).is_file():
-        return f"--play {play}: no such file (tandem pretrain writes RUN/explorer.safetensors)"
+@dataclass(frozen=True)
+class Play:
+    """``tandem up --play``: the explorer bundle and the bridge settings it needs."""
+
+    bundle: str
+    bridge_env: dict[str, str]
+
+
+def play_setup(settings: Settings, robots: list[str], bundle: str) -> Play:
+    """Check ``tandem up --play`` once, before any child starts (ValueError: why not), and
+    give the bridges the explorer's cameras at the size it was trained on."""
+    if not Path(bundle).is_file():
+        raise ValueError(f"--play {bundle}: no such file (tandem pretrain writes "
+                         "RUN/explorer.safetensors)")  # fmt: skip
     real = [r for r in robots if not (r.startswith("sim:") or r == "mock")]
     if real and not settings.bridge.allow_play_on_real_arm:
-        return (f"--play is refused on {', '.join(real)}: set bridge.allow_play_on_real_arm "
-                "= true to let the explorer drive a real arm")  # fmt: skip
-    return None
+        raise ValueError(f"--play is refused on {', '.join(real)}: set "
+                         "bridge.allow_play_on_real_arm = true to let the explorer drive a "
+                         "real arm")  # fmt: skip
+    from learner.acting import read_bundle  # torch: only when asked to play
+
+    try:
+        spec = read_bundle(bundle)[1]["spec"]
+    except ValueError as exc:
+        raise ValueError(f"--play {bundle}: {exc}") from None
+    env: dict[str, str] = {}
+    if spec.get("cameras"):
+        env["TANDEM_BRIDGE__CAMERAS"] = json.dumps(list(spec["cameras"]))
+        env["TANDEM_BRIDGE__IMAGE_SIZE"] = str(spec["image_shape"][0])
+    return Play(bundle, env)
 
 
 def ensure_keys(settings: Settings) -> None:
@@ -169,16 +193,17 @@ def _up(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     setup_logging("up", settings.log_level, settings.data_dir / "logs" / "up.log")
     robots = args.robot or [settings.bridge.robot]
-    refusal = args.play and play_refusal(settings, robots, args.play)
-    if refusal:
-        log.error("cannot start: %s", refusal)
+    try:
+        play = None if args.play is None else play_setup(settings, robots, args.play)
+    except ValueError as exc:
+        log.error("cannot start: %s", exc)
         return EXIT_USAGE
     if _ports_taken(settings, robots, learner=not args.no_learner):
         return EXIT_PORT_TAKEN
     save_role_settings(settings, "up")  # each child saves its own (settings/<role>.json)
     ensure_keys(settings)
     specs = plan(settings, robots, learner=not args.no_learner, config_file=args.config,
-                 play=args.play)  # fmt: skip
+                 play=play)  # fmt: skip
     supervisor = Supervisor(specs, settings.data_dir / "logs", settings.data_dir / "processes.json")
 
     def stop(signum: int, frame: FrameType | None) -> None:
