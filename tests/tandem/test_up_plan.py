@@ -91,7 +91,7 @@ def pixel_bundle(path: Path) -> Path:
 
 def test_play_puts_the_explorer_and_its_cameras_in_every_bridge(tmp_path):
     settings = load_settings()
-    explorer = str(pixel_bundle(tmp_path / "explorer.safetensors"))
+    explorer = str(pixel_bundle(tmp_path / "explorer.safetensors").resolve())
     specs = plan(settings, ["sim:lift", "mock"], play=play_setup(settings, ["sim:lift"], explorer))
     for bridge in (s for s in specs if s.role.startswith("bridge")):
         assert bridge.argv[-4:] == ["--policy", "play", "--play-bundle", explorer]

@@ -153,7 +153,7 @@ def play_setup(settings: Settings, robots: list[str], bundle: str) -> Play:
     if spec.get("cameras"):
         env["TANDEM_BRIDGE__CAMERAS"] = json.dumps(list(spec["cameras"]))
         env["TANDEM_BRIDGE__IMAGE_SIZE"] = str(spec["image_shape"][0])
-    return Play(bundle, env)
+    return Play(str(Path(bundle).resolve()), env)
 
 
 def ensure_keys(settings: Settings) -> None:

@@ -101,21 +101,13 @@ def cache_of(learner: OnlineLearner, version: int) -> bool:
             and data.demos.il_version == version and data.online.il_action is not None)  # fmt: skip
 
 
-def check_batch(learner: OnlineLearner) -> None:
-    """A sampled batch carries the current IL policy's a_IL(s'), and the TD target it gives is
-    the one the agent computes without it."""
-    assert learner.data is not None and learner.agent is not None and learner.il is not None
-    raw = learner.data.sample_rl(64, np.random.default_rng(5))
-    batch = learner._rl_batch(raw)
+def cached_batch(learner: OnlineLearner) -> dict[str, torch.Tensor]:
+    """A sampled batch; it carries the current IL policy's a_IL(s')."""
+    assert learner.data is not None and learner.il is not None
+    batch = learner._rl_batch(learner.data.sample_rl(64, np.random.default_rng(5)))
     with torch.no_grad():
         torch.testing.assert_close(batch["next_il_action"], learner.il(batch["next_obs"]))
-    targets = []
-    for cached in (batch["next_il_action"], None):
-        torch.manual_seed(3)
-        targets.append(learner.agent.bootstrap_target(
-            batch["next_obs"], batch["reward"], batch["discount"], cached))  # fmt: skip
-    torch.testing.assert_close(targets[0][0], targets[1][0], rtol=0, atol=1e-6)
-    assert torch.equal(targets[0][1], targets[1][1])
+    return batch
 
 
 def test_the_online_learner_caches_each_il_version_off_thread(tmp_path) -> None:
@@ -126,14 +118,24 @@ def test_the_online_learner_caches_each_il_version_off_thread(tmp_path) -> None:
         wait_for(lambda: learner.il is not None, 30, "the IL pre-training")
         learner.deliveries.append(_episode(asm, "roll-0"))
         wait_for(lambda: cache_of(learner, 0), 30, "the cache of IL v0")
-        check_batch(learner)
+        cached_batch(learner)
         learner.deliveries.append(_episode(asm, "roll-1", human=range(4, 12)))
         wait_for(lambda: learner.progress.refits >= 1, 30, "an IL refit")
         wait_for(lambda: cache_of(learner, 1), 30, "the cache of IL v1")
-        check_batch(learner)  # the refit's policy, not the pre-trained one
-        assert learner.last_metrics.get("hil/il_cache_seconds", -1) >= 0
 
     run_learner(learner, body)
+    assert learner.last_metrics.get("hil/il_cache_seconds", -1) >= 0
+    # Stopped (no update moves the weights or draws random numbers meanwhile): the TD target
+    # from the refit policy's cache is the one the agent computes without it.
+    batch = cached_batch(learner)
+    assert learner.agent is not None and learner.agent.il is learner.il
+    targets = []
+    for cached in (batch["next_il_action"], None):
+        torch.manual_seed(3)
+        targets.append(learner.agent.bootstrap_target(
+            batch["next_obs"], batch["reward"], batch["discount"], cached))  # fmt: skip
+    torch.testing.assert_close(targets[0][0], targets[1][0], rtol=0, atol=1e-6)
+    assert torch.equal(targets[0][1], targets[1][1])
 
 
 def test_no_cache_without_il_cache_or_with_sampled_proposals(tmp_path) -> None:
