@@ -109,6 +109,7 @@ class OnlineLearner:
         self.il: ILPolicy | None = None
         self.refit: Refit | None = None
         self.il_cache: ILCacheJob | None = None
+        self._pending_since: float | None = None  # when un-refit intervention steps arrived
         self.episode_stats = EpisodeStats(service.rolling_episodes)
         self.update_rate = RateMeter()
         self.env_steps = 0
@@ -573,8 +574,8 @@ class OnlineLearner:
         p = self.progress
         new = data.intervention_steps - p.intervention_steps_at_refit
         new_demo = len(data.demos) - p.demo_steps_at_refit
-        due = new >= self.svc.refit_min_intervention_steps
-        if due or new_demo >= self.svc.refit_min_demo_steps:
+        if self._refit_due(new, new_demo):
+            self._pending_since = None
             p.intervention_steps_at_refit = data.intervention_steps
             p.demo_steps_at_refit = len(data.demos)
             log.info("IL refit (%s): %d new intervention steps, %d new demo steps",
@@ -585,6 +586,20 @@ class OnlineLearner:
                 batch_size=self.cfg.batch_size, lr=self.cfg.bc_lr,
                 grad_clip=self.cfg.bc_grad_clip, seed=int(self.rng.integers(1 << 31)),
             ).start()  # fmt: skip
+
+    def _refit_due(self, new: int, new_demo: int) -> bool:
+        """Enough new imitation data for a refit, or intervention steps that waited
+        ``refit_max_wait_s`` since the first of them arrived."""
+        now = time.monotonic()
+        if new <= 0:
+            self._pending_since = None
+        elif self._pending_since is None:
+            self._pending_since = now
+        svc = self.svc
+        if new >= svc.refit_min_intervention_steps or new_demo >= svc.refit_min_demo_steps:
+            return True
+        since, wait = self._pending_since, svc.refit_max_wait_s
+        return since is not None and wait is not None and now - since >= wait
 
     def _refit_start(self, data: ServiceData) -> tuple[ILPolicy, int]:
         """(policy to train, steps): the current one to fine-tune, or a new one (scratch)

@@ -56,6 +56,13 @@ class LearnerServiceSettings(BaseModel):
     refit_min_intervention_steps: int = Field(
         50, ge=1, description="New intervention steps that trigger an HG-DAgger IL refit."
     )
+    refit_max_wait_s: float | None = Field(
+        60.0,
+        gt=0,
+        description="Intervention steps fewer than refit_min_intervention_steps still start a "
+        "refit once the first of them has waited this long (seconds), so that a short "
+        "correction is learned without waiting for more; None: only the step count does.",
+    )
     refit_min_demo_steps: int = Field(
         10,
         ge=1,

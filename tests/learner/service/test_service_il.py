@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def _episode(asm: EpisodeAssembler, episode: str, kind=EpisodeKind.ROLLOUT, huma
     return Delivery(ep, route(ep, demos_require_success=True, rlif_penalty=None))
 
 
-def _learner(tmp_path, **learner: object) -> OnlineLearner:
+def _learner(tmp_path, service: dict | None = None, **learner: object) -> OnlineLearner:
     cfg = {
         "device": "cpu", "obs": "state", "threads": 1, "hidden_dim": 16, "state_actor_layers": 1,
         "critic_layers": 1, "num_q": 2, "batch_size": 8, "min_buffer": 8, "bc_steps": 7,
@@ -41,10 +42,10 @@ def _learner(tmp_path, **learner: object) -> OnlineLearner:
         "metrics_endpoint": "tcp://127.0.0.1:*", **learner,
     }  # fmt: skip
     settings = load_settings(None, data_dir=tmp_path / "data", learner=cfg)
-    svc = LearnerServiceSettings(
-        min_transitions=8, refit_min_intervention_steps=4, refit_steps=3,
-        refit_min_demo_steps=10_000, max_updates_per_s=1000,
-    )  # fmt: skip
+    svc = LearnerServiceSettings(**{
+        "min_transitions": 8, "refit_min_intervention_steps": 4, "refit_steps": 3,
+        "refit_min_demo_steps": 10_000, "max_updates_per_s": 1000, **(service or {}),
+    })  # fmt: skip
     return OnlineLearner(settings, svc)
 
 
@@ -90,3 +91,30 @@ def test_the_online_il_dropout_overrides_bc_dropout(tmp_path) -> None:
     assert learner._new_il().arch["dropout"] == 0.0
     learner.cfg = learner.cfg.model_copy(update={"online_bc_dropout": None})
     assert learner._new_il().arch["dropout"] == 0.5
+
+
+@pytest.mark.parametrize("wait", [0.5, None])
+def test_a_short_correction_is_refit_once_it_has_waited(tmp_path, wait: float | None) -> None:
+    """Two intervention steps, far fewer than a refit needs: refit_max_wait_s after they
+    arrived they start one anyway (None: they keep waiting for more)."""
+    service = {"refit_min_intervention_steps": 100, "refit_max_wait_s": wait}
+    learner = _learner(tmp_path, service)
+    learner.start()
+    asm = EpisodeAssembler()
+    thread = threading.Thread(target=learner.run, daemon=True)
+    thread.start()
+    try:
+        learner.deliveries.append(_episode(asm, "demo", EpisodeKind.DEMO))
+        wait_for(lambda: learner.il is not None, 30, "the IL pre-training")
+        learner.deliveries.append(_episode(asm, "roll", human=(6, 7)))
+        wait_for(lambda: learner.data is not None and learner.data.intervention_steps == 2, 30,
+                 "the two intervention steps")  # fmt: skip
+        if wait is None:
+            time.sleep(2.0)
+            assert learner.progress.refits == 0 and learner.refit is None
+        else:
+            wait_for(lambda: learner.progress.refits >= 1, 30, "a refit of the short correction")
+            assert learner.progress.intervention_steps_at_refit == 2
+    finally:
+        learner.stop_event.set()
+        thread.join(30)
