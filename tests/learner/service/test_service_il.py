@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -49,19 +50,27 @@ def _learner(tmp_path, service: dict | None = None, **learner: object) -> Online
     return OnlineLearner(settings, svc)
 
 
-def _run_refit(learner: OnlineLearner) -> None:
+def run_learner(learner: OnlineLearner, body: Callable[[EpisodeAssembler], None]) -> None:
+    """Start ``learner`` on its own thread, run ``body`` against it, then stop it."""
     learner.start()
     asm = EpisodeAssembler()
     thread = threading.Thread(target=learner.run, daemon=True)
     thread.start()
     try:
+        body(asm)
+    finally:
+        learner.stop_event.set()
+        thread.join(30)
+
+
+def _run_refit(learner: OnlineLearner) -> None:
+    def body(asm: EpisodeAssembler) -> None:
         learner.deliveries.append(_episode(asm, "demo", EpisodeKind.DEMO))
         wait_for(lambda: learner.il is not None, 30, "the IL pre-training")
         learner.deliveries.append(_episode(asm, "roll", human=range(4, 12)))
         wait_for(lambda: learner.progress.refits >= 1, 30, "an IL refit")
-    finally:
-        learner.stop_event.set()
-        thread.join(30)
+
+    run_learner(learner, body)
 
 
 def test_a_scratch_refit_fits_the_normaliser_on_demos_and_interventions(tmp_path) -> None:
@@ -99,11 +108,8 @@ def test_a_short_correction_is_refit_once_it_has_waited(tmp_path, wait: float | 
     arrived they start one anyway (None: they keep waiting for more)."""
     service = {"refit_min_intervention_steps": 100, "refit_max_wait_s": wait}
     learner = _learner(tmp_path, service)
-    learner.start()
-    asm = EpisodeAssembler()
-    thread = threading.Thread(target=learner.run, daemon=True)
-    thread.start()
-    try:
+
+    def body(asm: EpisodeAssembler) -> None:
         learner.deliveries.append(_episode(asm, "demo", EpisodeKind.DEMO))
         wait_for(lambda: learner.il is not None, 30, "the IL pre-training")
         learner.deliveries.append(_episode(asm, "roll", human=(6, 7)))
@@ -115,6 +121,5 @@ def test_a_short_correction_is_refit_once_it_has_waited(tmp_path, wait: float | 
         else:
             wait_for(lambda: learner.progress.refits >= 1, 30, "a refit of the short correction")
             assert learner.progress.intervention_steps_at_refit == 2
-    finally:
-        learner.stop_event.set()
-        thread.join(30)
+
+    run_learner(learner, body)

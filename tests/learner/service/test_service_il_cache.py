@@ -14,7 +14,7 @@ from learner.replay import il_cache_fn
 from learner.service.assembly import EpisodeAssembler
 from learner.service.trainer import OnlineLearner
 from tandem.messages import EpisodeKind
-from tests.learner.service.test_service_il import _episode, _learner
+from tests.learner.service.test_service_il import _episode, _learner, run_learner
 from tests.learner.test_speed import SPEC, ring
 from tests.polling import wait_for
 
@@ -81,18 +81,6 @@ def test_a_cache_computed_in_a_thread_while_episodes_are_added_is_exact() -> Non
     store.install_il_cache(il, 1, box["cache"], adds)
     got, want = expected(store)
     np.testing.assert_allclose(got, want, rtol=1e-6)
-
-
-def run_learner(learner: OnlineLearner, body) -> None:
-    learner.start()
-    asm = EpisodeAssembler()
-    thread = threading.Thread(target=learner.run, daemon=True)
-    thread.start()
-    try:
-        body(asm)
-    finally:
-        learner.stop_event.set()
-        thread.join(30)
 
 
 def cache_of(learner: OnlineLearner, version: int) -> bool:
