@@ -259,8 +259,10 @@ def test_startup_from_recorded_demos_publishes_a_loadable_policy(system):
     assert rc.returncode == 0, rc.stderr.decode()[-3000:]
     system.start_learner("--demos", str(demos))  # no bridge is publishing anything
     system.wait_metric("weights/version", lambda v: v == 1, 60)
+    # The snapshot sent with the first bundle may still say "pretraining"; then it waits.
+    system.wait_metric("learner/waiting", lambda v: v == 1, 30)
     m = system.metrics()
-    assert m["data/demo_episodes"] == 3 and m["buffer/demo"] > 0 and m["learner/waiting"] == 1
+    assert m["data/demo_episodes"] == 3 and m["buffer/demo"] > 0 and m["weights/version"] == 1
     # A bridge slot that joins now gets the bundle and acts with it.
     slot = LearnerPolicySlot(system.weights).start()
     try:
