@@ -79,19 +79,28 @@ def read_bundle(
 _SHM = ("/dev/shm",) if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else ()
 
 
-def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_bundle_config(path: str | Path) -> dict[str, Any]:
+    """The config of the bundle file at ``path``, from its header alone (no tensor is read)."""
     try:
-        with path.open("rb") as file:
+        with Path(path).open("rb") as file:
             (header_len,) = struct.unpack("<Q", file.read(8))
             if header_len > MAX_HEADER_BYTES:
                 raise ValueError(f"header of {header_len} bytes")
             header = json.loads(file.read(header_len))
-        config = json.loads(header["__metadata__"]["tandem_config"])
-        tensors = st_load_file(path)
-    except (struct.error, KeyError, ValueError, TypeError, OSError, SafetensorError) as exc:
+        config: dict[str, Any] = json.loads(header["__metadata__"]["tandem_config"])
+    except (struct.error, KeyError, ValueError, TypeError, OSError) as exc:
         raise BundleError(f"not a policy bundle: {exc}") from None
     if config.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"bundle format {config.get('format')} != {BUNDLE_FORMAT}")
+    return config
+
+
+def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    config = read_bundle_config(path)
+    try:
+        tensors = st_load_file(path)
+    except (ValueError, OSError, SafetensorError) as exc:
+        raise BundleError(f"not a policy bundle: {exc}") from None
     return tensors, config
 
 

@@ -11,6 +11,11 @@ from robot_bridge.zmq_backend import ZmqBackend
 from tandem.settings import BridgeSettings
 
 
+def simulated(spec: str) -> bool:
+    """Whether ``spec`` names a simulated robot (``RobotBackend.simulated`` of its backend)."""
+    return spec == "mock" or spec.startswith("sim:")
+
+
 def make_backend(spec: str, settings: BridgeSettings) -> RobotBackend:
     """Build the backend named by ``spec``: sim:lift, sim:drawer, mock or zmq://HOST:PORT."""
     if spec == "mock":

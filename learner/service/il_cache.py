@@ -30,10 +30,6 @@ class ILCacheJob(Job):
         self.frames = 0
         self._caches: list[tuple[TransitionRing, np.ndarray, int]] = []
 
-    def start(self) -> ILCacheJob:
-        super().start()
-        return self
-
     def install(self) -> None:
         """Swap the computed caches in (trainer thread, once ``done`` without ``error``)."""
         if not self.done or self.error is not None:

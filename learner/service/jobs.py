@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +25,13 @@ class Job:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
 
-    def start(self) -> Job:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
     @property
     def done(self) -> bool:
         return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
 
     def work(self) -> None:
         raise NotImplementedError

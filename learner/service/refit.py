@@ -77,10 +77,6 @@ class Refit(Job):
         self._lr, self._grad_clip = lr, grad_clip
         self._sample, self._to_device = sample, to_device
 
-    def start(self) -> Refit:
-        super().start()
-        return self
-
     def cancel(self) -> None:
         self._stop.set()
         self._thread.join(10.0)

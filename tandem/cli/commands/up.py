@@ -138,15 +138,17 @@ def play_setup(settings: Settings, robots: list[str], bundle: str) -> Play:
     if not Path(bundle).is_file():
         raise ValueError(f"--play {bundle}: no such file (tandem pretrain writes "
                          "RUN/explorer.safetensors)")  # fmt: skip
-    real = [r for r in robots if not (r.startswith("sim:") or r == "mock")]
+    from robot_bridge.factory import simulated
+
+    real = [r for r in robots if not simulated(r)]
     if real and not settings.bridge.allow_play_on_real_arm:
         raise ValueError(f"--play is refused on {', '.join(real)}: set "
                          "bridge.allow_play_on_real_arm = true to let the explorer drive a "
                          "real arm")  # fmt: skip
-    from learner.acting import read_bundle  # torch: only when asked to play
+    from learner.acting import read_bundle_config  # torch: only when asked to play
 
     try:
-        spec = read_bundle(bundle)[1]["spec"]
+        spec = read_bundle_config(bundle)["spec"]
     except ValueError as exc:
         raise ValueError(f"--play {bundle}: {exc}") from None
     env: dict[str, str] = {}
