@@ -13,8 +13,12 @@ demos and evaluated alone (= ``tandem train --method bc`` with that seed: the sa
 pre-training), then IBRL runs for ``--steps`` env steps (warm-up included) with that policy
 as its proposal and is evaluated at the end (``--ibrl-eval-episodes``; BC:
 ``--eval-episodes``; both on the same episode seeds for every kind). ``--no-ibrl`` stops after
-the BC part. Every kind trains ``--bc-steps`` IL steps except those with their own budget
-given with ``--bc-steps-for`` (none by default: compare kinds at equal budgets).
+the BC part. IBRL proposes, for every kind, the best of ``--proposal-samples`` (8) samples of
+the IL policy by the critic: the issue's rule for stochastic kinds (``mse`` has one action,
+so its K samples are one); ``--proposal-samples 1`` proposes the mode or mean, the
+``learner.il_proposal_samples`` default. Every kind trains ``--bc-steps`` IL steps except
+those with their own budget given with ``--bc-steps-for`` (none by default: compare kinds at
+equal budgets).
 
 Act latency: per kind, the policy bundle of the seed-0 run (IL policy alone, as a bc bundle
 acts, and the IBRL bundle: IL proposal + actor + critic), ``BundlePolicy.act`` on the task's
@@ -84,6 +88,9 @@ def parse_args() -> argparse.Namespace:
                    help="one more learner setting for every run, VALUE as JSON (repeatable), "
                    "e.g. il_diffusion_predict='\"x0\"'")  # fmt: skip
     p.add_argument("--steps", type=int, default=4000, help="IBRL env-step budget per run")
+    p.add_argument("--proposal-samples", type=int, default=8, metavar="K",
+                   help="IBRL's IL proposal: the best of K samples of the IL policy by the "
+                   "critic (learner.il_proposal_samples; 1 = its mode or mean)")  # fmt: skip
     p.add_argument("--no-ibrl", action="store_true", help="BC only: skip the IBRL runs")
     p.add_argument("--critic-updates", type=int, default=2, help="critic updates per call")
     p.add_argument("--warmup-episodes", type=int, default=10, help="IBRL IL warm-up episodes")
@@ -141,6 +148,7 @@ def settings_for(args: argparse.Namespace, kind: str) -> Settings:
     learner = {"method": "ibrl", "il_kind": kind, "bc_steps": steps.get(kind, args.bc_steps),
                "bc_lr": args.bc_lr, "num_critic_updates": args.critic_updates,
                "warmup_episodes": args.warmup_episodes,
+               "il_proposal_samples": args.proposal_samples,
                "eval_every": max(args.steps, 1), "eval_episodes": args.ibrl_eval_episodes,
                "checkpoint_every": 10**9, "log_every": 10**9, **extra}  # fmt: skip
     return load_settings(PROFILE_DIR / f"{args.profile}.toml", learner=learner)
@@ -301,8 +309,9 @@ def report(
     print(f"\n{args.profile} profile, {args.demos} demos, seeds {args.seeds}, IL {args.bc_steps} "
           f"steps{own} at lr {args.bc_lr:g} ({args.eval_episodes} eval episodes), "
           f"IBRL {args.steps} env steps ({args.warmup_episodes} IL warm-up episodes, "
-          f"{args.critic_updates} critic update(s) per call, {args.ibrl_eval_episodes} eval "
-          f"episodes); {wall / 60:.0f} min")  # fmt: skip
+          f"{args.critic_updates} critic update(s) per call, IL proposal the best of "
+          f"{args.proposal_samples} sample(s), {args.ibrl_eval_episodes} eval episodes); "
+          f"{wall / 60:.0f} min")  # fmt: skip
     print("| task | kind | BC success mean (min-max) | IBRL success mean (min-max) | "
           "act p50 / p99 IL alone (ms) | act p50 / p99 IBRL (ms) |")  # fmt: skip
     print("|---|---|---|---|---|---|")
