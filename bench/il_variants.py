@@ -99,7 +99,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--latency-reps", type=int, default=500, help="acts per latency figure")
     p.add_argument("--out", type=Path, default=Path("runs/il_variants"))
     p.add_argument("--json", action="store_true", help="print JSON records, not the table")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.proposal_samples < 1:
+        p.error(f"--proposal-samples must be >= 1, got {args.proposal_samples}")
+    return args
 
 
 def record_demos(env_name: str, count: int, out: Path) -> Path:

@@ -328,8 +328,7 @@ class RLLoop:
             replay_path = trainer.out / "checkpoints" / "replay.npz"
             if replay_path.exists():
                 load_replay(replay_path, self.online)
-        if il is not None and cfg.il_cache and cfg.il_proposal_samples == 1:
-            # K > 1 samples are scored by the current critic: that choice cannot be stored
+        if il is not None and cfg.caches_il_proposal:
             self.replay.set_il_proposal(il_cache_fn(il, trainer.device))
         self.on_device = cfg.replay_on_device and trainer.device.type == "cuda"
         if self.on_device:

@@ -537,11 +537,9 @@ class OnlineLearner:
     def _cache_il(self) -> None:
         """The IL policy changed: drop the replay's IL cache (batches compute a_IL with the new
         policy meanwhile) and compute the new one off-thread (``learner.service.il_cache``)."""
-        agent, data, cfg = self.agent, self.data, self.cfg
-        if agent is None or agent.il is None or data is None:
+        agent, data = self.agent, self.data
+        if agent is None or agent.il is None or data is None or not self.cfg.caches_il_proposal:
             return
-        if not cfg.il_cache or cfg.il_proposal_samples != 1:
-            return  # K > 1 samples are scored by the current critic: that cannot be stored
         data.drop_il_proposal()
         propose = il_cache_fn(agent.il, self.device)
         self.il_cache = ILCacheJob(data, propose, self.progress.il_version).start()

@@ -282,6 +282,12 @@ class LearnerSettings(BaseModel):
         "tensorboard) or Weights & Biases (offline unless WANDB_MODE is set).",
     )
 
+    @property
+    def caches_il_proposal(self) -> bool:
+        """Whether the replay stores a_IL (``il_cache``): not with K > 1 proposal samples,
+        which the current critic scores, a choice that cannot be stored."""
+        return self.il_cache and self.il_proposal_samples == 1
+
     @model_validator(mode="after")
     def _il_bundle_given(self) -> "LearnerSettings":
         if self.il_kind == "srpo" and not self.il_bundle:
