@@ -32,7 +32,10 @@ from tests.robot_bridge.conftest import Collector, CommandClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
-DEMOS, ROLLOUTS, TAKE_OVER_AFTER = 3, 2, 8
+# The operator takes over after 4 policy steps, before any policy can succeed: from the home
+# pose (z 0.25 m) the hand needs at least 5 steps of 5 cm to reach the cube, then to close and
+# lift. With 8 a learnt policy once lifted the cube in 7 steps, and no take-over happened.
+DEMOS, ROLLOUTS, TAKE_OVER_AFTER = 3, 2, 4
 FAST_LEARNER = {"TANDEM_LEARNER__BC_STEPS": "300", "TANDEM_LEARNER_SERVICE__PROFILE": "cpu"}
 
 
